@@ -1,0 +1,1 @@
+"""shoploop.data"""

@@ -1,0 +1,224 @@
+"""The small storage contracts every other layer talks to.
+
+Each protocol has an embedded SQLite implementation (the default a shop runs) and an
+in-memory one (for tests); one contract test suite runs on both, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from shoploop.domain import Event, ImpressionEvent, Product
+
+ChangeOp = Literal["upsert", "delete"]
+ModelStatus = Literal["candidate", "active", "retired", "rejected"]
+
+
+@dataclass(frozen=True)
+class CatalogChange:
+    """One entry of the catalog's change feed; `version` increases by one per change."""
+
+    version: int
+    item_id: str
+    op: ChangeOp
+
+
+@runtime_checkable
+class CatalogStore(Protocol):
+    def upsert(self, products: Iterable[Product]) -> int:
+        """Insert or replace products in one transaction; returns the new catalog version."""
+        ...
+
+    def delete(self, item_ids: Iterable[str]) -> int:
+        """Remove products (unknown ids are ignored); returns the new catalog version."""
+        ...
+
+    def get(self, item_id: str) -> Product | None: ...
+
+    def get_many(self, item_ids: Sequence[str]) -> dict[str, Product]:
+        """The known products among `item_ids`, keyed by id."""
+        ...
+
+    def iter_products(self) -> Iterator[Product]:
+        """Every product, in item_id order."""
+        ...
+
+    def changes_since(self, version: int) -> list[CatalogChange]:
+        """Changes with version > `version`, oldest first, one entry per change."""
+        ...
+
+    @property
+    def version(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def __contains__(self, item_id: object) -> bool: ...
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What an `EventLog.append` did with each event of the batch."""
+
+    inserted: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)  # event_ids already in the log
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    def append(self, events: Sequence[Event]) -> AppendResult:
+        """Store a batch atomically: all new events land or none do.
+
+        Idempotent on `event_id`: an id already stored is reported as a duplicate and
+        not written again, so a client may safely re-send a batch after a time-out.
+        """
+        ...
+
+    def scan(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        user_id: str | None = None,
+        types: Iterable[str] | None = None,
+        exclude_flagged: bool = False,
+    ) -> Iterator[Event]:
+        """Events in timestamp order (ties by insertion); `since` inclusive, `until` exclusive.
+
+        `exclude_flagged` leaves out events of users flagged as bots (training reads
+        with it on; the log itself keeps everything).
+        """
+        ...
+
+    def count(self, *, types: Iterable[str] | None = None) -> int: ...
+
+    def get_impression(self, request_id: str) -> ImpressionEvent | None:
+        """The list served under `request_id`, for joining interactions to it."""
+        ...
+
+    def flag_users(self, user_ids: Iterable[str], reason: str) -> int:
+        """Mark users as bot-like; returns how many were newly flagged."""
+        ...
+
+    def flagged_users(self) -> dict[str, str]:
+        """Flagged user ids with the reason."""
+        ...
+
+    def delete_user(self, user_id: str) -> int:
+        """Erase every event of a user (privacy); returns the number removed."""
+        ...
+
+    def __len__(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class QuarantinedRow:
+    """A rejected input row, kept verbatim with why it was rejected."""
+
+    id: int
+    source: str  # file name or API batch id
+    kind: Literal["catalog", "event"]
+    row_number: int | None
+    reason: str  # names the field, e.g. "price: Input should be greater than 0"
+    raw: Mapping[str, Any]
+    quarantined_at: datetime
+
+
+@runtime_checkable
+class Quarantine(Protocol):
+    def add(
+        self,
+        rows: Iterable[tuple[int | None, str, Mapping[str, Any]]],
+        *,
+        source: str,
+        kind: Literal["catalog", "event"],
+    ) -> int:
+        """Store (row_number, reason, raw row) triples; returns how many were stored."""
+        ...
+
+    def list(
+        self,
+        *,
+        kind: Literal["catalog", "event"] | None = None,
+        source: str | None = None,
+        reason_contains: str | None = None,
+        limit: int | None = None,
+    ) -> list[QuarantinedRow]: ...
+
+    def remove(self, ids: Iterable[int]) -> int:
+        """Drop rows (after a successful re-import); returns how many were removed."""
+        ...
+
+    def counts_by_reason(self) -> dict[str, int]: ...
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered artifact: a model's files plus what we know about them."""
+
+    name: str
+    version: int
+    created_at: datetime
+    status: ModelStatus
+    metrics: Mapping[str, Any]
+    config: Mapping[str, Any]
+    path: Path  # directory holding the artifact's files
+
+
+@dataclass(frozen=True)
+class RegistryDecision:
+    """An audit-log entry: a promotion, rejection or rollback and why."""
+
+    name: str
+    version: int
+    action: Literal["register", "promote", "reject", "rollback", "retire"]
+    reason: str
+    metrics: Mapping[str, Any]
+    at: datetime
+
+
+@runtime_checkable
+class ArtifactStore(Protocol):
+    """Model registry: versioned artifact directories with status and metrics."""
+
+    def register(
+        self,
+        name: str,
+        files_dir: Path,
+        *,
+        metrics: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Copy `files_dir` into the registry as the next version, status `candidate`.
+
+        The copy is written to a temporary directory and renamed into place, so an
+        interrupted registration never leaves a half-written version.
+        """
+        ...
+
+    def get(self, name: str, version: int) -> ModelVersion: ...
+
+    def versions(self, name: str | None = None) -> list[ModelVersion]:
+        """All versions (of one model, or of all), oldest first."""
+        ...
+
+    def active(self, name: str) -> ModelVersion | None: ...
+
+    def promote(self, name: str, version: int, *, reason: str = "") -> ModelVersion:
+        """Make `version` active; the previously active one becomes retired."""
+        ...
+
+    def reject(
+        self, name: str, version: int, *, reason: str, metrics: Mapping[str, Any] | None = None
+    ) -> ModelVersion: ...
+
+    def rollback(self, name: str, *, reason: str = "") -> ModelVersion:
+        """Re-activate the most recently retired version; raises if there is none."""
+        ...
+
+    def update_metrics(self, name: str, version: int, metrics: Mapping[str, Any]) -> ModelVersion: ...
+
+    def decisions(self, name: str | None = None) -> list[RegistryDecision]: ...
