@@ -1,0 +1,270 @@
+"""`shoploop import ...`: load a catalog, events or a public dataset into a shop home.
+
+Every command validates rows, writes the good ones, quarantines the bad ones with a
+reason and prints an import report. User errors (missing file, unknown format, bad
+`--map`) print one clear line and exit with status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:  # imported lazily in the commands so `--help` stays fast
+    from shoploop.store.home import Stores
+
+import_app = typer.Typer(
+    help="Import a product catalog, shopper events or a public dataset; manage the quarantine.",
+    no_args_is_help=True,
+)
+quarantine_app = typer.Typer(help="Rows that failed validation, kept with the reason.", no_args_is_help=True)
+import_app.add_typer(quarantine_app, name="quarantine")
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="Shop home directory [default: $SHOPLOOP_HOME or ./var/shoploop]."),
+]
+FormatOption = Annotated[
+    str | None,
+    typer.Option("--format", "-f", help="csv, jsonl or parquet [default: from the file suffix]."),
+]
+MapOption = Annotated[
+    str | None,
+    typer.Option(
+        "--map", "-m", help="Rename columns: our_field=their_column,... e.g. title=name,price=cost."
+    ),
+]
+ProgressOption = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("SHOPLOOP_HOME") or "./var/shoploop")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _stores(home: Path | None) -> Iterator[Stores]:
+    from shoploop.store.home import open_stores
+
+    path = home or default_home()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _fail(f"cannot create home directory {path}: {exc.strerror or exc}") from None
+    stores = open_stores(path)
+    try:
+        yield stores
+    finally:
+        stores.close()
+
+
+def _finish(report: Any, home: Path | None, console: Any) -> None:
+    from shoploop.data.report import print_report, save_report
+
+    print_report(report, console)
+    saved = save_report(report, home or default_home())
+    console.print(f"report saved to {saved}")
+
+
+def _import_file(
+    kind: str, file: Path, fmt: str | None, mapping: str | None, home: Path | None, progress: bool, **cfg: Any
+) -> None:
+    from rich.console import Console
+
+    from shoploop.data.cleaning import CleaningConfig
+    from shoploop.data.ingest import import_file
+    from shoploop.data.readers import ReaderError, detect_format, parse_column_map
+
+    try:
+        column_map = parse_column_map(mapping)
+        detect_format(file, fmt)
+    except ReaderError as exc:
+        raise _fail(str(exc)) from None
+    if not file.is_file():
+        raise _fail(f"file not found: {file}")
+    console = Console()
+    with _stores(home) as stores:
+        try:
+            report = import_file(
+                file,
+                kind,  # type: ignore[arg-type]
+                stores,
+                fmt=fmt,
+                column_map=column_map,
+                config=CleaningConfig(**cfg),
+                progress=progress,
+            )
+        except (ReaderError, OSError) as exc:
+            raise _fail(str(exc)) from None
+        _finish(report, home, console)
+
+
+@import_app.command("catalog")
+def import_catalog_cmd(
+    file: Annotated[Path, typer.Argument(help="Catalog file (.csv, .jsonl, .parquet, optionally .gz).")],
+    fmt: FormatOption = None,
+    mapping: MapOption = None,
+    home: HomeOption = None,
+    ignore_unknown_columns: Annotated[
+        bool, typer.Option(help="Drop columns the product model does not know instead of rejecting rows.")
+    ] = False,
+    progress: ProgressOption = True,
+) -> None:
+    """Import products; unchanged products are skipped, invalid ones quarantined."""
+    _import_file(
+        "catalog",
+        file,
+        fmt,
+        mapping,
+        home,
+        progress,
+        unknown_columns="ignore" if ignore_unknown_columns else "reject",
+    )
+
+
+@import_app.command("events")
+def import_events_cmd(
+    file: Annotated[Path, typer.Argument(help="Events file (.csv, .jsonl, .parquet, optionally .gz).")],
+    fmt: FormatOption = None,
+    mapping: MapOption = None,
+    home: HomeOption = None,
+    accept_unknown_items: Annotated[
+        bool,
+        typer.Option(help="Keep events whose items are not in the catalog instead of quarantining them."),
+    ] = False,
+    ignore_unknown_columns: Annotated[
+        bool, typer.Option(help="Drop columns the event models do not know instead of rejecting rows.")
+    ] = False,
+    progress: ProgressOption = True,
+) -> None:
+    """Import shopper events; re-importing the same file adds nothing (idempotent on event ids)."""
+    _import_file(
+        "events",
+        file,
+        fmt,
+        mapping,
+        home,
+        progress,
+        unknown_items="accept" if accept_unknown_items else "reject",
+        unknown_columns="ignore" if ignore_unknown_columns else "reject",
+    )
+
+
+@import_app.command("dataset")
+def import_dataset_cmd(
+    name: Annotated[
+        str, typer.Argument(help="homedepot, retrotech, amazon-scientific, ml-100k, ml-1m or obd.")
+    ],
+    directory: Annotated[Path, typer.Option("--from", help="Directory holding the downloaded dataset.")],
+    home: HomeOption = None,
+    progress: ProgressOption = True,
+) -> None:
+    """Load a public dataset through its adapter and import products and events."""
+    from rich.console import Console
+
+    from shoploop.data.ingest import import_records
+
+    if not directory.is_dir():
+        raise _fail(f"dataset directory not found: {directory}")
+    try:
+        from shoploop.data.datasets import load_dataset
+    except ImportError as exc:  # the adapters live in another module that may be missing
+        raise _fail(f"dataset adapters are unavailable: {exc}") from None
+    try:
+        bundle = load_dataset(name, directory)  # type: ignore[arg-type]
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        raise _fail(f"cannot load dataset {name!r} from {directory}: {exc}") from None
+    console = Console()
+    with _stores(home) as stores:
+        reports = import_records(bundle.products, bundle.events, stores, source=name, progress=progress)
+        for report in reports:
+            _finish(report, home, console)
+
+
+@quarantine_app.command("list")
+def quarantine_list_cmd(
+    reason: Annotated[
+        str | None,
+        typer.Option(help="Only rows whose reason code or text contains this, e.g. unknown_item or price."),
+    ] = None,
+    kind: Annotated[str | None, typer.Option(help="catalog or event.")] = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 50,
+    home: HomeOption = None,
+) -> None:
+    """Show quarantined rows with their reason, source and row number."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from shoploop.data.cleaning import reason_code
+
+    if kind not in (None, "catalog", "event"):
+        raise _fail(f"--kind must be catalog or event, got {kind!r}")
+    console = Console()
+    with _stores(home) as stores:
+        rows = stores.quarantine.list(kind=kind)  # type: ignore[arg-type]
+        counts = stores.quarantine.counts_by_reason()
+    if reason:
+        needle = reason.lower()
+        rows = [r for r in rows if needle in r.reason.lower() or needle in reason_code(r.reason)]
+    by_code: dict[str, int] = {}
+    for text, n in counts.items():
+        by_code[reason_code(text)] = by_code.get(reason_code(text), 0) + n
+    table = Table(title=f"quarantine: {len(rows)} matching row(s)")
+    for column in ("id", "kind", "source", "row", "reason", "raw"):
+        table.add_column(column, overflow="fold")
+    for row in rows[:limit]:
+        raw = json.dumps(dict(row.raw), default=str, ensure_ascii=False)
+        table.add_row(
+            str(row.id),
+            row.kind,
+            row.source,
+            "" if row.row_number is None else str(row.row_number),
+            row.reason,
+            raw if len(raw) <= 160 else raw[:157] + "...",
+        )
+    console.print(table)
+    if len(rows) > limit:
+        console.print(f"... {len(rows) - limit} more (use --limit)")
+    if by_code:
+        console.print("by reason: " + ", ".join(f"{c}={n}" for c, n in sorted(by_code.items())))
+
+
+@quarantine_app.command("reimport")
+def quarantine_reimport_cmd(
+    ids: Annotated[list[int] | None, typer.Argument(help="Quarantine row ids [default: all].")] = None,
+    mapping: MapOption = None,
+    home: HomeOption = None,
+    accept_unknown_items: Annotated[
+        bool, typer.Option(help="Accept events whose items are not in the catalog.")
+    ] = False,
+) -> None:
+    """Re-validate quarantined rows (e.g. after fixing the catalog); passing rows leave the quarantine."""
+    from rich.console import Console
+
+    from shoploop.data.cleaning import CleaningConfig
+    from shoploop.data.ingest import reimport_quarantine
+    from shoploop.data.readers import ReaderError, parse_column_map
+
+    try:
+        column_map = parse_column_map(mapping)
+    except ReaderError as exc:
+        raise _fail(str(exc)) from None
+    console = Console()
+    config = CleaningConfig(unknown_items="accept" if accept_unknown_items else "reject")
+    with _stores(home) as stores:
+        reports = reimport_quarantine(stores, ids=ids or None, column_map=column_map, config=config)
+        for report in reports:
+            _finish(report, home, console)
+        if not reports:
+            console.print("quarantine is empty: nothing to re-import")
