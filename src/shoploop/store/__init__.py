@@ -1,5 +1,12 @@
 """Storage contracts (`protocols`) with SQLite and in-memory implementations."""
 
+from shoploop.store.home import Stores, memory_stores, open_stores
+from shoploop.store.memory import (
+    MemoryArtifactStore,
+    MemoryCatalogStore,
+    MemoryEventLog,
+    MemoryQuarantine,
+)
 from shoploop.store.protocols import (
     AppendResult,
     ArtifactStore,
@@ -19,9 +26,16 @@ __all__ = [
     "CatalogChange",
     "CatalogStore",
     "EventLog",
+    "MemoryArtifactStore",
+    "MemoryCatalogStore",
+    "MemoryEventLog",
+    "MemoryQuarantine",
     "ModelStatus",
     "ModelVersion",
     "Quarantine",
     "QuarantinedRow",
     "RegistryDecision",
+    "Stores",
+    "memory_stores",
+    "open_stores",
 ]

@@ -1,0 +1,155 @@
+"""EventLog contract, run on every implementation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from store_factories import cart, click, impression, minutes, purchase, view
+
+from shoploop.domain import ImpressionEvent
+from shoploop.store.protocols import AppendResult, EventLog
+
+
+def ids(events) -> list[str]:
+    return [e.event_id for e in events]
+
+
+def test_is_an_event_log(events):
+    assert isinstance(events, EventLog)
+
+
+def test_append_reports_inserted_and_round_trips(events, t0):
+    batch = [
+        view("e1", "u1", t0),
+        click("e2", "u1", minutes(t0, 1), request_id="r1"),
+        purchase("e3", "u2", t0),
+    ]
+    result = events.append(batch)
+    assert result == AppendResult(inserted=["e1", "e2", "e3"], duplicates=[])
+    assert len(events) == 3
+    stored = list(events.scan())
+    assert sorted(ids(stored)) == ["e1", "e2", "e3"]
+    assert {e.event_id: e for e in stored} == {e.event_id: e for e in batch}
+
+
+def test_resending_a_batch_inserts_nothing_and_reports_duplicates(events, t0):
+    batch = [view("e1", "u1", t0), view("e2", "u1", t0)]
+    events.append(batch)
+    again = events.append(batch)
+    assert again.inserted == [] and again.duplicates == ["e1", "e2"]
+    assert len(events) == 2
+    mixed = events.append([view("e2", "u1", t0), view("e3", "u1", t0)])
+    assert mixed == AppendResult(inserted=["e3"], duplicates=["e2"])
+    assert len(events) == 3
+
+
+def test_same_id_twice_in_one_batch_is_stored_once(events, t0):
+    first = view("dup", "u1", t0)
+    second = view("dup", "u2", minutes(t0, 5))
+    result = events.append([first, second, view("x", "u1", t0)])
+    assert result == AppendResult(inserted=["dup", "x"], duplicates=["dup"])
+    assert len(events) == 2
+    # the first occurrence wins
+    assert [e.user_id for e in events.scan() if e.event_id == "dup"] == ["u1"]
+
+
+def test_empty_batch(events):
+    assert events.append([]) == AppendResult()
+    assert len(events) == 0
+
+
+def test_scan_orders_by_time_then_insertion(events, t0):
+    events.append([view("late", "u", minutes(t0, 10)), view("a", "u", t0), view("b", "u", t0)])
+    events.append([view("early", "u", minutes(t0, -1)), view("c", "u", t0)])
+    assert ids(events.scan()) == ["early", "a", "b", "c", "late"]
+
+
+def test_scan_time_window_is_since_inclusive_until_exclusive(events, t0):
+    events.append([view(f"e{i}", "u", minutes(t0, i)) for i in range(5)])
+    assert ids(events.scan(since=minutes(t0, 1), until=minutes(t0, 3))) == ["e1", "e2"]
+    assert ids(events.scan(since=minutes(t0, 3))) == ["e3", "e4"]
+    assert ids(events.scan(until=minutes(t0, 1))) == ["e0"]
+    # one microsecond before e2 is still before it
+    assert ids(events.scan(since=minutes(t0, 2) - timedelta(microseconds=1), until=minutes(t0, 2))) == []
+
+
+def test_scan_with_other_timezone_compares_instants(events, t0):
+    from datetime import timezone
+
+    events.append([view("e0", "u", t0), view("e1", "u", minutes(t0, 60))])
+    plus_two = timezone(timedelta(hours=2))
+    assert ids(events.scan(since=minutes(t0, 30).astimezone(plus_two))) == ["e1"]
+
+
+def test_scan_rejects_naive_datetimes(events, t0):
+    with pytest.raises(ValueError, match="aware"):
+        list(events.scan(since=t0.replace(tzinfo=None)))
+
+
+def test_scan_filters_user_and_types(events, t0):
+    events.append(
+        [
+            view("v1", "u1", t0),
+            click("c1", "u1", minutes(t0, 1)),
+            cart("a1", "u2", minutes(t0, 2)),
+            purchase("p1", "u1", minutes(t0, 3)),
+            impression("i1", "u2", minutes(t0, 4), "r1"),
+        ]
+    )
+    assert ids(events.scan(user_id="u1")) == ["v1", "c1", "p1"]
+    assert ids(events.scan(types=["click", "purchase"])) == ["c1", "p1"]
+    assert ids(events.scan(types="add_to_cart")) == ["a1"]
+    assert ids(events.scan(types=[])) == []
+    assert ids(events.scan(user_id="u2", types=["impression"], since=minutes(t0, 4))) == ["i1"]
+    assert events.count() == 5
+    assert events.count(types=["click", "view"]) == 2
+
+
+def test_flags_and_exclude_flagged(events, t0):
+    events.append([view("a", "bot", t0), view("b", "human", minutes(t0, 1))])
+    assert events.flag_users(["bot", "bot2"], "too many clicks") == 2
+    assert events.flag_users(["bot"], "again") == 0
+    assert events.flagged_users() == {"bot": "too many clicks", "bot2": "too many clicks"}
+    assert ids(events.scan(exclude_flagged=True)) == ["b"]
+    assert ids(events.scan()) == ["a", "b"]  # the log keeps everything
+    assert ids(events.scan(exclude_flagged=True, user_id="bot")) == []
+
+
+def test_get_impression(events, t0):
+    imp = impression("i1", "u", t0, "req-1", items=("x", "y", "z"))
+    events.append([imp, click("c1", "u", minutes(t0, 1), item="y", request_id="req-1")])
+    got = events.get_impression("req-1")
+    assert isinstance(got, ImpressionEvent)
+    assert got == imp
+    assert [s.item_id for s in got.items] == ["x", "y", "z"]
+    assert got.items[0].propensity == 0.5
+    assert events.get_impression("missing") is None
+
+
+def test_delete_user_removes_events_and_flags(events, t0):
+    events.append(
+        [view("a", "u1", t0), impression("i", "u1", t0, "r1"), view("b", "u2", t0), click("c", "u1", t0)]
+    )
+    events.flag_users(["u1"], "bot")
+    assert events.delete_user("u1") == 3
+    assert ids(events.scan()) == ["b"]
+    assert events.get_impression("r1") is None
+    assert events.flagged_users() == {}
+    assert events.delete_user("u1") == 0
+    assert len(events) == 1
+    # erased ids may be written again (e.g. re-import after a mistaken deletion)
+    assert events.append([view("a", "u1", t0)]).inserted == ["a"]
+
+
+def test_append_is_all_or_nothing_when_an_event_is_invalid(events, t0):
+    class Broken:  # quacks like an event but its timestamp cannot be stored
+        event_id = "bad"
+        user_id = "u"
+        type = "view"
+        timestamp = t0.replace(tzinfo=None)
+
+    with pytest.raises((ValueError, TypeError, AttributeError)):
+        events.append([view("ok", "u", t0), Broken()])  # type: ignore[list-item]
+    assert len(events) == 0
+    assert events.append([view("ok", "u", t0)]).inserted == ["ok"]
