@@ -1,0 +1,304 @@
+"""Online state: what the engine knows about items, queries, shoppers and sessions right now.
+
+Updated on every accepted event (microseconds per event), so a click changes that
+shopper's next response. It is derived state: the event log is the source of truth and
+`OnlineState.replay` rebuilds it at start-up, which is also why erasing a user from the
+log and from here (`delete_user`) is enough to forget them.
+
+Counters decay exponentially with a half-life so last week's bestseller fades; click-
+through rates are smoothed with a Beta prior so an item with 1 click out of 1
+impression does not outrank one with 300 out of 1,000.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shoploop.domain import (
+    AddToCartEvent,
+    BaseEvent,
+    ClickEvent,
+    DislikeEvent,
+    ImpressionEvent,
+    Product,
+    PurchaseEvent,
+    RatingEvent,
+    SearchEvent,
+    ViewEvent,
+)
+
+SIGNALS = ("impression", "click", "cart", "purchase")
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    half_life_hours: float = 72.0  # how fast popularity and affinities fade
+    recent_items: int = 50  # per-user history kept for the sequential model
+    recent_queries: int = 20
+    ctr_prior_clicks: float = 1.0  # Beta prior (clicks, impressions) for smoothed CTR
+    ctr_prior_impressions: float = 20.0
+    # Weights of each interaction in the category / brand affinity of a shopper.
+    affinity_weights: tuple[tuple[str, float], ...] = (
+        ("view", 1.0),
+        ("click", 1.0),
+        ("add_to_cart", 3.0),
+        ("purchase", 5.0),
+        ("rating", 2.0),
+        ("dislike", -3.0),
+    )
+
+
+class DecayedCounter:
+    """A value that halves every `half_life` seconds; stored as (value, as-of time)."""
+
+    __slots__ = ("at", "value")
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self.at = 0.0
+
+    def add(self, amount: float, ts: float, half_life: float) -> None:
+        self.value = self.get(ts, half_life) + amount
+        self.at = max(ts, self.at)
+
+    def get(self, ts: float, half_life: float) -> float:
+        if self.value == 0.0 or ts <= self.at:
+            return self.value
+        return self.value * math.pow(0.5, (ts - self.at) / half_life)
+
+
+@dataclass
+class UserState:
+    recent: deque[tuple[str, str, float]]  # (item_id, event type, unix ts), oldest first
+    queries: deque[str]
+    categories: dict[str, DecayedCounter] = field(default_factory=lambda: defaultdict(DecayedCounter))
+    brands: dict[str, DecayedCounter] = field(default_factory=lambda: defaultdict(DecayedCounter))
+    purchased: set[str] = field(default_factory=set)
+    disliked: set[str] = field(default_factory=set)
+    ratings: dict[str, int] = field(default_factory=dict)
+    sessions: set[str] = field(default_factory=set)
+    last_seen: float = 0.0
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    """A read-only snapshot handed to recommenders and re-rankers."""
+
+    user_id: str
+    recent_items: tuple[str, ...]  # oldest first, views/clicks/carts/purchases
+    recent_queries: tuple[str, ...]
+    category_affinity: dict[str, float]
+    brand_affinity: dict[str, float]
+    purchased: frozenset[str]
+    disliked: frozenset[str]
+
+    @property
+    def is_known(self) -> bool:
+        return bool(self.recent_items or self.recent_queries)
+
+
+_ITEM_SIGNAL = {ClickEvent: "click", AddToCartEvent: "cart"}
+
+
+class OnlineState:
+    """Thread-safe, in-memory online counters and shopper state."""
+
+    def __init__(
+        self, config: OnlineConfig = OnlineConfig(), *, lookup: Callable[[str], Product | None]
+    ) -> None:
+        self.config = config
+        self._lookup = lookup
+        self._half_life = config.half_life_hours * 3600.0
+        self._weights = dict(config.affinity_weights)
+        self._lock = threading.RLock()
+        # (item_id, surface, signal) -> counter; surface "*" aggregates all surfaces
+        self._item: dict[tuple[str, str, str], DecayedCounter] = defaultdict(DecayedCounter)
+        self._query_item: dict[tuple[str, str, str], DecayedCounter] = defaultdict(DecayedCounter)
+        self._users: dict[str, UserState] = {}
+        self._impressions: dict[str, tuple[str, str | None]] = {}  # request_id -> (surface, query)
+        self._impression_order: deque[str] = deque()
+        self.events_seen = 0
+        self.last_event_at: float = 0.0
+
+    # ---- updates --------------------------------------------------------------------
+    def update(self, event: BaseEvent) -> None:
+        ts = event.timestamp.timestamp()
+        with self._lock:
+            self.events_seen += 1
+            self.last_event_at = max(self.last_event_at, ts)
+            if isinstance(event, ImpressionEvent):
+                self._remember_impression(event)
+                for shown in event.items:
+                    self._count(shown.item_id, event.surface, event.query, "impression", ts)
+                return
+            user = self._user(event.user_id)
+            user.last_seen = max(user.last_seen, ts)
+            if event.session_id:
+                user.sessions.add(event.session_id)
+            if isinstance(event, SearchEvent):
+                if event.query.strip():
+                    user.queries.append(event.query.strip().lower())
+                return
+            surface, query = self._impressions.get(getattr(event, "request_id", None) or "", ("*", None))
+            if isinstance(event, PurchaseEvent):
+                for line in event.items:
+                    self._count(line.item_id, surface, query, "purchase", ts, line.quantity)
+                    user.purchased.add(line.item_id)
+                    self._touch(user, line.item_id, "purchase", ts)
+                return
+            item_id = getattr(event, "item_id", None)
+            if item_id is None:
+                return
+            signal = _ITEM_SIGNAL.get(type(event))
+            if signal:
+                self._count(item_id, surface, query, signal, ts)
+            if isinstance(event, DislikeEvent):
+                user.disliked.add(item_id)
+            if isinstance(event, RatingEvent):
+                user.ratings[item_id] = event.rating
+            if isinstance(event, ViewEvent | ClickEvent | AddToCartEvent | RatingEvent | DislikeEvent):
+                self._touch(user, item_id, event.type, ts)
+
+    def replay(self, events: Iterable[BaseEvent], *, progress: Callable[[int], None] | None = None) -> int:
+        n = 0
+        for n, event in enumerate(events, 1):
+            self.update(event)
+            if progress and n % 50_000 == 0:
+                progress(n)
+        return n
+
+    def _remember_impression(self, event: ImpressionEvent) -> None:
+        query = event.query.strip().lower() if event.query else None
+        self._impressions[event.request_id] = (event.surface, query)
+        self._impression_order.append(event.request_id)
+        # Interactions arrive seconds to minutes after the list; a bounded map suffices.
+        while len(self._impression_order) > 200_000:
+            self._impressions.pop(self._impression_order.popleft(), None)
+
+    def _count(
+        self, item_id: str, surface: str, query: str | None, signal: str, ts: float, amount: float = 1.0
+    ) -> None:
+        self._item[(item_id, "*", signal)].add(amount, ts, self._half_life)
+        if surface != "*":
+            self._item[(item_id, surface, signal)].add(amount, ts, self._half_life)
+        if query:
+            self._query_item[(query, item_id, signal)].add(amount, ts, self._half_life)
+
+    def _user(self, user_id: str) -> UserState:
+        user = self._users.get(user_id)
+        if user is None:
+            user = UserState(
+                recent=deque(maxlen=self.config.recent_items),
+                queries=deque(maxlen=self.config.recent_queries),
+            )
+            self._users[user_id] = user
+        return user
+
+    def _touch(self, user: UserState, item_id: str, kind: str, ts: float) -> None:
+        if kind != "dislike":
+            user.recent.append((item_id, kind, ts))
+        product = self._lookup(item_id)
+        if product is None:
+            return
+        weight = self._weights.get(kind, 1.0)
+        if kind == "rating":
+            weight *= (user.ratings.get(item_id, 3) - 3) / 2  # 1 star pushes away, 5 pulls in
+        for level in product.category_path:
+            user.categories[level].add(weight, ts, self._half_life)
+        if product.brand:
+            user.brands[product.brand].add(weight, ts, self._half_life)
+
+    # ---- reads ----------------------------------------------------------------------
+    def _now(self, now: datetime | None) -> float:
+        return now.timestamp() if now else self.last_event_at
+
+    def item_count(
+        self, item_id: str, signal: str, *, surface: str = "*", now: datetime | None = None
+    ) -> float:
+        counter = self._item.get((item_id, surface, signal))
+        return counter.get(self._now(now), self._half_life) if counter else 0.0
+
+    def item_ctr(self, item_id: str, *, surface: str = "*", now: datetime | None = None) -> float:
+        """Beta-smoothed, time-decayed click-through rate of an item on a surface."""
+        clicks = self.item_count(item_id, "click", surface=surface, now=now)
+        shown = self.item_count(item_id, "impression", surface=surface, now=now)
+        prior_c, prior_n = self.config.ctr_prior_clicks, self.config.ctr_prior_impressions
+        return (clicks + prior_c) / (max(shown, clicks) + prior_n)
+
+    def query_item_ctr(self, query: str, item_id: str, *, now: datetime | None = None) -> float:
+        key = query.strip().lower()
+        t = self._now(now)
+        clicks = self._query_item.get((key, item_id, "click"))
+        shown = self._query_item.get((key, item_id, "impression"))
+        c = clicks.get(t, self._half_life) if clicks else 0.0
+        n = shown.get(t, self._half_life) if shown else 0.0
+        prior_c, prior_n = self.config.ctr_prior_clicks, self.config.ctr_prior_impressions
+        return (c + prior_c) / (max(n, c) + prior_n)
+
+    def query_item_signal(
+        self, query: str, item_id: str, signal: str, *, now: datetime | None = None
+    ) -> float:
+        counter = self._query_item.get((query.strip().lower(), item_id, signal))
+        return counter.get(self._now(now), self._half_life) if counter else 0.0
+
+    def popularity(self, *, signal: str = "purchase", now: datetime | None = None) -> dict[str, float]:
+        """Decayed counts of one signal for every item that has any."""
+        t = self._now(now)
+        with self._lock:
+            return {
+                item: counter.get(t, self._half_life)
+                for (item, surface, sig), counter in self._item.items()
+                if surface == "*" and sig == signal
+            }
+
+    def profile(self, user_id: str | None, *, now: datetime | None = None) -> UserProfile:
+        with self._lock:
+            user = self._users.get(user_id) if user_id else None
+            if user is None:
+                return UserProfile(user_id or "", (), (), {}, {}, frozenset(), frozenset())
+            t = self._now(now)
+            return UserProfile(
+                user_id=user_id or "",
+                recent_items=tuple(item for item, _, _ in user.recent),
+                recent_queries=tuple(user.queries),
+                category_affinity={k: c.get(t, self._half_life) for k, c in user.categories.items()},
+                brand_affinity={k: c.get(t, self._half_life) for k, c in user.brands.items()},
+                purchased=frozenset(user.purchased),
+                disliked=frozenset(user.disliked),
+            )
+
+    def known_user(self, user_id: str) -> bool:
+        return user_id in self._users
+
+    def delete_user(self, user_id: str) -> dict[str, int]:
+        """Forget everything held about one shopper; returns what was removed.
+
+        Item and query counters are aggregates over many shoppers and keep no user id,
+        so they are not per-user state; the user's own history, queries, affinities,
+        purchases, dislikes and ratings are.
+        """
+        with self._lock:
+            user = self._users.pop(user_id, None)
+            if user is None:
+                return {"recent_items": 0, "queries": 0, "affinities": 0, "sessions": 0}
+            return {
+                "recent_items": len(user.recent),
+                "queries": len(user.queries),
+                "affinities": len(user.categories) + len(user.brands),
+                "sessions": len(user.sessions),
+            }
+
+    def stats(self) -> dict[str, int | float]:
+        with self._lock:
+            return {
+                "events_seen": self.events_seen,
+                "users": len(self._users),
+                "item_counters": len(self._item),
+                "query_item_counters": len(self._query_item),
+                "last_event_at": self.last_event_at,
+            }

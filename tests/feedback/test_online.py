@@ -1,0 +1,126 @@
+from datetime import timedelta
+
+import pytest
+
+from shoploop.domain import (
+    AddToCartEvent,
+    ClickEvent,
+    DislikeEvent,
+    ImpressionEvent,
+    Product,
+    PurchaseEvent,
+    RatingEvent,
+    SearchEvent,
+    ViewEvent,
+)
+from shoploop.feedback.online import DecayedCounter, OnlineConfig, OnlineState
+
+CATALOG = {
+    "drill": Product(item_id="drill", title="Drill", category_path=("Tools", "Drills"), brand="Bosch"),
+    "pan": Product(item_id="pan", title="Pan", category_path=("Kitchen", "Cookware"), brand="Tefal"),
+}
+
+
+@pytest.fixture
+def state():
+    return OnlineState(OnlineConfig(half_life_hours=1.0), lookup=CATALOG.get)
+
+
+def impression(t, request_id="r1", items=("drill", "pan"), surface="search", query="Drill"):
+    return ImpressionEvent(
+        request_id=request_id,
+        surface=surface,
+        query=query,
+        user_id="u1",
+        timestamp=t,
+        items=[{"item_id": i, "position": n + 1} for n, i in enumerate(items)],
+    )
+
+
+def test_decayed_counter_halves_every_half_life():
+    c = DecayedCounter()
+    c.add(8.0, ts=0.0, half_life=10.0)
+    assert c.get(10.0, 10.0) == pytest.approx(4.0)
+    assert c.get(30.0, 10.0) == pytest.approx(1.0)
+    c.add(1.0, ts=10.0, half_life=10.0)
+    assert c.get(10.0, 10.0) == pytest.approx(5.0)
+
+
+def test_click_counts_per_surface_and_query(state, t0):
+    state.update(impression(t0))
+    state.update(ClickEvent(user_id="u1", item_id="drill", request_id="r1", position=1, timestamp=t0))
+    assert state.item_count("drill", "impression", surface="search") == 1
+    assert state.item_count("drill", "click", surface="search") == 1
+    assert state.item_count("drill", "click", surface="home") == 0
+    assert state.query_item_signal("drill", "drill", "click") == 1
+    # smoothed: (1 + 1) / (1 + 20) beats the unclicked pan's (0 + 1) / (1 + 20)
+    assert state.item_ctr("drill") == pytest.approx(2 / 21)
+    assert state.item_ctr("pan") == pytest.approx(1 / 21)
+    assert state.query_item_ctr(" DRILL ", "drill") == pytest.approx(2 / 21)
+
+
+def test_counts_decay_with_time(state, t0):
+    state.update(impression(t0))
+    assert state.item_count("drill", "impression", now=t0 + timedelta(hours=2)) == pytest.approx(0.25)
+
+
+def test_user_profile_tracks_history_affinity_purchases_and_dislikes(state, t0):
+    state.update(SearchEvent(user_id="u1", query="Cordless Drill", timestamp=t0))
+    state.update(ViewEvent(user_id="u1", item_id="drill", timestamp=t0))
+    state.update(AddToCartEvent(user_id="u1", item_id="drill", timestamp=t0 + timedelta(seconds=5)))
+    state.update(
+        PurchaseEvent(
+            user_id="u1", timestamp=t0 + timedelta(seconds=9), items=[{"item_id": "drill", "price": 50.0}]
+        )
+    )
+    state.update(DislikeEvent(user_id="u1", item_id="pan", timestamp=t0 + timedelta(seconds=10)))
+    p = state.profile("u1")
+    assert p.recent_items == ("drill", "drill", "drill")
+    assert p.recent_queries == ("cordless drill",)
+    assert p.purchased == frozenset({"drill"})
+    assert p.disliked == frozenset({"pan"})
+    # view 1 + cart 3 + purchase 5 (no decay within seconds... almost)
+    assert p.category_affinity["Drills"] == pytest.approx(9.0, rel=1e-2)
+    assert p.brand_affinity["Tefal"] < 0  # the dislike pushes away
+
+
+def test_low_rating_pushes_affinity_down(state, t0):
+    state.update(RatingEvent(user_id="u2", item_id="pan", rating=1, timestamp=t0))
+    state.update(RatingEvent(user_id="u2", item_id="drill", rating=5, timestamp=t0))
+    p = state.profile("u2")
+    assert p.category_affinity["Cookware"] < 0 < p.category_affinity["Drills"]
+
+
+def test_unknown_user_profile_is_empty(state):
+    p = state.profile("nobody")
+    assert not p.is_known
+    assert p.recent_items == ()
+
+
+def test_recent_items_window_is_bounded(t0):
+    s = OnlineState(OnlineConfig(recent_items=3), lookup=CATALOG.get)
+    for n in range(10):
+        s.update(
+            ViewEvent(user_id="u", item_id="drill" if n % 2 else "pan", timestamp=t0 + timedelta(seconds=n))
+        )
+    assert len(s.profile("u").recent_items) == 3
+
+
+def test_delete_user_forgets_everything_about_them(state, t0):
+    state.update(ViewEvent(user_id="u1", item_id="drill", timestamp=t0, session_id="s1"))
+    receipt = state.delete_user("u1")
+    assert receipt["recent_items"] == 1
+    assert receipt["sessions"] == 1
+    assert not state.known_user("u1")
+    assert state.delete_user("u1")["recent_items"] == 0
+
+
+def test_replay_equals_incremental_updates(t0):
+    events = [impression(t0), ClickEvent(user_id="u1", item_id="pan", request_id="r1", timestamp=t0)]
+    a = OnlineState(lookup=CATALOG.get)
+    b = OnlineState(lookup=CATALOG.get)
+    assert a.replay(events) == 2
+    for e in events:
+        b.update(e)
+    assert a.item_ctr("pan") == b.item_ctr("pan")
+    assert a.profile("u1") == b.profile("u1")
