@@ -1,0 +1,93 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shoploop.feedback.exploration import (
+    ExplorationConfig,
+    ExplorationPolicy,
+    allowed_permutations,
+    plackett_luce_probabilities,
+    slot_marginals,
+)
+
+
+def test_plackett_luce_two_items_by_hand():
+    # weights 3 and 1: P(a first) = 3/4, P(b first) = 1/4
+    perms = allowed_permutations(2, 5)
+    probs = plackett_luce_probabilities(np.array([3.0, 1.0]), perms)
+    assert dict(zip(map(tuple, perms), probs, strict=True)) == {
+        (0, 1): pytest.approx(0.75),
+        (1, 0): pytest.approx(0.25),
+    }
+
+
+def test_plackett_luce_three_items_by_hand():
+    # P(c, a, b) with weights a=1, b=2, c=3: 3/6 * 1/3 * 2/2 = 1/6
+    perms = allowed_permutations(3, 5)
+    probs = plackett_luce_probabilities(np.array([1.0, 2.0, 3.0]), perms)
+    lookup = dict(zip(map(tuple, perms), probs, strict=True))
+    assert lookup[(2, 0, 1)] == pytest.approx(1 / 6)
+    assert sum(lookup.values()) == pytest.approx(1.0)
+
+
+def test_promotion_bound_excludes_big_jumps():
+    perms = allowed_permutations(5, 1)
+    # item 4 may only reach slot 3 or 4
+    assert set(perms[:, 0]) <= {0, 1}
+    assert all(item - slot <= 1 for p in perms for slot, item in enumerate(p))
+    assert len(allowed_permutations(4, 0)) == 1  # no promotion = identity only
+    assert len(allowed_permutations(4, 3)) == math.factorial(4)
+
+
+@given(st.lists(st.floats(-5, 5), min_size=2, max_size=8), st.floats(0.05, 1.0), st.integers(0, 7))
+def test_marginals_are_doubly_stochastic(scores, budget, promo):
+    policy = ExplorationPolicy(ExplorationConfig(budget=budget, window=8, max_promotion=promo))
+    perms, probs = policy.distribution(np.sort(np.array(scores))[::-1])
+    m = slot_marginals(perms, probs)
+    assert np.allclose(m.sum(axis=0), 1.0)
+    assert np.allclose(m.sum(axis=1), 1.0)
+
+
+def test_logged_propensities_match_sampling_frequencies():
+    policy = ExplorationPolicy(ExplorationConfig(budget=0.5, window=4, temperature=1.0, max_promotion=2))
+    scores = np.array([4.0, 3.0, 2.5, 1.0, 0.5, 0.1])
+    rng = np.random.default_rng(0)
+    n = 20_000
+    counts = np.zeros((4, 4))
+    logged = {}
+    for _ in range(n):
+        res = policy.choose(scores, rng)
+        for slot in range(4):
+            item = res.order[slot]
+            counts[item, slot] += 1
+            logged[(item, slot)] = res.propensities[slot]
+        assert list(res.order[4:]) == [4, 5]  # outside the window nothing moves
+        assert np.all(res.propensities[4:] == 1.0)
+    for (item, slot), p in logged.items():
+        assert counts[item, slot] / n == pytest.approx(p, abs=0.015)
+
+
+def test_zero_budget_is_deterministic_with_propensity_one():
+    res = ExplorationPolicy(ExplorationConfig(budget=0.0)).choose(
+        np.array([3.0, 2.0, 1.0]), np.random.default_rng(0)
+    )
+    assert list(res.order) == [0, 1, 2]
+    assert np.all(res.propensities == 1.0)
+    assert not res.explored
+
+
+def test_same_seed_same_choices():
+    policy = ExplorationPolicy(ExplorationConfig(budget=1.0))
+    scores = np.linspace(5, 0, 10)
+    a = [tuple(policy.choose(scores, np.random.default_rng(7)).order)]
+    b = [tuple(policy.choose(scores, np.random.default_rng(7)).order)]
+    assert a == b
+
+
+@pytest.mark.parametrize("bad", [{"budget": 1.5}, {"window": 9}, {"temperature": 0}, {"max_promotion": -1}])
+def test_invalid_config_is_rejected(bad):
+    with pytest.raises(ValueError):
+        ExplorationConfig(**bad)
