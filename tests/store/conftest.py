@@ -15,7 +15,7 @@ from shoploop.store.memory import (
     MemoryQuarantine,
 )
 
-IMPLEMENTATIONS = ["memory"]  # sqlite joins in the next commit
+IMPLEMENTATIONS = ["memory", "sqlite"]
 
 
 class StepClock:

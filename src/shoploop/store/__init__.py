@@ -19,6 +19,13 @@ from shoploop.store.protocols import (
     QuarantinedRow,
     RegistryDecision,
 )
+from shoploop.store.sqlite import (
+    SqliteArtifactStore,
+    SqliteCatalogStore,
+    SqliteDatabase,
+    SqliteEventLog,
+    SqliteQuarantine,
+)
 
 __all__ = [
     "AppendResult",
@@ -35,6 +42,11 @@ __all__ = [
     "Quarantine",
     "QuarantinedRow",
     "RegistryDecision",
+    "SqliteArtifactStore",
+    "SqliteCatalogStore",
+    "SqliteDatabase",
+    "SqliteEventLog",
+    "SqliteQuarantine",
     "Stores",
     "memory_stores",
     "open_stores",

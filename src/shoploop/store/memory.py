@@ -106,7 +106,7 @@ def discard_copy(staged: Path) -> None:
     shutil.rmtree(staged.parent, ignore_errors=True)
 
 
-def _types_set(types: Iterable[str] | None) -> frozenset[str] | None:
+def types_filter(types: Iterable[str] | None) -> frozenset[str] | None:
     if types is None:
         return None
     if isinstance(types, str):  # a lone "click" would otherwise be read as characters
@@ -231,7 +231,7 @@ class MemoryEventLog:
         types: Iterable[str] | None = None,
         exclude_flagged: bool = False,
     ) -> Iterator[Event]:
-        wanted = _types_set(types)
+        wanted = types_filter(types)
         lo_ts = to_micros(since) if since is not None else None
         hi_ts = to_micros(until) if until is not None else None
         with self._lock:
@@ -249,7 +249,7 @@ class MemoryEventLog:
         return iter(selected)
 
     def count(self, *, types: Iterable[str] | None = None) -> int:
-        wanted = _types_set(types)
+        wanted = types_filter(types)
         with self._lock:
             if wanted is None:
                 return len(self._rows)

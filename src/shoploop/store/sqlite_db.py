@@ -1,0 +1,217 @@
+"""One SQLite database file shared by the catalog, event log, quarantine and registry.
+
+Durability and concurrency choices (all deliberate, see docs in each method):
+
+* WAL journal + `synchronous=NORMAL`: a committed transaction survives a process crash;
+  after a power loss the last few commits may roll back, but the file is never corrupt.
+  This is SQLite's recommended setting for WAL and roughly 10x cheaper per commit than FULL.
+* One transaction per batch (`BEGIN IMMEDIATE` ... `COMMIT`): a batch lands completely or not
+  at all, and IMMEDIATE takes the write lock up front so two writers never deadlock.
+* Threads: ONE writer connection shared by every thread, serialised by a re-entrant lock
+  (SQLite allows one writer at a time anyway, so a pool of writers would only queue on the
+  file lock). Reads use one connection PER THREAD (thread-local, created lazily): under WAL
+  they run concurrently with the writer and with each other, and a streaming `scan()` never
+  holds the writer lock while the caller consumes it. All connections are opened with
+  `check_same_thread=False` so `close()` may run on any thread.
+* Schema versioning: `PRAGMA user_version` holds the schema version; `_MIGRATIONS[i]`
+  upgrades version i to i+1 inside one transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+_SCHEMA_V1 = """
+CREATE TABLE products (
+    item_id TEXT PRIMARY KEY,
+    payload TEXT NOT NULL                -- Product.model_dump_json()
+) WITHOUT ROWID;
+
+CREATE TABLE catalog_changes (
+    version INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: versions are never reused
+    item_id TEXT NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('upsert', 'delete'))
+);
+
+-- seq (the rowid) is the insertion order, used to break timestamp ties; event_id is the
+-- idempotency key. Secondary indexes carry the rowid, so (ts) is effectively (ts, seq)
+-- and `ORDER BY ts, seq` is read straight off the index without sorting.
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    session_id TEXT,
+    ts INTEGER NOT NULL,                 -- microseconds since the epoch, UTC
+    item_id TEXT,
+    request_id TEXT,
+    payload TEXT NOT NULL                -- the full event, same shape as event_to_dict
+);
+CREATE INDEX events_ts ON events (ts);
+CREATE INDEX events_user_ts ON events (user_id, ts);
+CREATE INDEX events_type_ts ON events (type, ts);
+CREATE INDEX events_item ON events (item_id) WHERE item_id IS NOT NULL;
+CREATE INDEX events_request ON events (request_id) WHERE request_id IS NOT NULL;
+
+CREATE TABLE flagged_users (
+    user_id TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    flagged_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('catalog', 'event')),
+    row_number INTEGER,
+    reason TEXT NOT NULL,
+    raw TEXT NOT NULL,                   -- the rejected row as JSON
+    quarantined_at INTEGER NOT NULL
+);
+CREATE INDEX quarantine_source ON quarantine (source);
+
+CREATE TABLE models (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- registration order
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('candidate', 'active', 'retired', 'rejected')),
+    status_seq INTEGER NOT NULL,         -- bumped on every status change (rollback order)
+    metrics TEXT NOT NULL,
+    config TEXT NOT NULL,
+    path TEXT NOT NULL,
+    UNIQUE (name, version)
+);
+-- The database itself guarantees at most one active version per model name.
+CREATE UNIQUE INDEX models_one_active ON models (name) WHERE status = 'active';
+
+CREATE TABLE decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX decisions_name ON decisions (name, id);
+"""
+
+# _MIGRATIONS[i] takes the schema from user_version i to i + 1.
+_MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+class SqliteDatabase:
+    """Owns the connections to one database file; shared by the four SQLite stores."""
+
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL", cache_mb: int = 64) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ValueError(f"synchronous must be OFF/NORMAL/FULL/EXTRA, got {synchronous!r}")
+        self._synchronous = synchronous.upper()
+        self._cache_kib = cache_mb * 1024
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._closed = False
+        self._writer = self._connect()
+        self._writer.execute("PRAGMA journal_mode=WAL")
+        self._migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; `write()` issues BEGIN/COMMIT itself.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute(f"PRAGMA cache_size=-{self._cache_kib}")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _migrate(self) -> None:
+        with self.write() as conn:
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} has schema version {current}, newer than this shoploop ({SCHEMA_VERSION})"
+                )
+            for step in range(current, SCHEMA_VERSION):
+                for statement in _split_statements(_MIGRATIONS[step]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={step + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.reader().execute("PRAGMA user_version").fetchone()[0])
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: commits on success, rolls back on any exception."""
+        with self._lock:
+            self._check_open()
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's read connection (WAL lets it read while another thread writes)."""
+        self._check_open()
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise sqlite3.ProgrammingError(f"database {self.path} is closed")
+
+    def close(self) -> None:
+        """Close every connection; safe to call more than once."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+            # Fold the WAL back into the main file so a closed home is a single file.
+            # (Another process may hold a read lock; then the WAL simply stays.)
+            with contextlib.suppress(sqlite3.Error):
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._writer.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def writer_connection(self) -> sqlite3.Connection:
+        """The shared writer (tests use it to inject failures); do not write outside `write()`."""
+        return self._writer
+
+
+def _split_statements(script: str) -> list[str]:
+    # executescript() would COMMIT our transaction; run statement by statement instead.
+    # The schema has no semicolons inside literals or triggers, so a plain split is safe.
+    cleaned = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
+    return [s.strip() for s in cleaned.split(";") if s.strip()]
+
+
+def open_database(target: SqliteDatabase | Path | str) -> SqliteDatabase:
+    """Accept either a shared database object or a file path (opens a private one)."""
+    return target if isinstance(target, SqliteDatabase) else SqliteDatabase(Path(target))

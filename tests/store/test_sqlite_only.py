@@ -1,0 +1,213 @@
+"""Behaviour only the on-disk store has: crash safety, persistence, threads, schema version."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from datetime import timedelta
+
+import pytest
+from store_factories import impression, product, view
+
+from shoploop.store import open_stores
+from shoploop.store.sqlite import (
+    SCHEMA_VERSION,
+    SqliteArtifactStore,
+    SqliteCatalogStore,
+    SqliteDatabase,
+    SqliteEventLog,
+)
+
+
+def batch(t0, n: int, prefix: str = "e"):
+    return [view(f"{prefix}{i}", f"u{i % 7}", t0 + timedelta(seconds=i)) for i in range(n)]
+
+
+def test_failure_mid_batch_leaves_no_partial_batch(tmp_path, t0):
+    db = SqliteDatabase(tmp_path / "s.sqlite")
+    log = SqliteEventLog(db)
+    log.append(batch(t0, 10, prefix="old"))
+    # The 500th insert of the next batch raises inside SQLite, after 499 rows were written
+    # to the open transaction.
+    db.writer_connection.execute(
+        "CREATE TEMP TRIGGER boom BEFORE INSERT ON events WHEN NEW.event_id = 'e499' "
+        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+    )
+    events = batch(t0, 1000)
+    with pytest.raises(sqlite3.IntegrityError, match="injected failure"):
+        log.append(events)
+    assert len(log) == 10
+    assert {e.event_id for e in log.scan()} == {f"old{i}" for i in range(10)}
+    db.writer_connection.execute("DROP TRIGGER boom")
+    result = log.append(events)  # the client's retry succeeds completely
+    assert len(result.inserted) == 1000 and result.duplicates == []
+    assert len(log) == 1010
+    db.close()
+
+
+def test_process_killed_mid_batch_leaves_no_partial_batch(tmp_path, t0):
+    path = tmp_path / "s.sqlite"
+    # A child process appends 1000 events and dies abruptly (os._exit, no cleanup, no
+    # rollback) while SQLite is inserting the 500th row.
+    script = textwrap.dedent(
+        f"""
+        import os
+        from datetime import datetime, timedelta, timezone
+        from shoploop.domain import ViewEvent
+        from shoploop.store.sqlite import SqliteDatabase, SqliteEventLog
+
+        t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        db = SqliteDatabase({str(path)!r})
+        log = SqliteEventLog(db)
+        log.append([ViewEvent(event_id="first", user_id="u", item_id="i", timestamp=t0)])
+        conn = db.writer_connection
+        conn.create_function("die", 0, lambda: os._exit(3))
+        conn.execute("CREATE TEMP TRIGGER die BEFORE INSERT ON events WHEN NEW.event_id = 'e499' "
+                     "BEGIN SELECT die(); END")
+        log.append([ViewEvent(event_id=f"e{{i}}", user_id="u", item_id="i",
+                              timestamp=t0 + timedelta(seconds=i)) for i in range(1000)])
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stderr
+    log = SqliteEventLog(path)
+    assert [e.event_id for e in log.scan()] == ["first"]
+    assert log.append(batch(t0, 1000)).duplicates == []
+    assert len(log) == 1001
+    log.close()
+
+
+def test_data_survives_close_and_reopen(tmp_path, t0):
+    model_files = tmp_path / "m"
+    model_files.mkdir()
+    (model_files / "w.json").write_text("[1]")
+    stores = open_stores(tmp_path / "home")
+    stores.catalog.upsert([product("a", price=3.0), product("b")])
+    stores.catalog.delete(["b"])
+    stores.events.append([*batch(t0, 5), impression("imp", "u1", t0, "req")])
+    stores.events.flag_users(["u3"], "bot")
+    stores.quarantine.add([(1, "bad price", {"price": -1})], source="f.csv", kind="catalog")
+    stores.registry.register("ranker", model_files, metrics={"ndcg": 0.4})
+    stores.registry.promote("ranker", 1, reason="first")
+    stores.close()
+    assert sorted(p.name for p in (tmp_path / "home").iterdir()) == ["artifacts", "shoploop.sqlite"]
+
+    again = open_stores(tmp_path / "home")
+    assert again.home == tmp_path / "home"
+    assert [p.item_id for p in again.catalog.iter_products()] == ["a"]
+    assert again.catalog.version == 3
+    assert again.catalog.get("a").price == 3.0
+    assert len(again.events) == 6
+    assert again.events.get_impression("req").event_id == "imp"
+    assert again.events.flagged_users() == {"u3": "bot"}
+    assert again.events.append(batch(t0, 5)).inserted == []
+    assert again.quarantine.counts_by_reason() == {"bad price": 1}
+    active = again.registry.active("ranker")
+    assert active.version == 1 and dict(active.metrics) == {"ndcg": 0.4}
+    assert (active.path / "w.json").read_text() == "[1]"
+    assert [d.action for d in again.registry.decisions()] == ["register", "promote"]
+    again.close()
+
+
+def test_concurrent_appends_from_threads(tmp_path, t0):
+    log = SqliteEventLog(tmp_path / "s.sqlite")
+    n_threads, n_batches, size = 4, 10, 50
+    errors: list[BaseException] = []
+    seen_counts: list[int] = []
+
+    def writer(k: int) -> None:
+        try:
+            for b in range(n_batches):
+                # every thread also re-sends a shared batch, so duplicates race too
+                log.append(batch(t0, size, prefix=f"t{k}b{b}-"))
+                log.append(batch(t0, 20, prefix="shared-"))
+                seen_counts.append(sum(1 for _ in log.scan(user_id="u1")))
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(log) == n_threads * n_batches * size + 20
+    stored = [e.event_id for e in log.scan()]
+    assert len(stored) == len(set(stored))
+    log.close()
+
+
+def test_shared_batch_duplicate_reports_add_up_across_threads(tmp_path, t0):
+    log = SqliteEventLog(tmp_path / "s.sqlite")
+    shared = batch(t0, 100)
+    results = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        r = log.append(shared)
+        with lock:
+            results.append(r)
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(len(r.inserted) for r in results) == 100  # exactly one sender wins each id
+    assert sum(len(r.duplicates) for r in results) == 500
+    log.close()
+
+
+def test_schema_version_and_wal(tmp_path):
+    db = SqliteDatabase(tmp_path / "s.sqlite")
+    assert db.schema_version == SCHEMA_VERSION >= 1
+    mode = db.writer_connection.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    assert db.writer_connection.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    db.close()
+    db.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        db.reader()
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "s.sqlite"
+    SqliteDatabase(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(RuntimeError, match="newer"):
+        SqliteDatabase(path)
+
+
+def test_catalog_change_feed_rolls_back_with_the_upsert(tmp_path):
+    db = SqliteDatabase(tmp_path / "s.sqlite")
+    catalog = SqliteCatalogStore(db)
+    catalog.upsert([product("a")])
+    db.writer_connection.execute(
+        "CREATE TEMP TRIGGER boom BEFORE INSERT ON catalog_changes WHEN NEW.item_id = 'c' "
+        "BEGIN SELECT RAISE(ABORT, 'injected'); END"
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        catalog.upsert([product("b"), product("c")])
+    assert [p.item_id for p in catalog.iter_products()] == ["a"]
+    assert catalog.version == 1
+    db.close()
+
+
+def test_stale_artifact_directory_from_a_crash_is_replaced(tmp_path):
+    files = tmp_path / "m"
+    files.mkdir()
+    (files / "good.txt").write_text("new")
+    root = tmp_path / "artifacts"
+    stale = root / "ranker" / "1"
+    stale.mkdir(parents=True)
+    (stale / "half-written.bin").write_text("x")  # renamed into place, never recorded
+    registry = SqliteArtifactStore(tmp_path / "s.sqlite", root)
+    mv = registry.register("ranker", files)
+    assert mv.version == 1
+    assert sorted(p.name for p in mv.path.iterdir()) == ["good.txt"]
+    registry.close()
