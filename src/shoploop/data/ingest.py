@@ -390,9 +390,8 @@ def _run(
         for cand, rej in rejected:
             raw = cand.raw_row()
             key = _fingerprint(cand.row_number, raw)
-            if key in already:
+            if key in already:  # only rows stored by *earlier* imports count here
                 continue
-            already.add(key)
             fresh.append((cand.row_number, rej.reason, raw))
         if fresh:
             stores.quarantine.add(fresh, source=source, kind=q_kind)
