@@ -1,0 +1,459 @@
+"""`HybridSearcher`: query understanding -> BM25 + dense candidates -> fusion -> filters/facets.
+
+Pipeline for one `search(query)` (each step is reported in `UnderstoodQuery`):
+
+1. validate (empty / whitespace-only -> `InvalidQuery` naming the `query` field) and truncate to
+   `max_query_chars` (flagged as `truncated`);
+2. parse price phrases into filters (removed from the text) and size phrases (kept);
+3. normalise + typo-correct unknown tokens against the catalog vocabulary; apply synonyms;
+4. BM25 scores for the whole catalog (one sparse sum) and dense ANN top-`candidates`,
+   both restricted by the filter mask *before* top-k;
+5. every candidate of either list gets both exact scores (BM25 from the full score vector,
+   cosine from the stored vector), then fusion (RRF or normalised blend) + category-intent prior;
+6. facets over all filtered candidates; explanation per returned item.
+
+Products live in a key space of dense ints (one per item id, kept across delete/re-upsert) that
+all components share, so a filter is one boolean mask.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shoploop.domain.products import Product
+from shoploop.retrieval.bm25 import BM25Index
+from shoploop.retrieval.category_intent import CategoryIntentModel
+from shoploop.retrieval.config import HybridConfig
+from shoploop.retrieval.dense import DenseIndex
+from shoploop.retrieval.filters import CatalogColumns, Filters
+from shoploop.retrieval.fusion import Candidates, FusionConfig, fit_fusion_weights, fuse
+from shoploop.retrieval.query_understanding import (
+    SynonymTable,
+    TypoCorrector,
+    parse_phrases,
+    token_counts,
+)
+from shoploop.text.encoder import TextEncoder, encode_with_cache, text_hash
+from shoploop.text.normalize import STOPWORDS, normalize, stem_tokens, tokenize
+
+__all__ = ["HybridSearcher", "InvalidQuery", "SearchHit", "SearchResult", "UnderstoodQuery"]
+
+
+class InvalidQuery(ValueError):  # noqa: N818 - the agreed public name
+    """A query the searcher cannot run; `field` names the offending input (for a 4xx response)."""
+
+    def __init__(self, message: str, field: str = "query") -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+
+@dataclass
+class UnderstoodQuery:
+    original: str
+    truncated: bool
+    normalized: str
+    corrected: str
+    corrections: dict[str, str]
+    synonyms: list[str]
+    filters: dict[str, Any]  # parsed from the text (price range)
+    sizes: list[dict[str, Any]]
+    phrases: list[str]
+    predicted_categories: list[tuple[str, float]]
+    bm25_tokens: list[str]
+    dense_text: str
+
+
+@dataclass
+class SearchHit:
+    item_id: str
+    score: float
+    explanation: dict[str, Any]
+
+
+@dataclass
+class SearchResult:
+    items: list[SearchHit]
+    facets: dict[str, dict[str, int]]
+    understood: UnderstoodQuery
+    n_candidates: int
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class HybridSearcher:
+    """BM25 + dense hybrid product search with query understanding; see module docstring."""
+
+    def __init__(
+        self,
+        config: HybridConfig = HybridConfig(),
+        *,
+        encoder: TextEncoder | None = None,
+        query_encoder: TextEncoder | None = None,
+    ) -> None:
+        # Encoders are dependencies, not learned state: tests and benchmarks share one instance.
+        self.config = config
+        self._encoder = encoder
+        self._query_encoder = query_encoder
+
+    # ------------------------------------------------------------------ encoders
+    @property
+    def encoder(self) -> TextEncoder:
+        if self._encoder is None:
+            self._encoder = TextEncoder(self.config.encoder)
+        return self._encoder
+
+    @property
+    def query_encoder(self) -> TextEncoder:
+        if self._query_encoder is None:
+            backend = self.config.query_backend or self.config.encoder.backend
+            if backend == self.config.encoder.backend:
+                self._query_encoder = self.encoder
+            else:
+                self._query_encoder = TextEncoder(replace(self.config.encoder, backend=backend))
+        return self._query_encoder
+
+    def _encode_products(self, texts: Sequence[str]) -> np.ndarray:
+        cache = Path(self.config.embedding_cache_dir) if self.config.embedding_cache_dir else None
+        return encode_with_cache(self.encoder, texts, cache, progress=len(texts) > 1000)
+
+    # ------------------------------------------------------------------ texts
+    def _bm25_text(self, p: Product) -> str:
+        return " ".join([p.title] * max(self.config.title_repeat - 1, 0) + [p.text()])
+
+    @staticmethod
+    def _dense_text(p: Product) -> str:
+        return p.text()
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, products: Iterable[Product], *, vectors: np.ndarray | None = None) -> HybridSearcher:
+        """Index `products` (last one wins on duplicate ids). `vectors`: precomputed product vectors."""
+        prods = list({p.item_id: p for p in products}.values()) if vectors is None else list(products)
+        self.ids_: list[str] = [p.item_id for p in prods]
+        self.key_of_: dict[str, int] = {pid: i for i, pid in enumerate(self.ids_)}
+        if len(self.key_of_) != len(self.ids_):
+            raise ValueError("products: duplicate item_id while `vectors` were given")
+        self.products_: dict[int, Product] = dict(enumerate(prods))
+        self.columns_ = CatalogColumns()
+        for key, p in enumerate(prods):
+            self.columns_.set(key, p)
+        keys = list(range(len(prods)))
+        self.bm25_ = BM25Index(self.config.bm25).fit(keys, [self._bm25_text(p) for p in prods])
+        self.synonyms_ = self._load_synonyms()
+        self.typo_ = TypoCorrector(self.config.typo).fit(
+            token_counts(p.text() for p in prods), protected=self.synonyms_.vocabulary()
+        )
+        self.dense_: DenseIndex | None = None
+        if self.config.use_dense:
+            texts = [self._dense_text(p) for p in prods]
+            vecs = self._encode_products(texts) if vectors is None else np.asarray(vectors, dtype=np.float32)
+            self.dense_ = DenseIndex(self.config.dense).fit(keys, vecs, [text_hash(t) for t in texts])
+        self.intent_: CategoryIntentModel | None = None
+        self.fusion_: FusionConfig = self._default_fusion()
+        return self
+
+    def _default_fusion(self) -> FusionConfig:
+        n = 2 if self.config.use_dense else 1
+        f = self.config.fusion
+        return f if len(f.weights) == n else replace(f, weights=(1.0,) * n)
+
+    def _load_synonyms(self) -> SynonymTable:
+        if not self.config.synonyms:
+            return SynonymTable()
+        if self.config.synonyms_path:
+            return SynonymTable.from_file(Path(self.config.synonyms_path))
+        return SynonymTable.default()
+
+    def _category_label(self, path: Sequence[str]) -> str | None:
+        if not path:
+            return None
+        return " > ".join(path[: self.config.intent_level])
+
+    def fit_intent(
+        self, queries: Sequence[str], item_ids: Sequence[str], weights: Sequence[float] | None = None
+    ) -> HybridSearcher:
+        """Train the category-intent model from (query, judged/clicked item) pairs."""
+        qs, cats, ws = [], [], []
+        for i, (q, pid) in enumerate(zip(queries, item_ids, strict=True)):
+            key = self.key_of_.get(pid)
+            if key is None:
+                continue
+            label = self._category_label(self.columns_.category[key])
+            if label is None:
+                continue
+            qs.append(q)
+            cats.append(label)
+            ws.append(1.0 if weights is None else float(weights[i]))
+        if not qs:
+            raise ValueError("item_ids: none of the items is in the catalog with a category")
+        self.intent_ = CategoryIntentModel(self.config.intent).fit(qs, cats, ws)
+        if self.fusion_.intent_weight == 0.0:
+            scale = 1.0 / 60.0 if self.fusion_.method == "rrf" else 0.3
+            self.fusion_ = replace(self.fusion_, intent_weight=scale)
+        return self
+
+    def fit_fusion(
+        self,
+        queries: Sequence[str],
+        gains: Sequence[Mapping[str, float]],
+        *,
+        candidates: int = 200,
+        **grid: Any,
+    ) -> float:
+        """Learn fusion method + weights on judged queries (gain per item id). Returns training NDCG@10."""
+        cands, key_gains = [], []
+        for q, g in zip(queries, gains, strict=True):
+            try:
+                _, c, _ = self.candidates(q, candidates=candidates)
+            except InvalidQuery:
+                continue
+            cands.append(c)
+            key_gains.append({self.key_of_[pid]: v for pid, v in g.items() if pid in self.key_of_})
+        if self.intent_ is None:
+            grid.setdefault("intent_grid", (0.0,))
+        else:
+            grid.setdefault("intent_grid", (0.0, 0.1, 0.2, 0.3, 0.5, 0.8))
+        cfg, score = fit_fusion_weights(cands, key_gains, **grid)
+        self.fusion_ = replace(cfg, rrf_k=self.fusion_.rrf_k)
+        return score
+
+    # ------------------------------------------------------------------ incremental updates
+    def upsert(self, products: Iterable[Product]) -> None:
+        """Add or replace products without a rebuild; unchanged texts are not re-encoded."""
+        prods = list({p.item_id: p for p in products}.values())
+        keys: list[int] = []
+        for p in prods:
+            key = self.key_of_.get(p.item_id)
+            if key is None:
+                key = len(self.ids_)
+                self.ids_.append(p.item_id)
+                self.key_of_[p.item_id] = key
+            keys.append(key)
+            self.products_[key] = p
+            self.columns_.set(key, p)
+        self.bm25_.upsert(keys, [self._bm25_text(p) for p in prods])
+        self.typo_.add(token_counts(p.text() for p in prods))
+        if self.dense_ is not None:
+            texts = [self._dense_text(p) for p in prods]
+            hashes = [text_hash(t) for t in texts]
+            todo = [
+                i
+                for i, (k, h) in enumerate(zip(keys, hashes, strict=True))
+                if self.dense_.needs_encoding(k, h)
+            ]
+            if todo:
+                vecs = self._encode_products([texts[i] for i in todo])
+                self.dense_.upsert([keys[i] for i in todo], vecs, [hashes[i] for i in todo])
+            self.n_encoded_last_upsert_ = len(todo)
+
+    def delete(self, item_ids: Iterable[str]) -> None:
+        keys = [self.key_of_[i] for i in item_ids if i in self.key_of_ and self.key_of_[i] in self.products_]
+        self.bm25_.delete(keys)
+        if self.dense_ is not None:
+            self.dense_.delete(keys)
+        for k in keys:
+            self.columns_.remove(k)
+            self.products_.pop(k, None)
+
+    def __len__(self) -> int:
+        return len(self.products_)
+
+    # ------------------------------------------------------------------ query understanding
+    def understand(self, query: str) -> UnderstoodQuery:
+        if not isinstance(query, str):
+            raise InvalidQuery(f"must be a string, got {type(query).__name__}")
+        if not query.strip():
+            raise InvalidQuery("must contain at least one non-space character")
+        truncated = len(query) > self.config.max_query_chars
+        q = query[: self.config.max_query_chars] if truncated else query
+        parsed = parse_phrases(q)
+        tokens = tokenize(parsed.text)
+        corrections: dict[str, str] = {}
+        if self.config.typo_correction:
+            tokens, corrections = self.typo_.correct(tokens)
+        tokens, expansion, applied = self.synonyms_.apply(tokens)
+        stop = STOPWORDS if self.config.bm25.remove_stopwords else frozenset()
+        bm25_toks = [t for t in tokens + expansion if t not in stop]
+        if self.config.bm25.stem:
+            bm25_toks = stem_tokens(bm25_toks)
+        corrected = " ".join(tokens)
+        predicted: list[tuple[str, float]] = []
+        if self.intent_ is not None and corrected:
+            predicted = self.intent_.predict(corrected, top=self.config.intent_top)
+        filters = {}
+        if parsed.min_price is not None:
+            filters["min_price"] = parsed.min_price
+        if parsed.max_price is not None:
+            filters["max_price"] = parsed.max_price
+        return UnderstoodQuery(
+            original=query if not truncated else query[: self.config.max_query_chars] + "…",
+            truncated=truncated,
+            normalized=normalize(parsed.text),
+            corrected=corrected,
+            corrections=corrections,
+            synonyms=applied,
+            filters=filters,
+            sizes=[asdict(s) for s in parsed.sizes],
+            phrases=list(parsed.matched),
+            predicted_categories=predicted,
+            bm25_tokens=bm25_toks,
+            dense_text=corrected or normalize(q),
+        )
+
+    # ------------------------------------------------------------------ retrieval
+    def _prior(self, keys: np.ndarray, predicted: Sequence[tuple[str, float]]) -> np.ndarray:
+        prior = np.zeros(len(keys))
+        if not predicted:
+            return prior
+        probs = dict(predicted)
+        for i, k in enumerate(keys.tolist()):
+            label = self._category_label(self.columns_.category[k])
+            if label is not None:
+                prior[i] = probs.get(label, 0.0)
+        return prior
+
+    def candidates(
+        self, query: str, *, filters: Filters | None = None, candidates: int = 200
+    ) -> tuple[UnderstoodQuery, Candidates, dict[str, float]]:
+        """Understood query, the candidate set with every retriever's score, and stage timings (ms)."""
+        t0 = time.perf_counter()
+        uq = self.understand(query)
+        t1 = time.perf_counter()
+        parsed = Filters(**uq.filters) if uq.filters else None
+        eff = filters.merged(parsed) if filters is not None else parsed
+        n_keys = len(self.ids_)
+        mask = self.columns_.mask(eff)
+        live = self.columns_.present if mask is None else mask
+
+        bm25_all = (
+            self.bm25_.score_all(uq.bm25_tokens, n_keys) if uq.bm25_tokens else np.zeros(n_keys, np.float32)
+        )
+        bm25_all = np.where(live[:n_keys], bm25_all, 0.0)
+        n_pos = int((bm25_all > 0).sum())
+        kk = min(candidates, n_pos)
+        if kk > 0:
+            b_keys = np.argpartition(-bm25_all, kk - 1)[:kk]
+            b_keys = b_keys[np.argsort(-bm25_all[b_keys], kind="stable")]
+        else:
+            b_keys = np.zeros(0, dtype=np.int64)
+        t2 = time.perf_counter()
+
+        retrievers: tuple[str, ...] = ("bm25",)
+        d_keys = np.zeros(0, dtype=np.int64)
+        qvec = None
+        if self.dense_ is not None:
+            retrievers = ("bm25", "dense")
+            qvec = self.query_encoder.encode_query(uq.dense_text)
+            d_keys, _ = self.dense_.search(qvec, candidates, allow=mask)
+        t3 = time.perf_counter()
+
+        keys = np.unique(np.concatenate([b_keys, d_keys]).astype(np.int64))
+        scores = np.zeros((len(keys), len(retrievers)), dtype=np.float64)
+        ranks = np.zeros((len(keys), len(retrievers)), dtype=np.float64)
+        pos = {int(k): i for i, k in enumerate(keys.tolist())}
+        scores[:, 0] = bm25_all[keys]
+        for r, k in enumerate(b_keys.tolist(), 1):
+            ranks[pos[k], 0] = r
+        if qvec is not None:
+            scores[:, 1] = self.dense_.scores(qvec, keys)
+            for r, k in enumerate(d_keys.tolist(), 1):
+                ranks[pos[k], 1] = r
+        cands = Candidates(keys, scores, ranks, retrievers, self._prior(keys, uq.predicted_categories))
+        t4 = time.perf_counter()
+        timings = {
+            "understand": (t1 - t0) * 1e3,
+            "bm25": (t2 - t1) * 1e3,
+            "dense": (t3 - t2) * 1e3,
+            "merge": (t4 - t3) * 1e3,
+        }
+        return uq, cands, timings
+
+    def search(
+        self, query: str, *, filters: Filters | None = None, k: int = 20, candidates: int = 200
+    ) -> SearchResult:
+        if k < 1:
+            raise InvalidQuery("must be >= 1", field="k")
+        uq, c, timings = self.candidates(query, filters=filters, candidates=max(candidates, k))
+        t0 = time.perf_counter()
+        fused = fuse(c, self.fusion_)
+        order = np.argsort(-fused, kind="stable")
+        facets = self.columns_.facets(c.keys)
+        qset = set(uq.bm25_tokens)
+        hits: list[SearchHit] = []
+        for i in order[:k].tolist():
+            key = int(c.keys[i])
+            found = {
+                name: {"rank": int(c.ranks[i, r]), "score": float(c.scores[i, r])}
+                for r, name in enumerate(c.retrievers)
+                if c.ranks[i, r] > 0
+            }
+            expl = {
+                "matched_terms": sorted(qset & set(self.bm25_.doc_tokens(key))),
+                "retrievers": found,
+                "scores": {name: float(c.scores[i, r]) for r, name in enumerate(c.retrievers)},
+                "category_boost": float(self.fusion_.intent_weight * c.prior[i]) if len(c.prior) else 0.0,
+            }
+            hits.append(SearchHit(self.ids_[key], float(fused[i]), expl))
+        timings["fuse"] = (time.perf_counter() - t0) * 1e3
+        return SearchResult(hits, facets, uq, len(c.keys), timings)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "config": self.config.to_dict(),
+            "ids": self.ids_,
+            "fusion": asdict(self.fusion_),
+            "has_intent": self.intent_ is not None,
+            "has_dense": self.dense_ is not None,
+        }
+        (directory / "searcher.json").write_text(json.dumps(meta))
+        with (directory / "products.jsonl").open("w", encoding="utf-8") as fh:
+            for key, p in self.products_.items():
+                fh.write(json.dumps({"key": key, "product": p.model_dump(mode="json")}) + "\n")
+        (directory / "typo.json").write_text(json.dumps(self.typo_.to_json()))
+        self.bm25_.save(directory / "bm25")
+        if self.dense_ is not None:
+            self.dense_.save(directory / "dense")
+        if self.intent_ is not None:
+            self.intent_.save(directory / "intent")
+
+    @classmethod
+    def load(
+        cls, directory: Path, *, encoder: TextEncoder | None = None, query_encoder: TextEncoder | None = None
+    ) -> HybridSearcher:
+        directory = Path(directory)
+        meta = json.loads((directory / "searcher.json").read_text())
+        self = cls(HybridConfig.from_dict(meta["config"]), encoder=encoder, query_encoder=query_encoder)
+        self.ids_ = list(meta["ids"])
+        self.key_of_ = {pid: i for i, pid in enumerate(self.ids_)}
+        self.products_ = {}
+        self.columns_ = CatalogColumns()
+        with (directory / "products.jsonl").open(encoding="utf-8") as fh:
+            for line in fh:
+                row = json.loads(line)
+                p = Product.model_validate(row["product"])
+                self.products_[int(row["key"])] = p
+                self.columns_.set(int(row["key"]), p)
+        self.columns_._grow(len(self.ids_))
+        self.synonyms_ = self._load_synonyms()
+        self.typo_ = TypoCorrector.from_json(
+            json.loads((directory / "typo.json").read_text()), self.config.typo
+        )
+        self.bm25_ = BM25Index.load(directory / "bm25")
+        self.dense_ = DenseIndex.load(directory / "dense") if meta["has_dense"] else None
+        self.intent_ = CategoryIntentModel.load(directory / "intent") if meta["has_intent"] else None
+        fusion = dict(meta["fusion"])
+        fusion["weights"] = tuple(fusion["weights"])
+        self.fusion_ = FusionConfig(**fusion)
+        return self

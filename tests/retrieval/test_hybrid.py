@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shoploop.domain.products import Product
+from shoploop.retrieval.bm25 import BM25Config, BM25Index
+from shoploop.retrieval.config import HybridConfig
+from shoploop.retrieval.dense import DenseConfig
+from shoploop.retrieval.filters import Filters
+from shoploop.retrieval.hybrid import HybridSearcher, InvalidQuery
+
+
+def ids(result):
+    return [h.item_id for h in result.items]
+
+
+def test_finds_the_obvious_product(searcher):
+    r = searcher.search("cordless drill", k=3)
+    assert ids(r)[0] == "p1"
+    top = r.items[0].explanation
+    assert set(top["matched_terms"]) >= {"cordless", "drill"}
+    assert "bm25" in top["retrievers"] and top["retrievers"]["bm25"]["rank"] == 1
+
+
+def test_understood_query_reports_each_step(searcher):
+    r = searcher.search("drils under $100", k=5)
+    u = r.understood
+    assert u.corrections == {"drils": "drill"}
+    assert u.filters == {"max_price": 100.0}
+    assert "p1" not in ids(r)  # 129 dollars
+    assert set(ids(r)[:2]) == {"p2", "p11"}
+    assert searcher.search("tv").understood.synonyms == ["tv => television"]
+    assert ids(searcher.search("couch", k=1)) == ["p8"]
+
+
+def test_explicit_filters_and_facets(searcher):
+    r = searcher.search("paint", filters=Filters(brand="Behr"), k=10)
+    assert set(ids(r)) <= {"p4", "p5"} and ids(r)
+    assert set(r.facets["brand"]) == {"Behr"}
+    r = searcher.search("drill", filters=Filters(category="Tools > Power Tools", in_stock=True))
+    assert set(ids(r)) <= {"p1", "p2"}
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "\n\t"])
+def test_empty_queries_are_a_clear_error(searcher, bad):
+    with pytest.raises(InvalidQuery) as err:
+        searcher.search(bad)
+    assert err.value.field == "query" and isinstance(err.value, ValueError)
+
+
+def test_long_non_ascii_and_chinese_queries_do_not_crash(searcher):
+    r = searcher.search("drill " * 2000)
+    assert r.understood.truncated and ids(r)[0] in {"p1", "p2", "p11"}
+    assert isinstance(searcher.search("电视机 32寸").items, list)
+    assert isinstance(searcher.search("perceuse sans fil à percussion").items, list)
+    assert isinstance(searcher.search("🙂🔨").items, list)
+
+
+def test_upserted_product_is_findable_and_deleted_never_returned(searcher, fake_encoder, tmp_path):
+    searcher.upsert([Product(item_id="n1", title="Zebra Pattern Wallpaper Roll", price=20.0)])
+    assert ids(searcher.search("zebra wallpaper", k=3))[0] == "n1"
+    searcher.delete(["p1"])
+    for q in ["cordless drill", "drill lithium 18 volt", "dewalt"]:
+        assert "p1" not in ids(searcher.search(q, k=20))
+    # Replacing a product's text: the old text no longer finds it, the new one does.
+    searcher.upsert([Product(item_id="p3", title="Mallet Rubber 24 oz.", price=12.0)])
+    assert "p3" in ids(searcher.search("rubber mallet", k=3))
+    # (dense returns the whole tiny catalog, so check that the old text no longer *matches* lexically)
+    r = searcher.search("claw fiberglass", k=20)
+    assert all("bm25" not in h.explanation["retrievers"] for h in r.items if h.item_id == "p3")
+    # Round trip keeps deletions and upserts.
+    searcher.save(tmp_path / "idx")
+    loaded = HybridSearcher.load(tmp_path / "idx", encoder=fake_encoder)
+    assert "p1" not in ids(loaded.search("cordless drill", k=20))
+    assert ids(loaded.search("zebra wallpaper", k=1)) == ["n1"]
+    assert ids(loaded.search("paint", k=5)) == ids(searcher.search("paint", k=5))
+    loaded.upsert([Product(item_id="p1", title="Cordless Drill 18-Volt Lithium")])
+    assert ids(loaded.search("cordless drill", k=1)) == ["p1"]
+
+
+def test_unchanged_products_are_not_re_encoded(searcher, products, fake_encoder):
+    before = fake_encoder.n_encoded
+    searcher.upsert(products[:5])
+    assert fake_encoder.n_encoded == before and searcher.n_encoded_last_upsert_ == 0
+    searcher.upsert([products[0].model_copy(update={"title": "Cordless Drill 20-Volt"})])
+    assert fake_encoder.n_encoded == before + 1
+
+
+def test_bm25_delta_scores_match_a_full_index(products):
+    texts = [p.text() for p in products]
+    full = BM25Index(BM25Config()).fit(list(range(len(texts))), texts)
+    inc = BM25Index(BM25Config()).fit(list(range(len(texts) - 1)), texts[:-1])
+    inc.upsert([len(texts) - 1], texts[-1:])
+    q = inc.analyze("garden hose heavy duty")
+    a, b = full.score_all(q, len(texts)), inc.score_all(q, len(texts))
+    # The delta document uses the main index's statistics; it must rank first just as in the full index.
+    assert int(np.argmax(a)) == int(np.argmax(b)) == len(texts) - 1
+    inc.rebuild()
+    assert np.allclose(inc.score_all(q, len(texts)), a, rtol=1e-5)
+    assert not inc.delta_ and not inc.deleted_
+
+
+def test_bm25_rebuild_threshold(products):
+    idx = BM25Index(BM25Config(delta_rebuild_threshold=2)).fit(
+        [0, 1], [products[0].text(), products[1].text()]
+    )
+    idx.upsert([2, 3, 4], [p.text() for p in products[2:5]])
+    assert not idx.delta_ and len(idx.main_keys_) == 5
+    idx.delete([0])
+    assert idx.score_all(idx.analyze("cordless drill"), 5)[0] == 0.0
+
+
+def test_intent_boost_and_learned_fusion(searcher):
+    searcher.fit_intent(
+        ["drill", "cordless drill", "paint", "deck stain", "shower head"], ["p1", "p2", "p4", "p5", "p6"]
+    )
+    u = searcher.understand("drill")
+    assert u.predicted_categories[0][0] == "Tools > Power Tools"
+    r = searcher.search("drill", k=3)
+    assert r.items[0].explanation["category_boost"] > 0
+    score = searcher.fit_fusion(["drill", "paint"], [{"p1": 3.0, "p2": 1.0}, {"p4": 3.0, "p10": 1.0}])
+    assert 0.0 <= score <= 1.0
+
+
+@pytest.mark.parametrize("backend", ["hnswlib", "exact"])
+def test_other_dense_backends(products, fake_encoder, backend, tmp_path):
+    s = HybridSearcher(HybridConfig(dense=DenseConfig(backend=backend)), encoder=fake_encoder).fit(products)
+    s.delete(["p6"])
+    assert "p6" not in ids(s.search("rain shower head"))
+    s.save(tmp_path)
+    assert "p6" not in ids(HybridSearcher.load(tmp_path, encoder=fake_encoder).search("shower head"))
+
+
+def test_bm25_only_searcher(products):
+    s = HybridSearcher(HybridConfig(use_dense=False)).fit(products)
+    assert ids(s.search("angle bracket", k=1)) == ["p7"]
