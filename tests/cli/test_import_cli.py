@@ -168,3 +168,18 @@ def test_dataset_command_uses_the_adapter(
 def test_quarantine_reimport_on_empty_home(home: Path) -> None:
     result = _invoke("quarantine", "reimport", "--home", str(home))
     assert result.exit_code == 0 and "nothing to re-import" in result.output
+
+
+def test_hints_point_at_the_likely_fix(tmp_path: Path, home: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        json.dumps({"type": "view", "user_id": "u", "item_id": "A", "timestamp": _now_iso()}) + "\n",
+        encoding="utf-8",
+    )
+    result = _invoke("events", str(events), "--home", str(home), "--no-progress")
+    assert result.exit_code == 0
+    assert "the catalog is empty" in result.output and "quarantine list" in result.output
+    products = tmp_path / "p.csv"
+    products.write_text("sku,name\nA,Drill\n", encoding="utf-8")
+    result = _invoke("catalog", str(products), "--home", str(home), "--no-progress")
+    assert "check the column names" in result.output

@@ -106,6 +106,26 @@ def _import_file(
         except (ReaderError, OSError) as exc:
             raise _fail(str(exc)) from None
         _finish(report, home, console)
+        for hint in _hints(report, catalog_size=len(stores.catalog)):
+            console.print(f"[yellow]hint:[/yellow] {hint}")
+
+
+def _hints(report: Any, *, catalog_size: int) -> list[str]:
+    """Point at the likely fix when most rows fail for one systematic reason."""
+    hints: list[str] = []
+    counts = report.quarantined_by_reason
+    if counts.get("unknown_item") and catalog_size == 0:
+        hints.append("the catalog is empty: import it first, or pass --accept-unknown-items")
+    extra = [c for c, n in counts.items() if c.startswith("invalid_field:") and n == report.rows_read]
+    if extra and report.rows_read:
+        fields = ", ".join(c.split(":", 1)[1] for c in extra)
+        hints.append(
+            f"every row failed on {fields}: check the column names (--map our_field=their_column) "
+            "or pass --ignore-unknown-columns"
+        )
+    if report.quarantined:
+        hints.append("inspect rejected rows with `shoploop import quarantine list`")
+    return hints
 
 
 @import_app.command("catalog")

@@ -31,7 +31,14 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from shoploop.domain import EVENT_TYPES, ClickEvent, ImpressionEvent, event_item_ids
+from shoploop.domain import (
+    EVENT_TYPES,
+    ClickEvent,
+    ImpressionEvent,
+    PurchaseEvent,
+    SearchEvent,
+    event_item_ids,
+)
 
 
 @dataclass(frozen=True)
@@ -232,22 +239,34 @@ def duplicate_click_rejection(event: ClickEvent, kept_id: str, window: timedelta
 
 @dataclass
 class _UserWindow:
-    times: list[datetime] = field(default_factory=list)  # sorted timestamps of counted events
-    items: deque[tuple[datetime, str]] = field(default_factory=deque)  # (ts, item) in ts order
+    times: list[float] = field(default_factory=list)  # sorted epoch seconds of counted events
+    items: deque[tuple[float, str]] = field(default_factory=deque)  # (ts, item) in ts order
+
+
+def fast_item_ids(event: Any) -> list[str]:
+    # event_item_ids() goes through getattr on pydantic models, which is slow for absent
+    # fields; the importer calls this per event on hot paths, so branch on the class.
+    if isinstance(event, ImpressionEvent | PurchaseEvent):
+        return [it.item_id for it in event.items]
+    if isinstance(event, SearchEvent):
+        return []
+    item = event.__dict__.get("item_id")
+    return [item] if item else event_item_ids(event)
 
 
 class BotDetector:
     """Per-user sliding 60 s windows across the whole import (not one batch).
 
-    A user is flagged once they exceed `bot_max_events_per_minute` events or
-    `bot_max_distinct_items_per_minute` distinct items in any 60 s window. Timestamps are
-    inserted in order (bisect), so moderately shuffled input is handled; an event older
-    than the window behind that user's newest event only counts toward windows that
-    still exist in memory (entries beyond 60 s are pruned to keep memory bounded).
-    Impressions count as events but not toward distinct items (one page shows many).
+    A user is flagged once they have more than `bot_max_events_per_minute` events, or
+    more than `bot_max_distinct_items_per_minute` distinct items, within 60 s (both ends
+    inclusive). Timestamps are inserted in order (bisect), so moderately shuffled input
+    is handled; state older than 60 s behind the user's newest event is pruned to keep
+    memory bounded, so an event arriving more than 60 s out of order counts only toward
+    windows still in memory. Impressions count as events but not toward distinct items
+    (one page shows many items).
     """
 
-    WINDOW = timedelta(seconds=60)
+    WINDOW_S = 60.0
 
     def __init__(self, config: CleaningConfig) -> None:
         self.max_events = config.bot_max_events_per_minute
@@ -255,35 +274,40 @@ class BotDetector:
         self._users: dict[str, _UserWindow] = {}
         self.flagged: dict[str, str] = {}  # user -> reason, in the order they were flagged
 
-    def observe(self, event: Any) -> str | None:
-        """Count `event`; return a reason when this event makes its user bot-like (once per user)."""
+    def observe(self, event: Any, item_ids: list[str] | None = None) -> str | None:
+        """Count `event`; return a reason when this event makes its user bot-like (once per user).
+
+        `item_ids` may be passed when the caller already knows them (saves work).
+        """
         user = event.user_id
         if user in self.flagged:
             return None
         state = self._users.get(user)
         if state is None:
             state = self._users[user] = _UserWindow()
-        ts: datetime = event.timestamp
-        bisect.insort(state.times, ts)
-        newest = state.times[-1]
-        # prune what no future window (anchored at or after `newest`) can contain
-        cut = bisect.bisect_left(state.times, newest - self.WINDOW)
+        ts = event.timestamp.timestamp()
+        times = state.times
+        if not times or ts >= times[-1]:
+            times.append(ts)
+        else:
+            bisect.insort(times, ts)
+        # keep only what a window ending at the newest event can hold
+        cut = bisect.bisect_left(times, times[-1] - self.WINDOW_S)
         if cut:
-            del state.times[:cut]
-        lo = bisect.bisect_left(state.times, ts - self.WINDOW)
-        hi = bisect.bisect_right(state.times, ts + self.WINDOW)
-        # any 60 s window containing ts: count the densest one via a two-pointer sweep
-        if hi - lo > self.max_events and self._max_in_window(state.times[lo:hi]) > self.max_events:
+            del times[:cut]
+        if len(times) > self.max_events:
             return self._flag(user, f"bot: more than {self.max_events} events in 60 s")
         if isinstance(event, ImpressionEvent):
             return None
-        for item in event_item_ids(event):
-            state.items.append((ts, item))
-        if len(state.items) > 1 and state.items[-2][0] > ts:  # out of order: keep the deque sorted
-            state.items = deque(sorted(state.items))
-        while state.items and state.items[0][0] < state.items[-1][0] - self.WINDOW:
-            state.items.popleft()
-        if len(state.items) > self.max_items and self._max_distinct(state.items) > self.max_items:
+        items = state.items
+        for item in fast_item_ids(event) if item_ids is None else item_ids:
+            items.append((ts, item))
+        if len(items) > 1 and items[-2][0] > ts:  # out of order: keep the deque sorted
+            items = state.items = deque(sorted(items))
+        horizon = items[-1][0] - self.WINDOW_S if items else 0.0
+        while items and items[0][0] < horizon:
+            items.popleft()
+        if len(items) > self.max_items and len({item for _, item in items}) > self.max_items:
             return self._flag(user, f"bot: more than {self.max_items} distinct items in 60 s")
         return None
 
@@ -291,26 +315,3 @@ class BotDetector:
         self.flagged[user] = reason
         self._users.pop(user, None)
         return reason
-
-    def _max_in_window(self, times: list[datetime]) -> int:
-        best, left = 0, 0
-        for right, t in enumerate(times):
-            while times[left] < t - self.WINDOW:
-                left += 1
-            best = max(best, right - left + 1)
-        return best
-
-    def _max_distinct(self, items: deque[tuple[datetime, str]]) -> int:
-        seq = list(items)
-        counts: dict[str, int] = {}
-        best, left = 0, 0
-        for t, item in seq:
-            counts[item] = counts.get(item, 0) + 1
-            while seq[left][0] < t - self.WINDOW:
-                old = seq[left][1]
-                counts[old] -= 1
-                if not counts[old]:
-                    del counts[old]
-                left += 1
-            best = max(best, len(counts))
-        return best

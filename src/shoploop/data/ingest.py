@@ -42,6 +42,7 @@ from shoploop.data.cleaning import (
     Rejection,
     check_timestamp,
     duplicate_click_rejection,
+    fast_item_ids,
     reason_code,
     rejection_from_validation,
     unknown_item_rejection,
@@ -67,7 +68,6 @@ from shoploop.domain import (
     RemoveFromCartEvent,
     SearchEvent,
     ViewEvent,
-    event_item_ids,
     event_to_dict,
     parse_event,
 )
@@ -97,7 +97,10 @@ _PRODUCT_FIELDS = frozenset(Product.model_fields)
 def derive_event_id(data: Mapping[str, Any]) -> str:
     """Deterministic event id from a row's content (any given `event_id` is ignored)."""
     payload = {k: v for k, v in data.items() if k != "event_id"}
-    text = json.dumps(jsonable(payload), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    try:  # rows from JSON/CSV are JSON-ready already; only Parquet rows need converting
+        text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        text = json.dumps(jsonable(payload), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return "h" + hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
@@ -242,11 +245,11 @@ class _EventBatcher:
         except ValidationError as exc:
             return rejection_from_validation(exc, data)
 
-    def _resolve_items(self, events: Iterable[Event]) -> None:
+    def _resolve_items(self, id_lists: Iterable[list[str]]) -> None:
         wanted = {
             item
-            for ev in events
-            for item in event_item_ids(ev)
+            for ids in id_lists
+            for item in ids
             if item not in self.known_items and item not in self.missing_items
         }
         if not wanted:
@@ -270,7 +273,7 @@ class _EventBatcher:
 
     def process(self, batch: Sequence[_Candidate]) -> _Outcome:
         out = _Outcome()
-        valid: list[tuple[_Candidate, Event]] = []
+        valid: list[tuple[_Candidate, Event, list[str]]] = []
         for cand in batch:
             result = self.validate(cand)
             if isinstance(result, Rejection):
@@ -280,22 +283,23 @@ class _EventBatcher:
             if rejection is not None:
                 out.rejected.append((cand, rejection))
                 continue
-            valid.append((cand, result))
+            valid.append((cand, result, fast_item_ids(result)))
 
         if self.config.unknown_items == "reject":
-            self._resolve_items(ev for _, ev in valid)
-            kept: list[tuple[_Candidate, Event]] = []
-            for cand, ev in valid:
-                missing = [i for i in event_item_ids(ev) if i in self.missing_items]
+            self._resolve_items(ids for _, _, ids in valid)
+            missing_items = self.missing_items
+            kept: list[tuple[_Candidate, Event, list[str]]] = []
+            for cand, ev, ids in valid:
+                missing = [i for i in ids if i in missing_items]
                 if missing:
                     out.rejected.append((cand, unknown_item_rejection(missing)))
                 else:
-                    kept.append((cand, ev))
+                    kept.append((cand, ev, ids))
             valid = kept
 
         to_write: list[Event] = []
         seen: set[str] = set()
-        for cand, ev in valid:
+        for cand, ev, ids in valid:
             if ev.event_id in seen:  # exact re-send inside the batch: idempotent, not an error
                 out.duplicates += 1
                 continue
@@ -308,7 +312,7 @@ class _EventBatcher:
                     continue
             seen.add(ev.event_id)
             to_write.append(ev)
-            reason = self.bots.observe(ev)
+            reason = self.bots.observe(ev, ids)
             if reason is not None:
                 out.newly_flagged[ev.user_id] = reason
 
