@@ -318,3 +318,33 @@ def test_arbitrary_catalog_rows_never_crash(tmp_path: Path, rows: list[dict[str,
     assert again.quarantined == report.quarantined and len(s.quarantine) == report.quarantined
     if report.accepted == len({str(r.get("item_id")) for r in rows}) == report.rows_read - report.quarantined:
         assert s.catalog.version == version
+
+
+def test_parquet_events_with_nested_items_and_timestamps(
+    stores: Stores, tmp_path: Path, t0: datetime
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _seed_catalog(stores, t0, ["a", "b"])
+    table = pa.table(
+        {
+            "type": ["purchase", "view"],
+            "user": ["u1", "u2"],
+            "timestamp": pa.array([t0, t0 + timedelta(seconds=5)], type=pa.timestamp("us", tz="UTC")),
+            "items": [[{"item_id": "a", "price": 2.5, "quantity": 2}], None],
+            "item_id": [None, "b"],
+        }
+    )
+    path = tmp_path / "events.parquet"
+    pq.write_table(table, path)
+    report = import_file(
+        path, "events", stores, column_map={"user_id": "user"}, config=_cfg(t0), progress=False
+    )
+    assert (report.accepted, report.quarantined) == (2, 0), report
+    purchase = next(e for e in stores.events.scan(types=["purchase"]))
+    assert purchase.revenue == 5.0 and purchase.timestamp == t0
+    again = import_file(
+        path, "events", stores, column_map={"user_id": "user"}, config=_cfg(t0), progress=False
+    )
+    assert again.duplicates == 2  # derived ids are stable for Parquet rows too (datetimes, nulls)
