@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -164,6 +165,7 @@ def import_events_cmd(
     ignore_unknown_columns: Annotated[
         bool, typer.Option(help="Drop columns the event models do not know instead of rejecting rows.")
     ] = False,
+    max_age_days: Annotated[int, typer.Option(help="Oldest event accepted, in days.")] = 3650,
     progress: ProgressOption = True,
 ) -> None:
     """Import shopper events; re-importing the same file adds nothing (idempotent on event ids)."""
@@ -176,6 +178,7 @@ def import_events_cmd(
         progress,
         unknown_items="accept" if accept_unknown_items else "reject",
         unknown_columns="ignore" if ignore_unknown_columns else "reject",
+        max_age=timedelta(days=max_age_days),
     )
 
 
@@ -186,11 +189,15 @@ def import_dataset_cmd(
     ],
     directory: Annotated[Path, typer.Option("--from", help="Directory holding the downloaded dataset.")],
     home: HomeOption = None,
+    max_age_days: Annotated[
+        int, typer.Option(help="Oldest event accepted, in days (public datasets are often decades old).")
+    ] = 36_500,
     progress: ProgressOption = True,
 ) -> None:
     """Load a public dataset through its adapter and import products and events."""
     from rich.console import Console
 
+    from shoploop.data.cleaning import CleaningConfig
     from shoploop.data.ingest import import_records
 
     if not directory.is_dir():
@@ -205,7 +212,12 @@ def import_dataset_cmd(
         raise _fail(f"cannot load dataset {name!r} from {directory}: {exc}") from None
     console = Console()
     with _stores(home) as stores:
-        reports = import_records(bundle.products, bundle.events, stores, source=name, progress=progress)
+        # Historical datasets (MovieLens is from the 1990s) would all fail the shop default
+        # max_age of ten years, so the dataset command widens it.
+        config = CleaningConfig(max_age=timedelta(days=max_age_days))
+        reports = import_records(
+            bundle.products, bundle.events, stores, source=name, config=config, progress=progress
+        )
         for report in reports:
             _finish(report, home, console)
 
