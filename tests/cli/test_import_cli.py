@@ -183,3 +183,26 @@ def test_hints_point_at_the_likely_fix(tmp_path: Path, home: Path) -> None:
     products.write_text("sku,name\nA,Drill\n", encoding="utf-8")
     result = _invoke("catalog", str(products), "--home", str(home), "--no-progress")
     assert "check the column names" in result.output
+
+
+@pytest.mark.parametrize(
+    ("needle", "expected"),
+    [
+        ("non_positive_price", 1),
+        ("invalid_field:title", 1),
+        ("invalid_json", 1),
+        ("price", 1),
+        ("nothing", 0),
+    ],
+)
+def test_quarantine_list_filters_by_code_or_text(
+    tmp_path: Path, home: Path, needle: str, expected: int
+) -> None:
+    products = tmp_path / "p.jsonl"
+    products.write_text(
+        '{"item_id": "a", "title": "A", "price": -1}\n{"item_id": "b"}\n{nope\n', encoding="utf-8"
+    )
+    _invoke("catalog", str(products), "--home", str(home), "--no-progress")
+    result = _invoke("quarantine", "list", "--home", str(home), "--reason", needle)
+    assert result.exit_code == 0
+    assert f"quarantine: {expected} matching row(s)" in result.output

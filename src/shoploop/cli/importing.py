@@ -222,6 +222,16 @@ def import_dataset_cmd(
             _finish(report, home, console)
 
 
+def _reason_prefilter(reason: str) -> str | None:
+    """A substring every stored reason text matching `reason` (a code or text) contains, if any."""
+    if reason.startswith("invalid_field:"):
+        return reason.split(":", 1)[1] + ":"
+    known = {"invalid_json": "invalid JSON", "non_positive_price": "greater than 0", "invalid_row": None}
+    if reason in known:
+        return known[reason]
+    return reason
+
+
 @quarantine_app.command("list")
 def quarantine_list_cmd(
     reason: Annotated[
@@ -244,7 +254,9 @@ def quarantine_list_cmd(
         raise _fail(f"--kind must be catalog or event, got {kind!r}")
     console = Console()
     with _stores(home) as stores:
-        rows = stores.quarantine.list(kind=kind)  # type: ignore[arg-type]
+        # Let the store narrow the rows first (a text match), then match codes exactly here.
+        prefilter = _reason_prefilter(reason) if reason else None
+        rows = stores.quarantine.list(kind=kind, reason_contains=prefilter)  # type: ignore[arg-type]
         counts = stores.quarantine.counts_by_reason()
     if reason:
         needle = reason.lower()
