@@ -69,6 +69,7 @@ class UnderstoodQuery:
     predicted_categories: list[tuple[str, float]]
     bm25_tokens: list[str]
     dense_text: str
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -329,6 +330,11 @@ class HybridSearcher:
         uq = self.understand(query)
         t1 = time.perf_counter()
         parsed = Filters(**uq.filters) if uq.filters else None
+        if parsed is not None and not np.isfinite(self.columns_.price).any():
+            # A catalog without prices would return nothing for "under $50": report, do not apply.
+            uq.notes.append(f"price filter {uq.filters} ignored: the catalog has no prices")
+            uq.filters = {}
+            parsed = None
         eff = filters.merged(parsed) if filters is not None else parsed
         n_keys = len(self.ids_)
         mask = self.columns_.mask(eff)
@@ -405,6 +411,39 @@ class HybridSearcher:
             hits.append(SearchHit(self.ids_[key], float(fused[i]), expl))
         timings["fuse"] = (time.perf_counter() - t0) * 1e3
         return SearchResult(hits, facets, uq, len(c.keys), timings)
+
+    def score_items(self, query: str, item_ids: Sequence[str]) -> np.ndarray:
+        """Fused scores for given items (e.g. re-ranking a judged pool); unknown/deleted items get -inf.
+
+        Every item gets both exact retriever scores; ranks are full-catalog ranks (1 + number of
+        live products scoring higher), so RRF behaves as if the item had been retrieved there.
+        """
+        uq = self.understand(query)
+        n_keys = len(self.ids_)
+        known = [
+            i for i, pid in enumerate(item_ids) if pid in self.key_of_ and self.key_of_[pid] in self.products_
+        ]
+        out = np.full(len(item_ids), -np.inf)
+        if not known:
+            return out
+        keys = np.asarray([self.key_of_[item_ids[i]] for i in known], dtype=np.int64)
+        live = self.columns_.present[:n_keys]
+        retrievers: tuple[str, ...] = ("bm25",) if self.dense_ is None else ("bm25", "dense")
+        scores = np.zeros((len(keys), len(retrievers)))
+        ranks = np.zeros_like(scores)
+        bm = self.bm25_.score_all(uq.bm25_tokens, n_keys) if uq.bm25_tokens else np.zeros(n_keys, np.float32)
+        bm = np.where(live, bm, -np.inf)
+        scores[:, 0] = bm[keys]
+        ranks[:, 0] = 1 + (bm[None, :] > bm[keys][:, None]).sum(axis=1)
+        if self.dense_ is not None:
+            q = self.query_encoder.encode_query(uq.dense_text)
+            allk = np.flatnonzero(self.dense_.present_[:n_keys])
+            full = self.dense_.scores(q, allk)
+            scores[:, 1] = self.dense_.scores(q, keys)
+            ranks[:, 1] = 1 + (full[None, :] > scores[:, 1][:, None]).sum(axis=1)
+        c = Candidates(keys, scores, ranks, retrievers, self._prior(keys, uq.predicted_categories))
+        out[known] = fuse(c, self.fusion_)
+        return out
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> None:
