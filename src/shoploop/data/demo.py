@@ -472,6 +472,8 @@ class _Simulator:
         else:
             items, scores = self.home_feed(cfg.home_list_size)
             relevance = np.zeros(items.size)
+        if items.size == 0:
+            return t  # nothing to show (every product out of stock)
         self.events.append(
             ImpressionEvent(
                 event_id=self._id("e"),
@@ -541,15 +543,26 @@ class _Simulator:
         return t
 
     def run_bot(self, user_id: str) -> None:
-        """Bursts of searches where nearly every result gets clicked within seconds."""
+        """Bursts of searches where nearly every result gets clicked within a fraction of a second.
+
+        A burst lasts until ~130 clicks (well over 120 events a minute), so ingestion's
+        rate rule catches the bot even in a catalog too small for its distinct-items rule.
+        """
         rng, c, cfg = self.rng, self.catalog, self.config
         for burst, t0 in enumerate(self.session_starts(int(rng.integers(3, 7)))):
             t = float(t0)
             common: dict[str, Any] = {"user_id": user_id, "session_id": f"{user_id}-s{burst + 1}"}
-            for _ in range(int(rng.integers(4, 8))):
+            n_clicks = 0
+            while n_clicks < 130:
                 spec = c.specs[int(rng.integers(len(c.specs)))]
-                query = spec.nouns[int(rng.integers(len(spec.nouns)))]
+                query = (
+                    spec.nouns[int(rng.integers(len(spec.nouns)))]
+                    if rng.random() < 0.5
+                    else spec.path[0].lower()
+                )
                 items, _, n_results = self.search(query, cfg.search_list_size)
+                if items.size == 0:
+                    break  # nothing to click (e.g. everything out of stock): no burst
                 self._requests += 1
                 request_id = f"req-{cfg.seed}-{self._requests:07d}"
                 self.events.append(
@@ -578,7 +591,8 @@ class _Simulator:
                 t += 0.5
                 for k, item in enumerate(items):
                     if rng.random() < 0.9:
-                        t += float(rng.uniform(0.2, 0.6))
+                        n_clicks += 1
+                        t += float(rng.uniform(0.1, 0.3))
                         click = {
                             "item_id": c.products[int(item)].item_id,
                             "request_id": request_id,
@@ -592,7 +606,7 @@ class _Simulator:
                             self.events.append(
                                 ClickEvent(event_id=self._id("e"), timestamp=self._when(t + 0.3), **click)
                             )
-                t += float(rng.uniform(1, 4))
+                t += float(rng.uniform(0.5, 2))
 
     def retired_views(self, user_ids: list[str]) -> list[str]:
         rng = self.rng
