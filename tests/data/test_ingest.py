@@ -348,3 +348,65 @@ def test_parquet_events_with_nested_items_and_timestamps(
         path, "events", stores, column_map={"user_id": "user"}, config=_cfg(t0), progress=False
     )
     assert again.duplicates == 2  # derived ids are stable for Parquet rows too (datetimes, nulls)
+
+
+_line = st.one_of(
+    st.sampled_from(
+        [
+            '{"type": "view", "user_id": "u", "item_id": "a", "timestamp": "2026-01-01T12:00:00Z"}',
+            '{"type": "click", "user_id": "u", "item_id": "a", "timestamp": "2026-01-01T12:00:01Z"}',
+            '{"item_id": "zz", "type": "view", "user_id": "u", "timestamp": "2026-01-01T12:00:00Z"}',
+            "[]",
+            "null",
+            "{",
+            "",
+            '{"type": "search"}',
+            "\ufeff{}",
+        ]
+    ),
+    st.text(max_size=30),
+)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lines=st.lists(_line, max_size=15),
+    junk=st.binary(max_size=8),
+    suffix=st.sampled_from([".jsonl", ".csv"]),
+)
+def test_arbitrary_file_content_never_crashes_the_importer(
+    tmp_path: Path, t0: datetime, lines: list[str], junk: bytes, suffix: str
+) -> None:
+    s = memory_stores(tmp_path / "a")
+    import_catalog([{"item_id": "a", "title": "A"}], s, source="c", progress=False)
+    path = tmp_path / f"events{suffix}"
+    body = "\n".join(lines).encode("utf-8", errors="surrogatepass") + b"\n" + junk
+    if suffix == ".csv":
+        body = b"type,user_id,item_id,timestamp\n" + body
+    path.write_bytes(body)
+    report = import_file(path, "events", s, config=_cfg(t0), batch_size=4, progress=False)
+    assert report.rows_read == report.accepted + report.duplicates + report.quarantined
+    assert len(s.quarantine) == report.quarantined
+
+
+def test_non_utf8_jsonl_line_is_quarantined(stores: Stores, tmp_path: Path, t0: datetime) -> None:
+    _seed_catalog(stores, t0, ["a"])
+    good = b'{"type": "view", "user_id": "u", "item_id": "a", "timestamp": "2026-01-01T12:00:00Z"}'
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + good + b"\n\xff\xfe{oops}\n")
+    report = import_file(path, "events", stores, config=_cfg(t0), progress=False)
+    assert report.accepted == 1 and report.quarantined_by_reason == {"invalid_json": 1}
+    (row,) = stores.quarantine.list()
+    assert row.reason == "line 2: invalid JSON: not UTF-8 at byte 0" and row.row_number == 2
+
+
+def test_truncated_gzip_is_a_reader_error(stores: Stores, tmp_path: Path) -> None:
+    import gzip
+
+    from shoploop.data.readers import ReaderError
+
+    data = gzip.compress(b"".join(b'{"item_id": "p%d", "title": "T"}\n' % k for k in range(2000)))
+    path = tmp_path / "c.jsonl.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ReaderError, match="truncated"):
+        import_file(path, "catalog", stores, progress=False)

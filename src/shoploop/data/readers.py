@@ -20,6 +20,7 @@ re-validated later with exactly the same rules):
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import gzip
@@ -27,6 +28,7 @@ import io
 import json
 import math
 import sys
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -133,13 +135,18 @@ def normalize_row(raw: Mapping[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        if _is_missing(value):
+        # hot path (every row of every import): type checks inlined instead of _is_missing()
+        if value is None:
             continue
-        if key in NESTED_FIELDS and isinstance(value, str):
+        if value.__class__ is str:
             text = value.strip()
-            if text[:1] in ("[", "{"):
+            if not text:
+                continue
+            if key in NESTED_FIELDS and text[:1] in ("[", "{"):
                 with contextlib.suppress(json.JSONDecodeError):
                     value = json.loads(text)
+        elif _is_missing(value):
+            continue
         out[key] = value
     return out
 
@@ -165,15 +172,33 @@ def jsonable(value: Any) -> Any:
 
 def _open_text(path: Path) -> IO[str]:
     # utf-8-sig swallows the byte-order mark spreadsheet exports put in front of the header.
+    # errors="replace": one mis-encoded byte in a CSV must not abort a multi-GB import; the
+    # affected value carries U+FFFD and usually fails validation visibly.
     if path.suffix.lower() == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace", newline="")
+    return open(path, encoding="utf-8-sig", errors="replace", newline="")
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    if path.suffix.lower() == ".gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
 
 
 def _read_jsonl(path: Path, column_map: Mapping[str, str] | None) -> Iterator[SourceRow]:
-    # Line iteration: memory stays flat however large the file is.
-    with _open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
+    # Binary line iteration: memory stays flat however large the file is, lines split on
+    # "\n" only, and a line that is not UTF-8 becomes one rejected row, not a crash.
+    with _open_binary(path) as handle:
+        for line_no, blob in enumerate(handle, start=1):
+            if line_no == 1 and blob.startswith(codecs.BOM_UTF8):
+                blob = blob[len(codecs.BOM_UTF8) :]
+            try:
+                line = blob.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                shown = blob.decode("utf-8", errors="replace").rstrip("\r\n")
+                error = f"line {line_no}: invalid JSON: not UTF-8 at byte {exc.start}"
+                yield SourceRow(line_no, {UNPARSED_KEY: shown}, error)
+                continue
             text = line.strip()
             if not text:
                 continue
@@ -181,6 +206,10 @@ def _read_jsonl(path: Path, column_map: Mapping[str, str] | None) -> Iterator[So
                 value = json.loads(text)
             except json.JSONDecodeError as exc:
                 yield SourceRow(line_no, {UNPARSED_KEY: line.rstrip("\r\n")}, _json_error(line_no, exc))
+                continue
+            except RecursionError:
+                error = f"line {line_no}: invalid JSON: nested too deeply"
+                yield SourceRow(line_no, {UNPARSED_KEY: line.rstrip("\r\n")[:10_000]}, error)
                 continue
             if not isinstance(value, dict):
                 error = f"line {line_no}: expected a JSON object, got {type(value).__name__}"
@@ -263,9 +292,22 @@ def read_rows(
     if not path.is_file():
         raise FileNotFoundError(f"file not found: {path}")
     if kind == "jsonl":
-        return _read_jsonl(path, column_map)
+        return _guard(_read_jsonl(path, column_map), path)
     if kind == "csv":
-        return _read_csv(path, column_map)
+        return _guard(_read_csv(path, column_map), path)
     if path.suffix.lower() == ".gz":
         raise ReaderError("gzip-compressed Parquet is not supported (Parquet compresses internally)")
     return _read_parquet(path, column_map, chunk_rows)
+
+
+def _guard(rows: Iterator[SourceRow], path: Path) -> Iterator[SourceRow]:
+    """Turn a corrupt or truncated gzip stream into a clear `ReaderError` (rows before it are kept)."""
+    last = 0
+    try:
+        for row in rows:
+            last = row.row_number
+            yield row
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ReaderError(
+            f"{path.name}: corrupt or truncated compressed data after row {last}: {exc}"
+        ) from None
