@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,15 +15,18 @@ from hypothesis import strategies as st
 
 from shoploop.data.demo import RETIRED_PREFIX, DemoConfig, generate_demo_store, make_typo
 from shoploop.domain import (
+    EVENT_TYPES,
     AddToCartEvent,
     ClickEvent,
     DislikeEvent,
     ImpressionEvent,
+    Product,
     PurchaseEvent,
     RatingEvent,
     SearchEvent,
     event_item_ids,
     event_to_dict,
+    parse_event,
 )
 
 SMALL = DemoConfig(seed=3, n_products=300, n_categories=8, n_users=60, n_bots=2, days=10)
@@ -170,3 +176,28 @@ def test_make_typo_is_one_small_edit(word, seed):
     typo = make_typo(word, np.random.default_rng(seed))
     assert abs(len(typo) - len(word)) <= 1
     assert typo[0] == word[0]
+
+
+# ---------------------------------------------------------------- docs/events.md stays true
+
+EVENTS_DOC = Path(__file__).resolve().parents[2] / "docs" / "events.md"
+
+
+def _doc_examples() -> list[dict]:
+    text = EVENTS_DOC.read_text(encoding="utf-8")
+    blocks = re.findall(r"```json\n(.*?)```", text, flags=re.DOTALL)
+    return [json.loads(block) for block in blocks]
+
+
+def test_events_doc_examples_validate():
+    examples = _doc_examples()
+    events = [parse_event(ex) for ex in examples if "type" in ex]
+    products = [Product.model_validate(ex) for ex in examples if "type" not in ex]
+    # one example per event type, and at least one product
+    assert sorted(e.type for e in events) == sorted(EVENT_TYPES)
+    assert products and products[0].category_path == ("Tools", "Power Tools")
+    # the examples tell one consistent story: the click points at a served slot
+    impression = next(e for e in events if isinstance(e, ImpressionEvent))
+    click = next(e for e in events if isinstance(e, ClickEvent))
+    slots = {it.position: it.item_id for it in impression.items}
+    assert click.request_id == impression.request_id and slots[click.position] == click.item_id

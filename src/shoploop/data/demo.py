@@ -214,7 +214,7 @@ def _build_catalog(config: DemoConfig, rng: np.random.Generator) -> _Catalog:
         name = f"{adjective} {_title_case(material) + ' ' if with_material else ''}{_title_case(noun)}"
         title = f"{brand} {name}, {size}, {colour}"
         article = "An" if adjective[0].lower() in "aeiou" else "A"
-        sentences = [f"{article} {adjective.lower()} {noun} from {brand}, made of {material} for {use}."]
+        sentences = [f"{article} {adjective.lower()} {noun} from {brand} in {material}, built for {use}."]
         if rng.random() < 0.7:
             sentences.append(f"Comes in {colour.lower()}, size {size}.")
         if rng.random() < 0.5:
