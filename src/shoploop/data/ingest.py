@@ -171,6 +171,10 @@ class _Outcome:
     duplicates: int = 0
     rejected: list[tuple[_Candidate, Rejection]] = field(default_factory=list)
     newly_flagged: dict[str, str] = field(default_factory=dict)
+    # The event of every candidate that passed validation and cleaning, and the ids the
+    # log actually inserted: together they tell a live caller each row's fate.
+    passed: dict[int, Event] = field(default_factory=dict)  # id(candidate) -> event
+    inserted: set[str] = field(default_factory=set)
 
 
 class _CatalogBatcher:
@@ -302,6 +306,7 @@ class _EventBatcher:
         for cand, ev, ids in valid:
             if ev.event_id in seen:  # exact re-send inside the batch: idempotent, not an error
                 out.duplicates += 1
+                out.passed[id(cand)] = ev
                 continue
             if isinstance(ev, ClickEvent):
                 rejection = self.clicks.check(ev)
@@ -312,6 +317,7 @@ class _EventBatcher:
                     continue
             seen.add(ev.event_id)
             to_write.append(ev)
+            out.passed[id(cand)] = ev
             reason = self.bots.observe(ev, ids)
             if reason is not None:
                 out.newly_flagged[ev.user_id] = reason
@@ -320,6 +326,7 @@ class _EventBatcher:
             result = self.stores.events.append(to_write)
             out.accepted += len(result.inserted)
             out.duplicates += len(result.duplicates)
+            out.inserted.update(result.inserted)
         by_reason: dict[str, list[str]] = {}
         for user, reason in out.newly_flagged.items():
             by_reason.setdefault(reason, []).append(user)
@@ -612,3 +619,64 @@ def reimport_quarantine(
         stores.quarantine.remove(passed_ids)
         reports.append(report)
     return reports
+
+
+# ---------------------------------------------------------------------------------------
+# live intake: the same rules, one answer per row (the HTTP API's POST /v1/events)
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    """The fate of one submitted row: `accepted`, `duplicate` (already stored) or `rejected`."""
+
+    index: int  # position in the submitted batch, 0-based
+    status: Literal["accepted", "duplicate", "rejected"]
+    event_id: str | None
+    reason: str | None = None  # names the field for rejections
+    event: Event | None = None  # the stored event, for accepted rows
+
+
+class EventIntake:
+    """Validates, cleans and stores batches of live events with per-row answers.
+
+    Unlike a file import it lives as long as the server: the double-click and bot
+    detectors keep their windows across requests, and rejected rows go to the quarantine
+    under `source` so nothing a client sent is lost.
+    """
+
+    def __init__(
+        self, stores: Stores, config: CleaningConfig = CleaningConfig(), *, source: str = "api"
+    ) -> None:
+        self.stores = stores
+        self.config = config
+        self.source = source
+        self._batcher = _EventBatcher(stores, config)
+
+    def submit(self, rows: Sequence[Mapping[str, Any]]) -> list[RowOutcome]:
+        batcher = self._batcher
+        # Live traffic is judged against the wall clock of each request, and the catalog
+        # may have grown since the last request, so neither may be cached across batches.
+        batcher.now = self.config.now or datetime.now(UTC)
+        batcher.missing_items.clear()
+        candidates = [_Candidate(i, dict(row)) for i, row in enumerate(rows)]
+        outcome = batcher.process(candidates)
+        rejected = {id(c): r for c, r in outcome.rejected}
+        if outcome.rejected:
+            self.stores.quarantine.add(
+                [(c.row_number, r.reason, c.raw_row()) for c, r in outcome.rejected],
+                source=self.source,
+                kind="event",
+            )
+        answers: list[RowOutcome] = []
+        for i, cand in enumerate(candidates):
+            rej = rejected.get(id(cand))
+            if rej is not None:
+                answers.append(RowOutcome(i, "rejected", (cand.raw or {}).get("event_id"), rej.reason))
+                continue
+            event = outcome.passed[id(cand)]
+            if event.event_id in outcome.inserted:
+                outcome.inserted.discard(event.event_id)  # a second copy in the batch is a duplicate
+                answers.append(RowOutcome(i, "accepted", event.event_id, event=event))
+            else:
+                answers.append(RowOutcome(i, "duplicate", event.event_id))
+        return answers
