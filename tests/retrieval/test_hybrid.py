@@ -135,3 +135,18 @@ def test_other_dense_backends(products, fake_encoder, backend, tmp_path):
 def test_bm25_only_searcher(products):
     s = HybridSearcher(HybridConfig(use_dense=False)).fit(products)
     assert ids(s.search("angle bracket", k=1)) == ["p7"]
+
+
+def test_compound_join_and_price_filter_without_prices(fake_encoder):
+    prods = [
+        Product(item_id="d1", title="BEHR DeckOver Coating 1 gal."),
+        Product(item_id="d2", title="BEHR DeckOver Coating 5 gal."),
+        Product(item_id="w1", title="Dishwasher Rack"),
+    ]
+    s = HybridSearcher(HybridConfig(), encoder=fake_encoder).fit(prods)
+    r = s.search("deck over", k=2)
+    assert "deck over ~ deckover" in r.understood.synonyms
+    assert set(ids(r)) == {"d1", "d2"}
+    # No product has a price: the parsed filter is reported but not applied (else nothing is found).
+    r = s.search("deckover under $20", k=2)
+    assert set(ids(r)) == {"d1", "d2"} and r.understood.notes

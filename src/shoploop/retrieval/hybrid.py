@@ -18,6 +18,7 @@ all components share, so a filter is one boolean mask.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -282,6 +283,13 @@ class HybridSearcher:
         if self.config.typo_correction:
             tokens, corrections = self.typo_.correct(tokens)
         tokens, expansion, applied = self.synonyms_.apply(tokens)
+        # Compound joining: "deck over" also matches the catalog's "DeckOver", "dish washer" its
+        # "dishwasher" — only when the joined word is a catalog word (seen at least twice).
+        for a, b in itertools.pairwise(tokens):
+            joined = a + b
+            if a.isalpha() and b.isalpha() and self.typo_.counts_.get(joined, 0) >= 2:
+                expansion.append(joined)
+                applied.append(f"{a} {b} ~ {joined}")
         stop = STOPWORDS if self.config.bm25.remove_stopwords else frozenset()
         bm25_toks = [t for t in tokens + expansion if t not in stop]
         if self.config.bm25.stem:
