@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "ab_calibration.py"
@@ -12,6 +13,7 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "ab_calibration.py"
 def _load():
     spec = importlib.util.spec_from_file_location("ab_calibration_bench", BENCH)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up here
     spec.loader.exec_module(mod)
     return mod
 

@@ -343,14 +343,14 @@ def recommend(
 
 
 def value_slices(
-    utility: Utility,
+    utility: Utility | SliceUtility,
     slices: Mapping[str, np.ndarray],
     config: ShapleyConfig = ShapleyConfig(),
     *,
     metric: str = "utility",
 ) -> DataValueReport:
     """Shapley + LOO per slice, value per 1,000 events and a recommendation, best first."""
-    su = SliceUtility(utility, slices)
+    su = utility if isinstance(utility, SliceUtility) else SliceUtility(utility, slices)
     sh = tmc_shapley(su, slices, config)
     loo = leave_one_slice_out(su, slices)
     gain = sh.full_utility - sh.empty_utility
