@@ -492,8 +492,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         p.model_copy(update={"category_path": (f"cluster {c:02d}",)})
         for p, c in zip(products, labels, strict=True)
     ]
-    si = HybridSearcher(replace(s.config, intent_level=1), encoder=enc).fit(cat_products, vectors=vectors)
-    si.bm25_ = s.bm25_
+    # Same indexes as `s`, only the catalog columns carry the pseudo-categories (no re-indexing).
+    import copy
+
+    from shoploop.retrieval.filters import CatalogColumns
+
+    si = copy.copy(s)
+    si.config = replace(s.config, intent_level=1)
+    si.columns_ = CatalogColumns()
+    for key, p in enumerate(cat_products):
+        si.columns_.set(key, p)
+    si.products_ = dict(enumerate(cat_products))
     pairs = [(q, u, g) for q in train_q for u, g in judg.gains[q].items() if g > 0]
     si.fit_intent([p[0] for p in pairs], [p[1] for p in pairs], [p[2] for p in pairs])
     si.fit_fusion(tune_q, [judg.gains[q] for q in tune_q])
@@ -566,11 +575,18 @@ def _finetuned_systems(args, finetune, products, train_q, test_q, judg, s, syste
     t = time.perf_counter()
     vecs = encode_with_cache(enc, [p.text() for p in products], args.cache_dir)
     enc_s = time.perf_counter() - t
-    sf = HybridSearcher(
-        replace(s.config, encoder=EncoderConfig(model_path=str(path), num_threads=args.threads)), encoder=enc
+    import copy
+
+    from shoploop.retrieval.dense import DenseIndex
+    from shoploop.text.encoder import text_hash
+
+    # Same BM25/typo/columns as `s`; only the dense side uses the fine-tuned model.
+    sf = copy.copy(s)
+    sf.config = replace(s.config, encoder=EncoderConfig(model_path=str(path), num_threads=args.threads))
+    sf._encoder = sf._query_encoder = enc
+    sf.dense_ = DenseIndex(s.config.dense).fit(
+        list(range(len(products))), vecs, [text_hash(p.text()) for p in products]
     )
-    sf.fit(products, vectors=vecs)
-    sf.bm25_ = s.bm25_
     rank, pool = searcher_fns(sf, mode="dense")
     systems.append(
         evaluate(
