@@ -105,9 +105,10 @@ def line_chart(
             pen = "L"
         if d:
             parts.append(f'<path d="{" ".join(d)}" fill="none" stroke="{color}" stroke-width="2"/>')
-            if len(d) == 1:
-                x, y = d[0][1:].split(",")
-                parts.append(f'<circle cx="{x}" cy="{y}" r="3" fill="{color}"/>')
+            if n <= 40:  # markers, so points isolated by gaps (None) stay visible
+                for seg in d:
+                    x, y = seg[1:].split(",")
+                    parts.append(f'<circle cx="{x}" cy="{y}" r="2.5" fill="{color}"/>')
         ly = top + 14 * k + 8
         parts.append(f'<rect x="{left + pw + 10}" y="{ly - 8}" width="10" height="10" fill="{color}"/>')
         parts.append(f'<text x="{left + pw + 24}" y="{ly + 1}" class="tick">{escape(name[:18])}</text>')
