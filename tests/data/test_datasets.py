@@ -16,6 +16,8 @@ from shoploop.data.datasets import (
     read_gsasrec,
     read_homedepot,
     read_obd,
+    read_retrotech_products,
+    read_retrotech_sessions,
     read_sequences,
     read_unisrec,
 )
@@ -337,6 +339,17 @@ def test_real_bundles_reference_their_catalog(shared_data: Path, name: str, opts
 
 
 @pytest.mark.data
+def test_real_retrotech_frames(shared_data: Path):
+    products = read_retrotech_products(shared_data / "retrotech")
+    assert len(products) == 48_194 - 2_038 and products["upc"].is_unique
+    sessions = read_retrotech_sessions(shared_data / "retrotech", queries=["nook"])
+    assert len(sessions) == 150_000
+    assert sessions.groupby("sess_id").ngroups == 5_000
+    assert sessions["rank"].min() == 0 and sessions["clicked_doc_id"].str.len().ge(12).all()  # zero-padded
+
+
+@pytest.mark.data
+@pytest.mark.slow
 def test_real_retrotech_sample(shared_data: Path):
     bundle = load_dataset("retrotech", shared_data / "retrotech", queries=["nook"], max_sessions=300)
     assert len(bundle.products) == 48_194 - 2_038  # duplicates by UPC collapsed
