@@ -153,3 +153,10 @@ def test_append_is_all_or_nothing_when_an_event_is_invalid(events, t0):
         events.append([view("ok", "u", t0), Broken()])  # type: ignore[list-item]
     assert len(events) == 0
     assert events.append([view("ok", "u", t0)]).inserted == ["ok"]
+
+
+def test_known_id_after_new_ones_is_reported_as_duplicate(events, t0):
+    events.append([view("old", "u", t0)])
+    result = events.append([view("new1", "u", t0), view("old", "u", t0), view("new2", "u", t0)])
+    assert result == AppendResult(inserted=["new1", "new2"], duplicates=["old"])
+    assert sorted(ids(events.scan())) == ["new1", "new2", "old"]

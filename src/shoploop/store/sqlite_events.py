@@ -20,6 +20,7 @@ _INSERT = (
 )
 # One bound JSON array instead of thousands of `?` placeholders (SQLite caps variables).
 _EXISTING = "SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?))"
+_ADDED_SINCE = "SELECT event_id FROM events WHERE seq > ?"
 _FETCH = 2000
 
 
@@ -49,42 +50,57 @@ class SqliteEventLog:
         self._db = open_database(db)
 
     def append(self, events: Sequence[Event]) -> AppendResult:
-        # Serialise the whole batch before opening the transaction: a bad event fails the
-        # batch without touching the database, and the write lock is held only for SQL.
-        rows: list[tuple] = []
+        # Keep the first occurrence of each id; later repeats inside the batch are duplicates.
         order: list[str] = []
-        in_batch: set[str] = set()
-        batch_dups: set[int] = set()  # positions in `order` repeating an earlier id
+        unique: dict[str, Event] = {}
         for event in events:
             eid = event.event_id
-            if eid in in_batch:
-                batch_dups.add(len(order))
-            else:
-                in_batch.add(eid)
-                rows.append(_row(event))
             order.append(eid)
-        if not rows:
+            if eid not in unique:
+                unique[eid] = event
+        if not unique:
             return AppendResult(inserted=[], duplicates=order)
 
-        with self._db.write() as conn:
-            # Ids already stored, looked up inside the same transaction so nothing can
-            # slip in between the check and the insert.
-            existing = {r[0] for r in conn.execute(_EXISTING, (json.dumps(list(in_batch)),))}
-            if existing:
-                rows = [r for r in rows if r[0] not in existing]
-            before = conn.total_changes
-            conn.executemany(_INSERT, rows)
-            if conn.total_changes - before != len(rows):  # pragma: no cover - would mean a race
-                raise RuntimeError("event log changed during a locked append; batch rolled back")
+        # A re-sent batch (client retry, re-import) is recognised from its first id, and then
+        # only the unknown events are serialised. This is a hint read outside the
+        # transaction; the authoritative answer comes from the insert itself below.
+        known: set[str] = set()
+        if self._exists(next(iter(unique))):
+            known = self._existing(list(unique))
+        # Serialise before taking the write lock: a bad event fails the batch without
+        # touching the database, and the lock is held only for SQL.
+        rows = [_row(event) for eid, event in unique.items() if eid not in known]
+
+        added: set[str] = set()
+        if rows:
+            with self._db.write() as conn:
+                last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+                before = conn.total_changes
+                conn.executemany(_INSERT, rows)
+                if conn.total_changes - before == len(rows):
+                    added = {row[0] for row in rows}  # common case: nothing was ignored
+                else:
+                    # Some ids were stored by another writer since the hint was read; the
+                    # rows this transaction added are exactly those after the old max seq
+                    # (new rowids are always max + 1).
+                    added = {r[0] for r in conn.execute(_ADDED_SINCE, (last_seq,))}
 
         inserted: list[str] = []
         duplicates: list[str] = []
-        for pos, eid in enumerate(order):
-            if pos in batch_dups or eid in existing:
-                duplicates.append(eid)
-            else:
+        for eid in order:
+            if eid in added:
                 inserted.append(eid)
+                added.discard(eid)  # a repeat later in the batch is a duplicate
+            else:
+                duplicates.append(eid)
         return AppendResult(inserted=inserted, duplicates=duplicates)
+
+    def _exists(self, event_id: str) -> bool:
+        sql = "SELECT 1 FROM events WHERE event_id = ?"
+        return self._db.reader().execute(sql, (event_id,)).fetchone() is not None
+
+    def _existing(self, event_ids: list[str]) -> set[str]:
+        return {r[0] for r in self._db.reader().execute(_EXISTING, (json.dumps(event_ids),))}
 
     def scan(
         self,
