@@ -201,3 +201,14 @@ def test_events_doc_examples_validate():
     click = next(e for e in events if isinstance(e, ClickEvent))
     slots = {it.position: it.item_id for it in impression.items}
     assert click.request_id == impression.request_id and slots[click.position] == click.item_id
+
+
+def test_events_doc_cleaning_numbers_match_the_defaults():
+    from shoploop.data.cleaning import CleaningConfig
+
+    config = CleaningConfig()
+    text = " ".join(EVENTS_DOC.read_text(encoding="utf-8").split())
+    assert f"over {config.bot_max_events_per_minute} events" in text
+    assert f"over {config.bot_max_distinct_items_per_minute} distinct items" in text
+    assert f"within {config.duplicate_click_window:g} s" in text
+    assert f"more than {config.max_age.days // 365} years old" in text

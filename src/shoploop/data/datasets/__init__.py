@@ -8,6 +8,7 @@ Event ids are derived from the source rows, so importing the same files twice is
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -35,7 +36,8 @@ DATASET_NAMES: tuple[str, ...] = tuple(LOADERS)
 
 def load_dataset(name: DatasetName, directory: Path, **opts: Any) -> DatasetBundle:
     """Load a public dataset as Products + events. `directory` is the dataset's own folder
-    (e.g. `../shared/data/retrotech`); `opts` go to the dataset's `load_*` function."""
+    (e.g. `../shared/data/retrotech`); `opts` go to the dataset's `load_*` function.
+    `progress=True` shows a progress bar for the large ones (retrotech sessions, ml-1m)."""
     try:
         loader = LOADERS[name]
     except KeyError:
@@ -43,6 +45,8 @@ def load_dataset(name: DatasetName, directory: Path, **opts: Any) -> DatasetBund
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"{name}: dataset directory {directory} is missing")
+    if "progress" in opts and "progress" not in inspect.signature(loader).parameters:
+        opts.pop("progress")  # small datasets load in a second and take no progress flag
     return loader(directory, **opts)
 
 

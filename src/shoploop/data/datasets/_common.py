@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
@@ -14,6 +15,7 @@ import pandas as pd
 # loads of the same files give identical events (and identical event ids).
 SYNTHETIC_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 
+T = TypeVar("T")
 _SPACES = re.compile(r"\s+")
 
 
@@ -49,3 +51,20 @@ def clean_text(value: object) -> str:
 def synthetic_time(step: int, *, seconds_per_step: float = 60.0) -> datetime:
     """The `step`-th tick of a synthetic clock starting at SYNTHETIC_EPOCH."""
     return SYNTHETIC_EPOCH + timedelta(seconds=step * seconds_per_step)
+
+
+def progress_iter(items: Iterable[T], *, total: int, label: str, enabled: bool) -> Iterator[T]:
+    """`items`, with a rich progress bar (rate and ETA) on stderr when `enabled`."""
+    if not enabled:
+        yield from items
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(*Progress.get_default_columns(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        for n, item in enumerate(items, start=1):
+            yield item
+            if n % 1000 == 0:
+                bar.update(task, completed=n)
+        bar.update(task, completed=total)

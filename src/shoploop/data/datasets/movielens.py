@@ -17,7 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from shoploop.data.datasets._common import clean_text, require_columns, require_file, synthetic_time
+from shoploop.data.datasets._common import (
+    clean_text,
+    progress_iter,
+    require_columns,
+    require_file,
+    synthetic_time,
+)
 from shoploop.data.datasets.types import DatasetBundle, SequenceSplit
 from shoploop.domain import Event, Product, RatingEvent, ViewEvent
 
@@ -25,7 +31,7 @@ ML100K_ITEM_COLUMNS = ("item_id:token", "movie_title:token_seq", "release_year:t
 ML100K_INTER_COLUMNS = ("user_id:token", "item_id:token", "rating:float", "timestamp:float")
 
 
-def load_ml100k(directory: Path, *, limit: int | None = None) -> DatasetBundle:
+def load_ml100k(directory: Path, *, limit: int | None = None, progress: bool = False) -> DatasetBundle:
     """Movies as Products (genres -> category, year attribute) + rating events with real timestamps."""
     directory = Path(directory)
     item_path = require_file(directory / "ml-100k.item", "ml-100k items")
@@ -52,7 +58,10 @@ def load_ml100k(directory: Path, *, limit: int | None = None) -> DatasetBundle:
     require_columns(inter, ML100K_INTER_COLUMNS, inter_path)
     inter = inter.sort_values(["timestamp:float", "user_id:token"], kind="stable")
     events: list[Event] = []
-    for user, item, rating, ts in inter[list(ML100K_INTER_COLUMNS)].itertuples(index=False):
+    rows = inter[list(ML100K_INTER_COLUMNS)].itertuples(index=False)
+    for user, item, rating, ts in progress_iter(
+        rows, total=len(inter), label="ml-100k ratings", enabled=progress
+    ):
         events.append(
             RatingEvent(
                 event_id=f"ml100k-{int(user)}-{int(item)}",
@@ -131,7 +140,7 @@ def read_gsasrec(directory: Path) -> SequenceSplit:
     return split
 
 
-def load_ml1m(directory: Path, *, include_held_out: bool = False) -> DatasetBundle:
+def load_ml1m(directory: Path, *, include_held_out: bool = False, progress: bool = False) -> DatasetBundle:
     """gSASRec ml-1m as Products named "item N" + view events in each user's order.
 
     Timestamps are synthetic: user u's k-th view is at SYNTHETIC_EPOCH + u hours + k seconds
@@ -140,7 +149,8 @@ def load_ml1m(directory: Path, *, include_held_out: bool = False) -> DatasetBund
     split = read_gsasrec(directory)
     products = [Product(item_id=str(i), title=f"item {i}") for i in range(1, split.n_items + 1)]
     events: list[Event] = []
-    for user, seq in enumerate(split.train):
+    users = progress_iter(enumerate(split.train), total=split.n_users, label="ml-1m users", enabled=progress)
+    for user, seq in users:
         items = list(seq)
         if include_held_out:
             items = [*split.test_history[user], split.test_target[user]]

@@ -25,6 +25,7 @@ from pydantic import TypeAdapter
 
 from shoploop.data.datasets._common import (
     clean_text,
+    progress_iter,
     require_columns,
     require_dir,
     require_file,
@@ -106,6 +107,7 @@ def load_retrotech(
     queries: list[str] | None = None,
     max_sessions: int | None = None,
     drop_unknown_items: bool = True,
+    progress: bool = False,
 ) -> DatasetBundle:
     """Catalog + (optionally) the sessions as search / impression / click events.
 
@@ -137,7 +139,10 @@ def load_retrotech(
             if sess_ids[i] != sess_ids[i - 1] or query_col[i] != query_col[i - 1]
         ]
         bounds.append(len(sess_ids))
-        for n_list, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        lists = progress_iter(
+            itertools.pairwise(bounds), total=len(bounds) - 1, label="retrotech sessions", enabled=progress
+        )
+        for n_list, (lo, hi) in enumerate(lists):
             if max_sessions is not None and n_list >= max_sessions:
                 break
             sess_id, query = sess_ids[lo], query_col[lo]
