@@ -1,0 +1,49 @@
+"""The engine's typed configuration: one frozen dataclass per component, composed here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from shoploop.data.cleaning import CleaningConfig
+from shoploop.feedback.exploration import ExplorationConfig
+from shoploop.feedback.online import OnlineConfig
+from shoploop.retrieval.config import HybridConfig
+
+RecommenderKind = Literal["sasrec", "item_knn", "ease", "popularity"]
+
+
+@dataclass(frozen=True)
+class RecommenderSettings:
+    kind: RecommenderKind = "sasrec"
+    use_text: bool = True  # SASRec item table starts from product text embeddings (cold start)
+    max_len: int = 50
+    hidden: int = 64
+    epochs: int = 30
+    time_budget_minutes: float = 1.5  # keeps `make demo` within its three minutes
+    min_users: int = 20  # below this the sequential model cannot learn; item-kNN is used
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    default_k: int = 20
+    max_k: int = 100
+    search_candidates: int = 200
+    # Weight of the shopper's category / brand affinity and of the learned per-query
+    # click-through in the final search score (relative to the normalised retrieval score).
+    personalization_weight: float = 0.15
+    query_ctr_weight: float = 0.25
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    home: Path | None = None  # None = in-memory stores (tests); otherwise a shop home directory
+    search: HybridConfig = field(default_factory=HybridConfig)
+    recommender: RecommenderSettings = field(default_factory=RecommenderSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
+    exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
+    online: OnlineConfig = field(default_factory=OnlineConfig)
+    cleaning: CleaningConfig = field(default_factory=CleaningConfig)
+    pseudonymize_user_ids: bool = False
+    seed: int = 0

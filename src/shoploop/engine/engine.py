@@ -1,0 +1,701 @@
+"""`Engine`: the library API a shop calls; the HTTP API and the storefront are shells on it.
+
+Every served list goes through the same tail: personalise -> merchandising rules ->
+exploration (with exact propensities) -> log the impression -> update online state. So
+whichever surface a list comes from, it is logged the way learning to rank, off-policy
+evaluation and A/B analysis need.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from shoploop.data.ingest import EventIntake, RowOutcome
+from shoploop.domain import ImpressionEvent, Product, ShownItem
+from shoploop.domain.served import ServedItem, ServedList
+from shoploop.engine.config import EngineConfig
+from shoploop.engine.training import (
+    RecommenderBundle,
+    collect_interactions,
+    register,
+    train_recommender,
+    train_searcher,
+)
+from shoploop.feedback.exploration import ExplorationPolicy
+from shoploop.feedback.online import OnlineState, UserProfile
+from shoploop.privacy import Pseudonymizer
+from shoploop.ranking.rules import Candidate, RuleBook, RuleContext, apply_rules
+from shoploop.retrieval.filters import Filters
+from shoploop.retrieval.hybrid import HybridSearcher, InvalidQuery
+from shoploop.store.home import Stores
+from shoploop.store.protocols import ModelVersion
+
+log = logging.getLogger("shoploop.engine")
+
+ANONYMOUS = "anonymous"
+
+
+class InvalidRequest(ValueError):  # noqa: N818 - reads better at call sites than InvalidRequestError
+    """Bad input to a library call; `field` names it so the API can answer 4xx with it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+
+class NotFound(KeyError):  # noqa: N818
+    def __init__(self, what: str, key: str) -> None:
+        super().__init__(f"{what} {key!r} not found")
+        self.what = what
+        self.key = key
+
+
+def _minmax(values: np.ndarray) -> np.ndarray:
+    if len(values) == 0:
+        return values
+    lo, hi = float(values.min()), float(values.max())
+    return (values - lo) / (hi - lo) if hi > lo else np.ones_like(values)
+
+
+class Engine:
+    """Search, recommendations, feedback intake and model management for one shop."""
+
+    def __init__(self, config: EngineConfig, stores: Stores) -> None:
+        self.config = config
+        self.stores = stores
+        self.rules = RuleBook(stores.home / "rules.json" if stores.home else None)
+        self.exploration = ExplorationPolicy(config.exploration)
+        self.intake = EventIntake(stores, config.cleaning)
+        self.pseudonymize: Callable[[str], str] | None = (
+            Pseudonymizer.from_home(stores.home) if config.pseudonymize_user_ids and stores.home else None
+        )
+        self.products: dict[str, Product] = {}
+        self.online = OnlineState(config.online, lookup=self.products.get)
+        self.searcher: HybridSearcher | None = None
+        self.recs: RecommenderBundle | None = None
+        self.versions: dict[str, int] = {}
+        self._catalog_version = 0
+        self._lock = threading.RLock()  # guards model swaps and catalog mutations
+        self._requests = 0
+        self.started_at: float | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(
+        self, *, train_if_missing: bool = True, progress: Callable[[str], None] | None = None
+    ) -> Engine:
+        """Load the catalog and the active models (training them if there are none), replay state."""
+        say = progress or log.info
+        t0 = time.perf_counter()
+        self.products.clear()
+        self.products.update((p.item_id, p) for p in self.stores.catalog.iter_products())
+        self._catalog_version = self.stores.catalog.version
+        say(f"catalog: {len(self.products)} products (version {self._catalog_version})")
+        if self.products:
+            self._load_or_train("search", train_if_missing, say)
+            self._load_or_train("recommender", train_if_missing, say)
+        n = self.online.replay(self.stores.events.scan(exclude_flagged=True))
+        say(f"online state: replayed {n} events in {time.perf_counter() - t0:.1f}s total start-up")
+        self.started_at = time.time()
+        return self
+
+    @property
+    def ready(self) -> bool:
+        return self.started_at is not None and (not self.products or self.searcher is not None)
+
+    def _load_or_train(self, name: str, train_if_missing: bool, say: Callable[[str], None]) -> None:
+        active = self.stores.registry.active(name)
+        if active is None and train_if_missing:
+            say(f"{name}: no active model, training one")
+            active = self.train(name, promote=True)
+        if active is not None:
+            self._activate(active)
+            say(f"{name}: v{active.version} active")
+
+    def train(self, name: str, *, promote: bool = False) -> ModelVersion:
+        """Train `name` ("search" or "recommender") from the stores and register a candidate."""
+        products = list(self.stores.catalog.iter_products())
+        if not products:
+            raise InvalidRequest("catalog", "is empty: import products before training")
+        interactions = collect_interactions(self.stores.events.scan(exclude_flagged=True))
+        catalog_version = self.stores.catalog.version
+        if name == "search":
+            searcher = train_searcher(products, interactions, self.config)
+            version = register(
+                self.stores,
+                "search",
+                searcher.save,
+                metrics={"products": len(products), "catalog_version": catalog_version},
+                config=searcher.config.to_dict(),
+            )
+        elif name == "recommender":
+            text = self._text_vectors(products)
+            bundle, metrics = train_recommender(
+                products, interactions, self.config.recommender, text_vectors=text, seed=self.config.seed
+            )
+            metrics["catalog_version"] = catalog_version
+            version = register(
+                self.stores,
+                "recommender",
+                bundle.save,
+                metrics=metrics,
+                config=asdict(self.config.recommender),
+            )
+        else:
+            raise InvalidRequest("name", f"unknown model {name!r}; expected 'search' or 'recommender'")
+        if promote:
+            version = self.stores.registry.promote(name, version.version, reason="trained on start-up")
+        return version
+
+    def _text_vectors(self, products: Sequence[Product]) -> np.ndarray | None:
+        """Product text vectors aligned with `products` (row 0 = padding), from the search index."""
+        searcher = self.searcher
+        if searcher is None or searcher.dense_ is None:
+            return None
+        dim = searcher.dense_.vectors_.shape[1]
+        out = np.zeros((len(products) + 1, dim), dtype=np.float32)
+        for row, p in enumerate(products, start=1):
+            key = searcher.key_of_.get(p.item_id)
+            if key is not None and key < len(searcher.dense_.vectors_):
+                out[row] = searcher.dense_.vectors_[key]
+        return out
+
+    def _activate(self, version: ModelVersion) -> None:
+        if version.name == "search":
+            searcher = HybridSearcher.load(
+                version.path, encoder=self.searcher.encoder if self.searcher else None
+            )
+            # Catalog changes after the index was built are replayed, not rebuilt.
+            built_at = int(version.metrics.get("catalog_version", 0))
+            self._replay_catalog(searcher, built_at)
+            with self._lock:
+                self.searcher = searcher
+        elif version.name == "recommender":
+            bundle = RecommenderBundle.load(version.path)
+            with self._lock:
+                self.recs = bundle
+        self.versions[version.name] = version.version
+
+    def _replay_catalog(self, searcher: HybridSearcher, since: int) -> None:
+        changes = self.stores.catalog.changes_since(since)
+        if not changes:
+            return
+        latest = {c.item_id: c.op for c in changes}
+        upserts = [self.products[i] for i, op in latest.items() if op == "upsert" and i in self.products]
+        deletes = [i for i, op in latest.items() if op == "delete"]
+        if upserts:
+            searcher.upsert(upserts)
+        if deletes:
+            searcher.delete(deletes)
+
+    @property
+    def model_version(self) -> str:
+        return "+".join(f"{name}:v{v}" for name, v in sorted(self.versions.items())) or "untrained"
+
+    # ------------------------------------------------------------------ validation helpers
+    def _check_k(self, k: int, page: int = 1) -> None:
+        max_k = self.config.serving.max_k
+        if not 1 <= k <= max_k:
+            raise InvalidRequest("k", f"must be between 1 and {max_k}")
+        if not 1 <= page <= 50:
+            raise InvalidRequest("page", "must be between 1 and 50")
+
+    def _user(self, user_id: str | None) -> str | None:
+        if user_id is None or not user_id.strip():
+            return None
+        if len(user_id) > 200:
+            raise InvalidRequest("user_id", "must be at most 200 characters")
+        return self.pseudonymize(user_id) if self.pseudonymize else user_id
+
+    @staticmethod
+    def _filters(filters: Filters | Mapping[str, Any] | None) -> Filters | None:
+        if filters is None or isinstance(filters, Filters):
+            return filters
+        try:
+            return Filters(**{k: v for k, v in filters.items() if v is not None})
+        except Exception as err:  # pydantic ValidationError or an unknown keyword
+            raise InvalidRequest("filters", str(err).splitlines()[-1] if str(err) else "invalid") from err
+
+    # ------------------------------------------------------------------ search
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        filters: Filters | Mapping[str, Any] | None = None,
+        k: int | None = None,
+        page: int = 1,
+    ) -> ServedList:
+        k = self.config.serving.default_k if k is None else k
+        self._check_k(k, page)
+        if not isinstance(query, str):
+            raise InvalidRequest("query", "must be a string")
+        user = self._user(user_id)
+        flt = self._filters(filters)
+        searcher = self.searcher
+        if searcher is None:
+            raise InvalidRequest("catalog", "is empty or the search index is not built yet")
+        need = k * page
+        try:
+            result = searcher.search(
+                query,
+                filters=flt,
+                k=max(need, 50),
+                candidates=max(self.config.serving.search_candidates, need),
+            )
+        except InvalidQuery as err:
+            raise InvalidRequest(err.field, err.reason) from err
+        understood = asdict(result.understood)
+        profile = self.online.profile(user)
+        scores = _minmax(np.array([h.score for h in result.items], dtype=float))
+        cands = []
+        query_key = result.understood.corrected or result.understood.normalized
+        for hit, base in zip(result.items, scores, strict=True):
+            expl = dict(hit.explanation)
+            expl["retrieval_score"] = hit.score
+            score = float(base)
+            score += self._personal_boost(hit.item_id, profile, expl)
+            ctr_lift = self._query_ctr_lift(query_key, hit.item_id)
+            if ctr_lift:
+                expl["query_ctr_lift"] = ctr_lift
+                score += ctr_lift
+            cands.append(Candidate(hit.item_id, score, expl))
+        cands.sort(key=lambda c: -c.score)
+        categories = tuple(c for c, _ in result.understood.predicted_categories)
+        if flt and flt.category:
+            categories += tuple(part.strip() for part in flt.category.split(">"))
+        return self._serve(
+            "search",
+            cands,
+            user=user,
+            session_id=session_id,
+            k=k,
+            page=page,
+            query=query,
+            categories=categories,
+            understood=understood,
+            facets=result.facets,
+            total=result.n_candidates,
+        )
+
+    def _personal_boost(self, item_id: str, profile: UserProfile, expl: dict[str, Any]) -> float:
+        weight = self.config.serving.personalization_weight
+        product = self.products.get(item_id)
+        if not weight or product is None or not profile.is_known:
+            return 0.0
+        cat = max((profile.category_affinity.get(c, 0.0) for c in product.category_path), default=0.0)
+        brand = profile.brand_affinity.get(product.brand or "", 0.0)
+        # Squash unbounded decayed counts into (-1, 1) so one heavy shopper cannot swamp relevance.
+        affinity = float(np.tanh(0.2 * cat) * 0.7 + np.tanh(0.2 * brand) * 0.3)
+        if item_id in profile.disliked:
+            affinity -= 1.0
+        if affinity:
+            expl["personal_affinity"] = affinity
+        return weight * affinity
+
+    def _query_ctr_lift(self, query: str, item_id: str) -> float:
+        weight = self.config.serving.query_ctr_weight
+        if not weight or not query:
+            return 0.0
+        shown = self.online.query_item_signal(query, item_id, "impression")
+        if shown < 1:
+            return 0.0
+        ctr = self.online.query_item_ctr(query, item_id)
+        baseline = self.online.config.ctr_prior_clicks / self.online.config.ctr_prior_impressions
+        return weight * float(np.tanh((ctr - baseline) * 10))
+
+    # ------------------------------------------------------------------ recommendations
+    def _bundle(self) -> RecommenderBundle:
+        if self.recs is None:
+            raise InvalidRequest("catalog", "no recommender trained yet: import products and events")
+        return self.recs
+
+    def _history(self, profile: UserProfile, bundle: RecommenderBundle) -> list[int]:
+        return [bundle.items.get(i) for i in profile.recent_items if i in bundle.items]
+
+    def recommend(
+        self,
+        user_id: str | None,
+        *,
+        surface: str = "home",
+        session_id: str | None = None,
+        k: int | None = None,
+        filters: Filters | Mapping[str, Any] | None = None,
+    ) -> ServedList:
+        """Personalised feed from the shopper's recent history; trending for unknown shoppers."""
+        k = self.config.serving.default_k if k is None else k
+        self._check_k(k)
+        user = self._user(user_id)
+        flt = self._filters(filters)
+        bundle = self._bundle()
+        profile = self.online.profile(user)
+        history = self._history(profile, bundle)
+        exclude = {bundle.items.get(i) for i in profile.purchased | profile.disliked if i in bundle.items}
+        if not history:
+            return self.trending(k=k, user_id=user_id, session_id=session_id, filters=flt, surface=surface)
+        pool = max(k * 4, 50)
+        idx, scores = bundle.model.recommend_one(history, pool, exclude=sorted(exclude))
+        last_seen = self.products.get(profile.recent_items[-1])
+        reason = f"because you viewed {last_seen.title}" if last_seen else "based on your recent activity"
+        cands = [
+            Candidate(
+                bundle.items.external(int(i)),
+                float(s),
+                {"model": bundle.kind, "model_score": float(s)},
+                [reason],
+            )
+            for i, s in zip(idx, scores, strict=True)
+            if i > 0 and np.isfinite(s)
+        ]
+        cands = self._eligible(cands, flt)
+        return self._serve(surface, cands, user=user, session_id=session_id, k=k)
+
+    def similar(
+        self, item_id: str, *, k: int | None = None, user_id: str | None = None, session_id: str | None = None
+    ) -> ServedList:
+        """Items like this one: a blend of co-view neighbours, text similarity and model embeddings."""
+        k = self.config.serving.default_k if k is None else k
+        self._check_k(k)
+        anchor = self._product(item_id)
+        bundle = self._bundle()
+        pool = max(k * 3, 30)
+        blended: dict[str, dict[str, float]] = {}
+
+        def add(source: str, ids: Iterable[str], values: np.ndarray) -> None:
+            for other, v in zip(ids, _minmax(np.asarray(values, dtype=float)), strict=True):
+                if other != item_id:
+                    blended.setdefault(other, {})[source] = float(v)
+
+        idx = bundle.items.get(item_id)
+        if idx:
+            for source, model in (("co_view", bundle.covisit), ("model", bundle.model)):
+                nbr, sims = model.similar_items(idx, pool)
+                keep = [
+                    (int(i), s) for i, s in zip(nbr, sims, strict=True) if i > 0 and np.isfinite(s) and s > 0
+                ]
+                if keep:
+                    add(source, bundle.items.externals(i for i, _ in keep), np.array([s for _, s in keep]))
+        text = self._text_neighbours(item_id, pool)
+        if text:
+            add("text", [i for i, _ in text], np.array([s for _, s in text]))
+        weights = {"co_view": 0.4, "text": 0.35, "model": 0.25}
+        cands = [
+            Candidate(
+                other,
+                sum(weights[s] * v for s, v in parts.items()),
+                {"sources": parts},
+                [f"similar to {anchor.title}"],
+            )
+            for other, parts in blended.items()
+        ]
+        cands.sort(key=lambda c: -c.score)
+        cands = self._eligible(cands, None)
+        user = self._user(user_id)
+        return self._serve("similar", cands, user=user, session_id=session_id, k=k, anchor=item_id)
+
+    def _text_neighbours(self, item_id: str, k: int) -> list[tuple[str, float]]:
+        searcher = self.searcher
+        if searcher is None or searcher.dense_ is None:
+            return []
+        key = searcher.key_of_.get(item_id)
+        if key is None or key >= len(searcher.dense_.vectors_):
+            return []
+        hits = searcher.dense_.search(searcher.dense_.vectors_[key], k + 1)
+        keys, sims = hits
+        return [
+            (searcher.ids_[int(kk)], float(s)) for kk, s in zip(keys, sims, strict=True) if int(kk) != key
+        ]
+
+    def bought_together(
+        self, item_id: str, *, k: int | None = None, user_id: str | None = None, session_id: str | None = None
+    ) -> ServedList:
+        k = self.config.serving.default_k if k is None else k
+        self._check_k(k)
+        anchor = self._product(item_id)
+        bundle = self._bundle()
+        cands: list[Candidate] = []
+        idx = bundle.items.get(item_id)
+        if idx and bundle.baskets is not None:
+            nbr, sims = bundle.baskets.similar_items(idx, k * 3)
+            cands = [
+                Candidate(
+                    bundle.items.external(int(i)),
+                    float(s),
+                    {"co_purchase": float(s)},
+                    [f"often bought with {anchor.title}"],
+                )
+                for i, s in zip(nbr, sims, strict=True)
+                if i > 0 and i != idx and np.isfinite(s) and s > 0
+            ]
+        cands = self._eligible(cands, None)
+        return self._serve(
+            "bought_together", cands, user=self._user(user_id), session_id=session_id, k=k, anchor=item_id
+        )
+
+    def trending(
+        self,
+        *,
+        k: int | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        filters: Filters | Mapping[str, Any] | None = None,
+        surface: str = "trending",
+    ) -> ServedList:
+        """What is hot now: time-decayed clicks, carts and purchases, weighted by intent."""
+        k = self.config.serving.default_k if k is None else k
+        self._check_k(k)
+        flt = self._filters(filters)
+        score: dict[str, float] = {}
+        for signal, weight in (("click", 1.0), ("cart", 3.0), ("purchase", 5.0)):
+            for item, value in self.online.popularity(signal=signal).items():
+                score[item] = score.get(item, 0.0) + weight * value
+        ranked = sorted(score.items(), key=lambda kv: -kv[1])
+        cands = []
+        for item, value in ranked:
+            product = self.products.get(item)
+            where = f" in {product.category}" if product and product.category else ""
+            cands.append(Candidate(item, value, {"trending_score": value}, [f"trending{where}"]))
+        cands = self._eligible(cands, flt)
+        if len(cands) < k:  # a new shop has no activity yet: fill with in-stock catalog order
+            seen = {c.item_id for c in cands}
+            fill = [p for p in self.products.values() if p.item_id not in seen and p.in_stock]
+            cands += self._eligible(
+                [Candidate(p.item_id, 0.0, {}, ["new in the shop"]) for p in fill[: k * 2]], flt
+            )
+        return self._serve(surface, cands, user=self._user(user_id), session_id=session_id, k=k)
+
+    def _product(self, item_id: str) -> Product:
+        product = self.products.get(item_id)
+        if product is None:
+            raise NotFound("item", item_id)
+        return product
+
+    def _eligible(self, cands: list[Candidate], flt: Filters | None) -> list[Candidate]:
+        """Drop items no longer in the catalog, out of stock, or outside the filters."""
+        out = []
+        for c in cands:
+            p = self.products.get(c.item_id)
+            if p is None or not p.in_stock:
+                continue
+            if flt is not None and not _passes(p, flt):
+                continue
+            out.append(c)
+        return out
+
+    # ------------------------------------------------------------------ the common tail
+    def _serve(
+        self,
+        surface: str,
+        cands: list[Candidate],
+        *,
+        user: str | None,
+        session_id: str | None,
+        k: int,
+        page: int = 1,
+        query: str | None = None,
+        categories: tuple[str, ...] = (),
+        understood: dict[str, Any] | None = None,
+        facets: dict[str, dict[str, int]] | None = None,
+        total: int | None = None,
+        anchor: str | None = None,
+    ) -> ServedList:
+        request_id = uuid.uuid4().hex
+        now = datetime.now(UTC)
+        ctx = RuleContext(surface=surface, query=query, categories=categories, now=now)
+        needed = {c.item_id: self.products[c.item_id] for c in cands if c.item_id in self.products}
+        for rule in self.rules.all():
+            if rule.kind == "pin" and rule.item_id in self.products:
+                needed[rule.item_id] = self.products[rule.item_id]
+        outcome = apply_rules(cands, self.rules.all(), ctx, needed)
+        ranked = outcome.items
+        pinned = any(
+            r["kind"] == "pin"
+            for c in ranked[: self.config.exploration.window]
+            for r in c.explanation.get("rules", [])
+        )
+        propensities = np.ones(len(ranked))
+        policy = "deterministic"
+        if ranked and not pinned and page == 1:
+            rng = np.random.default_rng(
+                int(hashlib.blake2b(request_id.encode(), digest_size=8).hexdigest(), 16)
+            )
+            choice = self.exploration.choose(np.array([c.score for c in ranked]), rng)
+            ranked = [ranked[i] for i in choice.order]
+            propensities = choice.propensities
+            policy = choice.policy
+        start = (page - 1) * k
+        shown = ranked[start : start + k]
+        shown_p = propensities[start : start + k]
+        items = tuple(
+            ServedItem(
+                item_id=c.item_id,
+                position=start + n + 1,
+                score=c.score if np.isfinite(c.score) else 0.0,
+                propensity=float(min(max(p, 1e-9), 1.0)),
+                reasons=tuple(c.reasons),
+                explanation=c.explanation,
+                **self._display(c.item_id),
+            )
+            for n, (c, p) in enumerate(zip(shown, shown_p, strict=True))
+        )
+        served = ServedList(
+            request_id=request_id,
+            surface=surface,
+            items=items,
+            policy=policy,
+            model_version=self.model_version,
+            query=query,
+            understood_query=understood,
+            facets=facets or {},
+            redirect=outcome.redirect,
+            total_candidates=total if total is not None else len(ranked),
+        )
+        if items:
+            self._log_impression(served, user, session_id, now, anchor)
+        return served
+
+    def _display(self, item_id: str) -> dict[str, Any]:
+        p = self.products.get(item_id)
+        if p is None:
+            return {}
+        return {
+            "title": p.title,
+            "price": p.price,
+            "category": p.category,
+            "brand": p.brand,
+            "in_stock": p.in_stock,
+        }
+
+    def _log_impression(
+        self, served: ServedList, user: str | None, session_id: str | None, now: datetime, anchor: str | None
+    ) -> None:
+        context: dict[str, Any] = {"anchor_item": anchor} if anchor else {}
+        event = ImpressionEvent(
+            request_id=served.request_id,
+            surface=served.surface,
+            query=(served.query or "")[:1000] or None,
+            items=tuple(
+                ShownItem(item_id=i.item_id, position=i.position, score=i.score, propensity=i.propensity)
+                for i in served.items
+            ),
+            policy=served.policy,
+            model_version=served.model_version,
+            user_id=user or ANONYMOUS,
+            session_id=session_id,
+            timestamp=now,
+            context=context,
+        )
+        self.stores.events.append([event])
+        self.online.update(event)
+        self._requests += 1
+
+    # ------------------------------------------------------------------ feedback intake
+    def ingest_events(self, rows: Sequence[Mapping[str, Any]]) -> list[RowOutcome]:
+        """Validate, clean and store shopper events; accepted ones update online state at once."""
+        if self.pseudonymize:
+            rows = [
+                {**r, "user_id": self.pseudonymize(str(r["user_id"]))} if r.get("user_id") else r
+                for r in rows
+            ]
+        outcomes = self.intake.submit(rows)
+        flagged = self.stores.events.flagged_users()
+        for outcome in outcomes:
+            if outcome.event is not None and outcome.event.user_id not in flagged:
+                self.online.update(outcome.event)
+        return outcomes
+
+    # ------------------------------------------------------------------ catalog
+    def upsert_products(self, products: Sequence[Product]) -> int:
+        """Insert or replace products; search sees them on the next request, no restart."""
+        with self._lock:
+            version = self.stores.catalog.upsert(products)
+            self.products.update((p.item_id, p) for p in products)
+            if self.searcher is not None:
+                self.searcher.upsert(products)
+            self._catalog_version = version
+        return version
+
+    def delete_products(self, item_ids: Sequence[str]) -> int:
+        with self._lock:
+            version = self.stores.catalog.delete(item_ids)
+            for i in item_ids:
+                self.products.pop(i, None)
+            if self.searcher is not None:
+                self.searcher.delete(item_ids)
+            self._catalog_version = version
+        return version
+
+    def get_product(self, item_id: str) -> Product:
+        return self._product(item_id)
+
+    # ------------------------------------------------------------------ privacy
+    def delete_user(self, user_id: str) -> dict[str, Any]:
+        """Erase a shopper: events, quarantined rows naming them, and derived online state."""
+        user = self._user(user_id)
+        if user is None:
+            raise InvalidRequest("user_id", "must not be empty")
+        events = self.stores.events.delete_user(user)
+        quarantined = [
+            r.id
+            for r in self.stores.quarantine.list(kind="event")
+            if str(r.raw.get("user_id", "")) in (user, user_id)
+        ]
+        removed_q = self.stores.quarantine.remove(quarantined) if quarantined else 0
+        state = self.online.delete_user(user)
+        return {
+            "user_id": user_id,
+            "events_deleted": events,
+            "quarantined_rows_deleted": removed_q,
+            "online_state": state,
+            "note": "models are retrained from the log, so the next retrain no longer sees this shopper",
+        }
+
+    # ------------------------------------------------------------------ models
+    def list_models(self) -> list[ModelVersion]:
+        return self.stores.registry.versions()
+
+    def promote(self, name: str, version: int, *, reason: str = "manual promotion") -> ModelVersion:
+        promoted = self.stores.registry.promote(name, version, reason=reason)
+        self._activate(promoted)
+        return promoted
+
+    def rollback(self, name: str, *, reason: str = "manual rollback") -> ModelVersion:
+        restored = self.stores.registry.rollback(name, reason=reason)
+        self._activate(restored)
+        return restored
+
+    # ------------------------------------------------------------------ operations
+    def health(self) -> dict[str, Any]:
+        return {
+            "ready": self.ready,
+            "products": len(self.products),
+            "events": len(self.stores.events),
+            "models": dict(self.versions),
+            "served_lists": self._requests,
+            "online": self.online.stats(),
+        }
+
+
+def _passes(p: Product, flt: Filters) -> bool:
+    if flt.category:
+        wanted = [part.strip().lower() for part in flt.category.split(">")]
+        if [c.lower() for c in p.category_path[: len(wanted)]] != wanted:
+            return False
+    if flt.brand and (p.brand or "").lower() != flt.brand.lower():
+        return False
+    if flt.in_stock is not None and p.in_stock != flt.in_stock:
+        return False
+    if flt.min_price is not None and (p.price is None or p.price < flt.min_price):
+        return False
+    return not (flt.max_price is not None and (p.price is None or p.price > flt.max_price))

@@ -1,0 +1,154 @@
+from collections import Counter
+
+import pytest
+
+from shoploop.domain import ImpressionEvent, Product
+from shoploop.engine import InvalidRequest, NotFound
+from tests.engine.conftest import make_engine
+
+
+@pytest.fixture
+def engine():
+    # function-scoped: these tests change state
+    return make_engine()[0]
+
+
+def impressions(engine):
+    return [e for e in engine.stores.events.scan(types=["impression"]) if isinstance(e, ImpressionEvent)]
+
+
+def test_search_returns_a_logged_list(engine_and_bundle):
+    engine, _ = engine_and_bundle
+    served = engine.search("drill", user_id="shopper-1", k=5)
+    assert served.request_id
+    assert 1 <= len(served.items) <= 5
+    assert [i.position for i in served.items] == list(range(1, len(served.items) + 1))
+    logged = engine.stores.events.get_impression(served.request_id)
+    assert logged is not None
+    assert logged.surface == "search"
+    assert logged.query == "drill"
+    assert [s.item_id for s in logged.items] == [i.item_id for i in served.items]
+    assert all(s.propensity == 1.0 for s in logged.items)  # budget 0: deterministic
+    assert served.items[0].explanation["retrievers"]
+    assert served.understood_query["original"] == "drill"
+
+
+def test_every_surface_answers_with_a_request_id(engine_and_bundle):
+    engine, bundle = engine_and_bundle
+    some_user = next(e.user_id for e in bundle.events if e.type == "purchase")
+    some_item = engine.search("drill", k=1).items[0].item_id
+    for served in (
+        engine.recommend(some_user, k=5),
+        engine.recommend("never-seen-before", k=5),
+        engine.similar(some_item, k=5),
+        engine.bought_together(some_item, k=5),
+        engine.trending(k=5),
+    ):
+        assert served.request_id
+        assert len(served.items) <= 5
+        assert all(i.reasons for i in served.items)
+        assert some_item not in [i.item_id for i in served.items] or served.surface in ("home", "trending")
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda e: e.search("drill", k=0), "k"),
+        (lambda e: e.search("drill", k=10_000), "k"),
+        (lambda e: e.search("   "), "query"),
+        (lambda e: e.search(""), "query"),
+        (lambda e: e.search("drill", filters={"min_price": -1}), "filters"),
+        (lambda e: e.search("drill", filters={"colour": "red"}), "filters"),
+        (lambda e: e.search("drill", page=0), "page"),
+        (lambda e: e.recommend("u", k=-1), "k"),
+    ],
+)
+def test_bad_input_names_the_field(engine_and_bundle, call, field):
+    engine, _ = engine_and_bundle
+    with pytest.raises(InvalidRequest) as err:
+        call(engine)
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize(
+    "query", ["x" * 10_000, "perceuse sans fil à percussion", "无线电钻", "🙂 drill", "l bracket"]
+)
+def test_odd_queries_never_crash(engine_and_bundle, query):
+    engine, _ = engine_and_bundle
+    served = engine.search(query, k=10)
+    assert served.request_id
+
+
+def test_unknown_item_is_not_found(engine_and_bundle):
+    engine, _ = engine_and_bundle
+    with pytest.raises(NotFound):
+        engine.similar("no-such-item")
+
+
+def test_upserted_product_is_findable_and_deleted_one_never_returned(engine):
+    engine.upsert_products([Product(item_id="NEW-1", title="Zyxquartz telescope mount", price=99.0)])
+    assert engine.search("zyxquartz", k=3).items[0].item_id == "NEW-1"
+    engine.delete_products(["NEW-1"])
+    assert "NEW-1" not in [i.item_id for i in engine.search("zyxquartz telescope", k=50).items]
+    assert "NEW-1" not in [i.item_id for i in engine.trending(k=100).items]
+
+
+def test_click_changes_that_shoppers_next_response(engine):
+    first = engine.search("jacket", user_id="fresh-shopper", k=10)
+    before = engine.recommend("fresh-shopper", k=10)
+    assert before.items[0].reasons[0].startswith("trending")  # unknown shopper: fallback
+    clicked = first.items[-1]
+    outcomes = engine.ingest_events(
+        [
+            {
+                "type": "click",
+                "user_id": "fresh-shopper",
+                "item_id": clicked.item_id,
+                "request_id": first.request_id,
+                "position": clicked.position,
+                "timestamp": "2026-01-01T00:00:00+00:00",
+            }
+        ]
+    )
+    # the demo store's clock ends in 2025; this click is in the past relative to now: accepted
+    assert outcomes[0].status == "accepted", outcomes[0].reason
+    after = engine.recommend("fresh-shopper", k=10)
+    assert [i.item_id for i in after.items] != [i.item_id for i in before.items]
+    assert after.items[0].reasons[0].startswith("because you viewed")
+
+
+def test_delete_user_erases_events_and_state(engine):
+    user = next(e.user_id for e in engine.stores.events.scan(types=["purchase"]))
+    assert engine.online.known_user(user)
+    receipt = engine.delete_user(user)
+    assert receipt["events_deleted"] > 0
+    assert not engine.online.known_user(user)
+    assert not list(engine.stores.events.scan(user_id=user))
+
+
+def test_promote_and_rollback_restore_answers_exactly(engine):
+    before = [i.item_id for i in engine.recommend("ghost", k=10).items]
+    v1 = engine.stores.registry.active("recommender")
+    engine.train("recommender")  # v2 candidate, same data
+    v2 = engine.stores.registry.versions("recommender")[-1]
+    engine.promote("recommender", v2.version)
+    assert engine.versions["recommender"] == v2.version
+    restored = engine.rollback("recommender")
+    assert restored.version == v1.version
+    assert [i.item_id for i in engine.recommend("ghost", k=10).items] == before
+
+
+def test_exploration_logs_propensities_that_are_probabilities():
+    from dataclasses import replace
+
+    from tests.engine.conftest import FAST
+
+    engine, _ = make_engine(replace(FAST, exploration=FAST.exploration.__class__(budget=1.0)))
+    policies = Counter()
+    for _ in range(20):
+        served = engine.search("drill", k=8)
+        policies[served.policy] += 1
+        assert all(0 < i.propensity <= 1 for i in served.items)
+        assert any(i.propensity < 1 for i in served.items[:6])
+    assert len(policies) == 1
+    assert next(iter(policies)).startswith("pl-explore")
