@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shoploop.data.datasets import (
     DATASET_NAMES,
@@ -366,3 +368,34 @@ def test_real_every_dataset_loads(shared_data: Path):
         opts = {"max_sessions": 5000} if name == "retrotech" else {}
         bundle = load_dataset(name, shared_data / name, **opts)
         assert bundle.products, name
+
+
+def test_unisrec_malformed_line_names_file_and_line(unisrec_dir: Path):
+    with (unisrec_dir / "X.valid.inter").open("a", encoding="utf-8") as handle:
+        handle.write("7\t1 2\n")
+    with pytest.raises(ValueError, match=r"X\.valid\.inter:4"):
+        read_unisrec(unisrec_dir, "X")
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.integers(1, 50), min_size=0, max_size=8), min_size=1, max_size=12))
+def test_read_sequences_property(tmp_path_factory, sequences):
+    path = tmp_path_factory.mktemp("seq") / "s.txt"
+    path.write_text(
+        "".join(f"u{k} {' '.join(map(str, s))}\n" for k, s in enumerate(sequences)), encoding="utf-8"
+    )
+    split = read_sequences(path)
+    kept = [s for s in sequences if len(s) >= 3]
+    assert split.n_users == len(kept)
+    for seq, train, vh, vt, th, tt in zip(
+        kept,
+        split.train,
+        split.valid_history,
+        split.valid_target,
+        split.test_history,
+        split.test_target,
+        strict=True,
+    ):
+        assert [*th, tt] == seq  # the test case sees everything but the last item
+        assert [*vh, vt] == th and train == vh  # validation holds out one more
+    split.validate()

@@ -91,7 +91,10 @@ def _read_inter(path: Path) -> list[tuple[int, list[int], int]]:
             line = line.rstrip("\n")
             if not line:
                 continue
-            user, history, target = line.split("\t")
+            fields = line.split("\t")
+            if len(fields) != 3:
+                raise ValueError(f"{path}:{line_no}: expected 3 tab-separated fields, got {len(fields)}")
+            user, history, target = fields
             try:
                 rows.append((int(user), [int(i) for i in history.split()], int(target)))
             except ValueError:
