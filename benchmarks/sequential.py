@@ -1,0 +1,450 @@
+"""Sequential recommendation benchmark: baselines vs. a SASRec-style transformer (ids / +text).
+
+Question: how well does each recommender predict a shopper's next item, and can items that
+never occurred in training be recommended through their text (cold start)?
+
+Protocol (documented so numbers can be compared):
+- Split: leave-one-out as shipped (`unisrec`: Amazon `*.{train,valid,test}.inter`; `gsasrec`:
+  ml-1m `train_input/val_*/test_output`; `sequences`: "user item item ..." lines, last item =
+  test, second-to-last = validation). Models fit on the training sequences only; SASRec
+  early-stops on validation NDCG@10; the test history includes the validation item.
+- Ranking: full ranking over ALL items (no sampled negatives), the user's history items
+  excluded (except the target itself), ties counted against the target
+  (`shoploop.evaluation.sequential_protocol`).
+- Models: popularity, item-kNN (windowed co-occurrence), EASE (L2 picked on validation),
+  SASRec ids-only, SASRec with frozen MiniLM text embeddings (when the dataset has text).
+- Cold start (`--cold-start-frac`): a random fraction of items is removed from training
+  entirely (every occurrence dropped from training sequences and validation targets); each
+  model is retrained and Recall@10/NDCG@10 are reported on the test cases whose target is a
+  removed item. Ids-only models cannot know those items; the text model can.
+- Cost: train seconds (wall clock) and peak RSS during fit (sampled from /proc). The machine
+  is shared with other jobs, so the load average is recorded next to the times.
+- Latency (`--latency-items N`): p50/p99 of `recommend_one` and `similar_items` of a
+  randomly initialised text SASRec over a synthetic N-item catalog.
+
+Output: JSON (`--out`) and a Markdown table next to it (same stem, `.md`).
+Example:
+    nice -n 10 python benchmarks/sequential.py --format unisrec --data-dir ../shared/data/amazon-scientific \
+        --name Scientific --budget-minutes 15 --out benchmarks/results/sequential_amazon-scientific.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shoploop.data.datasets import SequenceSplit, read_gsasrec, read_sequences, read_unisrec
+from shoploop.evaluation.sequential_protocol import ProtocolConfig, evaluate_next_item
+from shoploop.recommend.base import item_counts
+from shoploop.recommend.ease import EASE, EASEConfig
+from shoploop.recommend.item_knn import ItemKNN, ItemKNNConfig
+from shoploop.recommend.popularity import Popularity
+from shoploop.recommend.sasrec import SASRec, SASRecConfig
+from shoploop.recommend.sasrec_trainer import TrainConfig
+
+log = logging.getLogger("benchmarks.sequential")
+ALL_MODELS = ("pop", "itemknn", "ease", "sasrec-id", "sasrec-text")
+
+
+# ----------------------------------------------------------------------------- utilities
+
+
+class PeakRSS:
+    """Samples this process's resident set size while a block runs (MB)."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval, self.peak_mb, self._stop = interval, 0.0, threading.Event()
+
+    @staticmethod
+    def current_mb() -> float:
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+        except OSError:
+            pass
+        return 0.0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, self.current_mb())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakRSS:
+        self.peak_mb = self.current_mb()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self.current_mb())
+
+
+def load_average() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:  # pragma: no cover
+        return float("nan")
+
+
+def read_split(fmt: str, data_dir: Path, name: str | None) -> SequenceSplit:
+    if fmt == "unisrec":
+        return read_unisrec(data_dir, name or "Scientific")
+    if fmt == "gsasrec":
+        return read_gsasrec(data_dir)
+    if fmt == "sequences":
+        path = data_dir / name if name else data_dir
+        if path.is_dir():
+            candidates = sorted(path.glob("*.txt"))
+            if not candidates:
+                raise FileNotFoundError(f"no sequence .txt file in {path}")
+            path = candidates[0]
+        return read_sequences(path)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def text_embeddings(split: SequenceSplit, cache_dir: Path) -> np.ndarray | None:
+    """(n_items+1, 384) MiniLM embeddings of the item texts (row 0 zeros), cached on disk."""
+    if not split.item_text:
+        return None
+    from shoploop.text.encoder import EncoderConfig, TextEncoder, encode_with_cache
+
+    texts = [split.item_text.get(i, "") or "" for i in range(1, split.n_items + 1)]
+    emb = encode_with_cache(TextEncoder(EncoderConfig()), texts, cache_dir, progress=True)
+    return np.vstack([np.zeros((1, emb.shape[1]), dtype=np.float32), emb]).astype(np.float32)
+
+
+def default_sasrec(
+    split: SequenceSplit, args: argparse.Namespace, use_text: bool, budget: float
+) -> SASRecConfig:
+    long_sequences = np.mean([len(s) for s in split.train]) > 50
+    base: dict[str, Any] = (
+        # ml-1m-like: long histories, dense data -> longer window, wider, less dropout
+        {"max_len": 200, "hidden": 128, "n_blocks": 2, "n_heads": 2, "dropout": 0.2}
+        if long_sequences
+        else {"max_len": 50, "hidden": 64, "n_blocks": 2, "n_heads": 2, "dropout": 0.3}
+    )
+    train: dict[str, Any] = {
+        "budget_minutes": budget,
+        "num_threads": args.threads,
+        "seed": args.seed,
+        "batch_size": 128 if long_sequences else 256,
+    }
+    overrides = json.loads(args.sasrec_json) if args.sasrec_json else {}
+    train.update(overrides.pop("train", {}))
+    base.update(overrides)
+    return SASRecConfig(**base, use_text=use_text, train=TrainConfig(**train))
+
+
+def build_model(
+    name: str, split: SequenceSplit, args: argparse.Namespace, budget: float, ease_l2: float
+) -> Any:
+    if name == "pop":
+        return Popularity()
+    if name == "itemknn":
+        return ItemKNN(ItemKNNConfig())
+    if name == "ease":
+        return EASE(EASEConfig(l2=ease_l2))
+    if name in ("sasrec-id", "sasrec-text"):
+        return SASRec(default_sasrec(split, args, name == "sasrec-text", budget))
+    raise ValueError(f"unknown model {name!r}; choose from {', '.join(ALL_MODELS)}")
+
+
+def fit_model(
+    model: Any,
+    train: Sequence[Sequence[int]],
+    split: SequenceSplit,
+    emb: np.ndarray | None,
+    valid: tuple[list[list[int]], list[int]],
+) -> tuple[Any, float, float]:
+    load_before = load_average()
+    with PeakRSS() as rss:
+        t = time.perf_counter()
+        if isinstance(model, SASRec):
+            model.fit(train, split.n_items, item_text_emb=emb, valid=valid)
+        else:
+            model.fit(train, split.n_items, item_text_emb=emb)
+        seconds = time.perf_counter() - t
+    log.info(
+        "fit %s in %.1f s (peak RSS %.0f MB, load %.1f)",
+        type(model).__name__,
+        seconds,
+        rss.peak_mb,
+        load_before,
+    )
+    return model, seconds, rss.peak_mb
+
+
+def pick_ease_l2(
+    train: list[list[int]], split: SequenceSplit, valid: tuple[list[list[int]], list[int]]
+) -> float:
+    """EASE's one hyper-parameter, chosen on validation NDCG@10 (cheap: ~seconds per fit)."""
+    best, best_l2 = -1.0, 250.0
+    for l2 in (50.0, 250.0, 1000.0, 3000.0):
+        model = EASE(EASEConfig(l2=l2)).fit(train, split.n_items)
+        score = evaluate_next_item(model, valid[0], valid[1], split.n_items)["ndcg@10"]
+        log.info("EASE l2=%g valid ndcg@10 %.4f", l2, score)
+        if score > best:
+            best, best_l2 = score, l2
+    return best_l2
+
+
+def cold_start_split(split: SequenceSplit, frac: float, seed: int) -> tuple[set[int], list[list[int]]]:
+    """Pick `frac` of the items that occur as test targets or in training, drop them from training."""
+    rng = np.random.default_rng(seed)
+    candidates = np.arange(1, split.n_items + 1)
+    removed = set(rng.choice(candidates, size=max(1, round(frac * len(candidates))), replace=False).tolist())
+    train = [[i for i in s if i not in removed] for s in split.train]
+    return removed, train
+
+
+# ------------------------------------------------------------------------------ latency
+
+
+def measure_latency(n_items: int, seed: int, n_calls: int = 300, threads: int = 1) -> dict[str, float]:
+    """p50/p99 ms of recommend_one and similar_items for a random-weight text SASRec."""
+    import torch
+
+    from shoploop.recommend.sasrec import SASRecModel
+
+    rng = np.random.default_rng(seed)
+    config = SASRecConfig(max_len=50, hidden=64, use_text=True, train=TrainConfig(num_threads=threads))
+    text = rng.standard_normal((n_items + 1, 384)).astype(np.float32)
+    model = SASRec(config)
+    model.n_items_ = n_items
+    torch.manual_seed(seed)
+    model.module_ = SASRecModel(config, n_items, text)
+    model.popularity_ = np.full(n_items + 1, 1.0 / n_items, dtype=np.float32)
+    model._freeze()
+    histories = [rng.integers(1, n_items + 1, size=rng.integers(0, 80)).tolist() for _ in range(n_calls)]
+    items = rng.integers(1, n_items + 1, size=n_calls)
+    rec_ms, sim_ms = [], []
+    for h in histories[:10]:  # warm-up
+        model.recommend_one(h, 20)
+    for h, item in zip(histories, items, strict=True):
+        t = time.perf_counter()
+        model.recommend_one(h, 20)
+        rec_ms.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        model.similar_items(int(item), 20)
+        sim_ms.append((time.perf_counter() - t) * 1000)
+    return {
+        "n_items": n_items,
+        "recommend_one_p50_ms": float(np.percentile(rec_ms, 50)),
+        "recommend_one_p99_ms": float(np.percentile(rec_ms, 99)),
+        "similar_items_p50_ms": float(np.percentile(sim_ms, 50)),
+        "similar_items_p99_ms": float(np.percentile(sim_ms, 99)),
+        "load_average": load_average(),
+        "threads": threads,
+    }
+
+
+# --------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--format", choices=("unisrec", "sequences", "gsasrec"), required=True)
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--name", default=None, help="dataset name inside the folder (unisrec: Scientific)")
+    p.add_argument("--budget-minutes", type=float, default=15.0, help="training budget per transformer")
+    p.add_argument("--cold-budget-minutes", type=float, default=None, help="per transformer in the cold run")
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--cold-start-frac", type=float, default=0.1, help="0 disables the cold-start run")
+    p.add_argument("--models", default=",".join(ALL_MODELS))
+    p.add_argument("--cold-models", default=None, help="models for the cold run (default: --models)")
+    p.add_argument("--sasrec-json", default=None, help='overrides, e.g. {"hidden":128,"train":{"lr":0.002}}')
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1 is fastest on a loaded 2-core box)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--latency-items", type=int, default=0, help="measure serving latency at this catalog size"
+    )
+    p.add_argument("--cache-dir", type=Path, default=Path("var/cache/text"))
+    p.add_argument("--save-dir", type=Path, default=None, help="save fitted models here (var/...)")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = parse_args(argv)
+    split = read_split(args.format, args.data_dir, args.name)
+    dataset = args.data_dir.name
+    out = args.out or Path("benchmarks/results") / f"sequential_{dataset}.json"
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    log.info(
+        "%s: %d users, %d items, %d test cases, models %s",
+        dataset,
+        split.n_users,
+        split.n_items,
+        len(split.test_target),
+        models,
+    )
+    emb = text_embeddings(split, args.cache_dir) if "sasrec-text" in models else None
+    if emb is None and "sasrec-text" in models:
+        log.info("dataset has no item text: skipping sasrec-text")
+        models = [m for m in models if m != "sasrec-text"]
+    valid = ([list(h) for h in split.valid_history], list(split.valid_target))
+    popularity = item_counts(split.train, split.n_items)
+    result: dict[str, Any] = {
+        "dataset": dataset,
+        "format": args.format,
+        "n_users": split.n_users,
+        "n_items": split.n_items,
+        "n_test": len(split.test_target),
+        "protocol": asdict(ProtocolConfig()),
+        "threads": args.threads,
+        "load_average_start": load_average(),
+        "models": {},
+    }
+    ease_l2 = pick_ease_l2(split.train, split, valid) if "ease" in models else 250.0
+    result["ease_l2"] = ease_l2
+    for name in models:
+        model = build_model(name, split, args, args.budget_minutes, ease_l2)
+        model, seconds, peak = fit_model(model, split.train, split, emb, valid)
+        t = time.perf_counter()
+        metrics = evaluate_next_item(
+            model, split.test_history, split.test_target, split.n_items, item_popularity=popularity
+        )
+        row: dict[str, Any] = {
+            **metrics,
+            "train_seconds": seconds,
+            "eval_seconds": time.perf_counter() - t,
+            "peak_rss_mb": peak,
+            "load_average": load_average(),
+        }
+        if isinstance(model, SASRec):
+            row["config"] = asdict(model.config)
+            row["epochs"] = len(model.history_)
+            row["best_valid_ndcg10"] = max((h.get("valid_ndcg10", 0.0) for h in model.history_), default=0.0)
+        if args.save_dir is not None:
+            model.save(args.save_dir / dataset / name)
+        result["models"][name] = row
+        log.info("%s test: %s", name, {k: round(v, 4) for k, v in metrics.items()})
+        write_outputs(result, out)
+
+    if args.cold_start_frac > 0:
+        result["cold_start"] = cold_start_run(split, args, emb, valid, ease_l2)
+        write_outputs(result, out)
+    if args.latency_items:
+        result["latency"] = measure_latency(args.latency_items, args.seed, threads=args.threads)
+        log.info("latency: %s", result["latency"])
+    result["load_average_end"] = load_average()
+    write_outputs(result, out)
+    return result
+
+
+def cold_start_run(
+    split: SequenceSplit,
+    args: argparse.Namespace,
+    emb: np.ndarray | None,
+    valid: tuple[list[list[int]], list[int]],
+    ease_l2: float,
+) -> dict[str, Any]:
+    removed, train = cold_start_split(split, args.cold_start_frac, args.seed)
+    keep = [i for i, t in enumerate(valid[1]) if t not in removed]
+    cold_valid = ([valid[0][i] for i in keep], [valid[1][i] for i in keep])
+    cases = [i for i, t in enumerate(split.test_target) if t in removed]
+    histories = [split.test_history[i] for i in cases]
+    targets = [split.test_target[i] for i in cases]
+    models = [m.strip() for m in (args.cold_models or args.models).split(",") if m.strip()]
+    if emb is None:
+        models = [m for m in models if m != "sasrec-text"]
+    budget = args.cold_budget_minutes if args.cold_budget_minutes is not None else args.budget_minutes / 3
+    out: dict[str, Any] = {
+        "removed_items": len(removed),
+        "n_cases": len(cases),
+        "budget_minutes": budget,
+        "models": {},
+    }
+    log.info("cold start: %d items removed, %d test cases target them", len(removed), len(cases))
+    cold_split = replace(split, train=train)
+    for name in models:
+        model = build_model(name, cold_split, args, budget, ease_l2)
+        model, seconds, _ = fit_model(model, train, cold_split, emb, cold_valid)
+        m = evaluate_next_item(model, histories, targets, split.n_items)
+        warm = evaluate_next_item(
+            model,
+            [split.test_history[i] for i in range(len(split.test_target)) if i not in set(cases)],
+            [t for t in split.test_target if t not in removed],
+            split.n_items,
+        )
+        out["models"][name] = {
+            "recall@10": m.get("recall@10", 0.0),
+            "ndcg@10": m.get("ndcg@10", 0.0),
+            "warm_ndcg@10": warm.get("ndcg@10", 0.0),
+            "train_seconds": seconds,
+        }
+        log.info("cold %s: %s", name, out["models"][name])
+    return out
+
+
+def write_outputs(result: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=float), encoding="utf-8")
+    out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"### Sequential recommendation: {result['dataset']} "
+        f"({result['n_users']} users, {result['n_items']} items, full ranking, history excluded)",
+        "",
+        "| model | NDCG@10 | Recall@10 | NDCG@20 | Recall@20 | MRR | coverage@10 | train s | peak RSS MB |"
+        " cold Recall@10 | cold NDCG@10 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    cold = result.get("cold_start", {}).get("models", {})
+    for name, r in result["models"].items():
+        c = cold.get(name, {})
+        cr = f"{c['recall@10']:.4f}" if c else "-"
+        cn = f"{c['ndcg@10']:.4f}" if c else "-"
+        lines.append(
+            f"| {name} | {r.get('ndcg@10', 0):.4f} | {r.get('recall@10', 0):.4f} | "
+            f"{r.get('ndcg@20', 0):.4f} | "
+            f"{r.get('recall@20', 0):.4f} | {r.get('mrr', 0):.4f} | {r.get('coverage@10', 0):.3f} | "
+            f"{r['train_seconds']:.0f} | {r['peak_rss_mb']:.0f} | {cr} | {cn} |"
+        )
+    if "cold_start" in result:
+        cs = result["cold_start"]
+        lines += [
+            "",
+            f"Cold start: {cs['removed_items']} items removed from training; "
+            f"{cs['n_cases']} test cases target them "
+            f"(transformer budget {cs['budget_minutes']:.1f} min per model).",
+        ]
+    if "latency" in result:
+        lt = result["latency"]
+        lines += [
+            "",
+            f"Latency ({lt['n_items']} items, random weights, {lt['threads']} thread(s), "
+            f"load {lt['load_average']:.1f}): "
+            f"recommend_one p50 {lt['recommend_one_p50_ms']:.1f} ms / "
+            f"p99 {lt['recommend_one_p99_ms']:.1f} ms; "
+            f"similar_items p50 {lt['similar_items_p50_ms']:.1f} ms / "
+            f"p99 {lt['similar_items_p99_ms']:.1f} ms.",
+        ]
+    lines += [
+        "",
+        f"Load average (2 shared cores): start {result.get('load_average_start', float('nan')):.1f}, "
+        f"end {result.get('load_average_end', float('nan')):.1f}; torch threads {result['threads']}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

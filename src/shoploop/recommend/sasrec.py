@@ -1,0 +1,253 @@
+"""A SASRec-style next-item transformer whose item table can be built from item text.
+
+Reading order: `SASRecConfig` -> `SASRecModel.item_table` -> `SASRecModel.hidden` -> `SASRec`.
+
+Model (Kang & McAuley, ICDM 2018, with pre-LayerNorm blocks):
+
+    item_table  E = mask_seen * E_id + gate * Adaptor(T)        (n_items+1, d)
+                    T = frozen text embeddings (n_items+1, 384), e.g. MiniLM of
+                    "title. category. brand"; Adaptor = Linear or 2-layer MLP
+    input       x_t = E[s_t] * sqrt(d) + P[pos_t]                (B, L, d)
+    blocks      x = x + Drop(CausalSelfAttention(LN(x)))
+                x = x + Drop(FFN(LN(x)))                         x n_blocks
+    output      h = LN(x)                                        (B, L, d)
+    scores      h_t @ E^T                                        (B, L, n_items+1) tied output
+
+Why the text branch: an item that never occurred in training still has a row in E through
+its text, so it can be recommended (cold start), and rare items borrow strength from
+similar texts. `E_id` of items never seen in training is masked to zero when text is used,
+because full-softmax training would otherwise push those untrained rows to "never
+recommend" and drown their text signal.
+
+Positions are counted from the END of the history (the newest item always has position
+max_len-1), so left padding to any width gives the same result: batch == single.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal, Self
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from shoploop.recommend.base import (
+    NEG_INF,
+    RecommenderMixin,
+    clean_history,
+    cosine_neighbours,
+    item_counts,
+)
+from shoploop.recommend.sasrec_trainer import TrainConfig, pad_left, train_sasrec
+
+
+@dataclass(frozen=True)
+class SASRecConfig:
+    max_len: int = 50
+    hidden: int = 64
+    n_blocks: int = 2
+    n_heads: int = 2
+    dropout: float = 0.3
+    use_text: bool = True
+    use_id: bool = True  # False = text-only item table (pure content model)
+    adaptor: Literal["linear", "mlp"] = "mlp"
+    adaptor_hidden: int = 256
+    gate: bool = True  # learned scalar weight of the text branch
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, d: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        assert d % n_heads == 0, "hidden must be divisible by n_heads"
+        self.n_heads, self.dropout = n_heads, dropout
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        B, L, d = x.shape
+        q, k, v = self.qkv(x).split(d, dim=2)  # each (B, L, d)
+        q, k, v = (t.view(B, L, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        # allowed: (B, 1, L, L) True where query t may look at key s (s <= t and s is real)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, h, L, d/h)
+        return self.proj(y.transpose(1, 2).reshape(B, L, d))
+
+
+class Block(nn.Module):
+    def __init__(self, d: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = CausalSelfAttention(d, n_heads, dropout)
+        self.ffn = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), allowed))
+        return x + self.drop(self.ffn(self.ln2(x)))
+
+
+class SASRecModel(nn.Module):
+    def __init__(self, config: SASRecConfig, n_items: int, text_emb: np.ndarray | None) -> None:
+        super().__init__()
+        d = config.hidden
+        self.config, self.n_items = config, n_items
+        self.item_id = nn.Embedding(n_items + 1, d, padding_idx=0)
+        nn.init.normal_(self.item_id.weight, std=0.02)
+        with torch.no_grad():
+            self.item_id.weight[0].zero_()
+        self.register_buffer("id_mask", torch.ones(n_items + 1, 1))  # 0 = id row not trained
+        self.adaptor: nn.Module | None = None
+        if config.use_text:
+            if text_emb is None:
+                raise ValueError("use_text=True needs item_text_emb of shape (n_items+1, dim)")
+            t = torch.as_tensor(np.asarray(text_emb, dtype=np.float32))
+            if t.shape[0] != n_items + 1:
+                raise ValueError(f"item_text_emb has {t.shape[0]} rows, expected n_items+1 = {n_items + 1}")
+            self.register_buffer("text", t)  # (n+1, 384) frozen
+            if config.adaptor == "linear":
+                self.adaptor = nn.Linear(t.shape[1], d)
+            else:
+                self.adaptor = nn.Sequential(
+                    nn.Linear(t.shape[1], config.adaptor_hidden),
+                    nn.GELU(),
+                    nn.Linear(config.adaptor_hidden, d),
+                )
+            self.gate = nn.Parameter(torch.ones(1), requires_grad=config.gate)
+        self.pos = nn.Embedding(config.max_len, d)
+        nn.init.normal_(self.pos.weight, std=0.02)
+        self.emb_drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(d, config.n_heads, config.dropout) for _ in range(config.n_blocks))
+        self.ln_f = nn.LayerNorm(d)
+
+    def item_table(self) -> torch.Tensor:
+        """(n_items+1, d): the embedding of every item, used for input AND output (tied)."""
+        table = torch.zeros_like(self.item_id.weight)
+        if self.config.use_id or self.adaptor is None:
+            table = table + self.item_id.weight * self.id_mask
+        if self.adaptor is not None:
+            text = self.gate * self.adaptor(self.text)  # (n+1, d)
+            table = table + text * (torch.arange(self.n_items + 1, device=text.device) > 0)[:, None]
+        return table
+
+    def hidden(self, seq: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+        """seq (B, L) left-padded item indices (L <= max_len) -> (B, L, d) states after each item."""
+        L = seq.shape[1]
+        table = self.item_table() if table is None else table
+        real = seq > 0  # (B, L)
+        pos_ids = torch.arange(self.config.max_len - L, self.config.max_len, device=seq.device)  # (L,)
+        x = table[seq] * math.sqrt(self.config.hidden) + self.pos(pos_ids)[None]  # (B, L, d)
+        x = self.emb_drop(x) * real[..., None]
+        causal = torch.ones(L, L, dtype=torch.bool, device=seq.device).tril()  # (L, L)
+        # a padding query may look at itself only, so no softmax row is all -inf (NaN)
+        allowed = (causal[None] & real[:, None, :]) | torch.eye(L, dtype=torch.bool, device=seq.device)[None]
+        allowed = allowed[:, None]  # (B, 1, L, L)
+        for block in self.blocks:
+            x = block(x, allowed)
+        return self.ln_f(x)
+
+
+class SASRec(RecommenderMixin):
+    """`Recommender` wrapper: fit (with early stopping), score, similar items, save/load."""
+
+    kind = "sasrec"
+
+    def __init__(self, config: SASRecConfig = SASRecConfig()) -> None:
+        self.config = config
+
+    def _max_len(self) -> int | None:
+        return self.config.max_len
+
+    def fit(
+        self,
+        sequences: Sequence[Sequence[int]],
+        n_items: int,
+        *,
+        item_text_emb: np.ndarray | None = None,
+        timestamps: Sequence[Sequence[float]] | None = None,
+        valid: tuple[Sequence[Sequence[int]], Sequence[int]] | None = None,
+    ) -> Self:
+        """Train on `sequences`; `valid` = (histories, targets) drives early stopping."""
+        self.n_items_ = int(n_items)
+        torch.manual_seed(self.config.train.seed)
+        seqs = [clean_history(s, n_items) for s in sequences]
+        counts = item_counts(seqs, n_items)
+        self.popularity_ = (counts / max(counts.sum(), 1.0)).astype(np.float32)
+        self.module_ = SASRecModel(self.config, n_items, item_text_emb if self.config.use_text else None)
+        if self.config.use_text:
+            self.module_.id_mask.copy_(torch.as_tensor(counts > 0, dtype=torch.float32)[:, None])
+        if valid is not None:
+            valid = ([clean_history(h, n_items) for h in valid[0]], [int(t) for t in valid[1]])
+        self.history_ = train_sasrec(self.module_, seqs, valid, self.config.train, self.config.max_len)
+        self._freeze()
+        return self
+
+    def _freeze(self) -> None:
+        """Cache the item table once: serving must not rerun the text adaptor per request."""
+        self.module_.eval()
+        with torch.no_grad():
+            self.table_ = self.module_.item_table().contiguous()  # (n+1, d)
+            self._table_np = self.table_.numpy()
+
+    def _score_batch(self, histories: list[list[int]]) -> np.ndarray:
+        torch.set_num_threads(self.config.train.num_threads)
+        out = np.empty((len(histories), self.n_items_ + 1), dtype=np.float32)
+        nonempty = [r for r, h in enumerate(histories) if h]
+        if nonempty:
+            with torch.no_grad():
+                seq = pad_left([histories[r] for r in nonempty])
+                h = self.module_.hidden(seq, self.table_)[:, -1, :]  # (B, d) state after newest item
+                out[nonempty] = (h @ self.table_.T).numpy()
+        # Empty history = no signal about the user: fall back to popularity.
+        empty = [r for r, h in enumerate(histories) if not h]
+        if empty:
+            out[empty] = self.popularity_[None, :]
+        return out
+
+    def item_embeddings(self) -> np.ndarray:
+        """(n_items+1, d) item table (row 0 = padding), for similar items and ANN indexes."""
+        return self._table_np
+
+    def similar_items(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return cosine_neighbours(self._table_np, item, k)
+
+    def save(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        directory.mkdir(parents=True, exist_ok=True)
+        payload = {"kind": self.kind, "config": asdict(self.config), "n_items": self.n_items_}
+        (directory / "config.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        tensors = {k: v.contiguous() for k, v in self.module_.state_dict().items()}
+        tensors["popularity"] = torch.as_tensor(self.popularity_)
+        save_file(tensors, str(directory / "model.safetensors"))
+        (directory / "history.json").write_text(json.dumps(getattr(self, "history_", [])), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        from safetensors.torch import load_file
+
+        payload = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        if payload.get("kind") != cls.kind:
+            raise ValueError(f"{directory} holds a {payload.get('kind')!r} model, not {cls.kind!r}")
+        raw = dict(payload["config"])
+        raw["train"] = TrainConfig(**raw["train"])
+        config = SASRecConfig(**raw)
+        model = cls(config)
+        model.n_items_ = int(payload["n_items"])
+        tensors = load_file(str(directory / "model.safetensors"))
+        model.popularity_ = tensors.pop("popularity").numpy()
+        text = tensors.get("text")
+        model.module_ = SASRecModel(config, model.n_items_, None if text is None else text.numpy())
+        model.module_.load_state_dict(tensors)
+        model._freeze()
+        return model
+
+
+__all__ = ["NEG_INF", "SASRec", "SASRecConfig", "SASRecModel", "TrainConfig"]

@@ -1,0 +1,187 @@
+"""Training loop for the SASRec-style model: full-softmax cross-entropy, early stopping.
+
+Why full softmax: with catalogs up to ~50k items, scoring every item at every position is
+affordable on CPU and avoids the overconfidence that sampled negatives cause in SASRec
+(Klenitskiy & Vasilev, RecSys 2023; Petrov & Macdonald, gSASRec, RecSys 2023).
+
+The loop knows nothing about SASRec's internals beyond two methods of the module:
+`hidden(seq) -> (B, L, d)` and `item_table() -> (n_items+1, d)`; that keeps this file
+importable from `sasrec.py` without a cycle.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    label_smoothing: float = 0.0
+    patience: int = 10  # epochs without a better validation NDCG@10 before stopping
+    budget_minutes: float = 15.0
+    eval_batch_size: int = 512
+    num_threads: int = 2
+    seed: int = 0
+    grad_clip: float = 1.0
+    # Long histories are cut into windows of max_len+1 from the end; windows beyond the
+    # newest `max_windows` are dropped (1 = classic SASRec: newest window only).
+    max_windows: int = 1
+
+
+def pad_left(seqs: Sequence[Sequence[int]], width: int | None = None) -> torch.Tensor:
+    """(B, L) long tensor, each row right-aligned, zeros on the left. L = longest row (>= 1)."""
+    width = max(width or 0, max((len(s) for s in seqs), default=0), 1)
+    out = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        if len(s):
+            out[r, width - len(s) :] = torch.as_tensor(list(s), dtype=torch.long)
+    return out
+
+
+def training_windows(sequences: Sequence[Sequence[int]], max_len: int, max_windows: int) -> list[list[int]]:
+    """Cut each sequence into windows of max_len+1 items (input = w[:-1], targets = w[1:])."""
+    out: list[list[int]] = []
+    span = max_len + 1
+    for s in sequences:
+        s = list(s)
+        end, taken = len(s), 0
+        while end >= 2 and taken < max_windows:
+            out.append(s[max(0, end - span) : end])
+            taken += 1
+            end -= max_len  # windows overlap by one item so every transition is a target once
+    return out
+
+
+@torch.no_grad()
+def ndcg10_full_ranking(
+    model: nn.Module,
+    histories: Sequence[Sequence[int]],
+    targets: Sequence[int],
+    max_len: int,
+    batch_size: int,
+) -> float:
+    """Mean NDCG@10 of the target over ALL items, history items excluded (the benchmark protocol)."""
+    model.eval()
+    table = model.item_table()
+    total = 0.0
+    for start in range(0, len(histories), batch_size):
+        hist = [list(h)[-max_len:] for h in histories[start : start + batch_size]]
+        tgt = torch.as_tensor(list(targets[start : start + batch_size]), dtype=torch.long)
+        h = model.hidden(pad_left(hist))[:, -1, :]  # (B, d)
+        scores = h @ table.T  # (B, n+1)
+        scores[:, 0] = -torch.inf
+        for r, items in enumerate(hist):
+            # history excluded, except the target itself (as evaluation.metrics.rank_of_target)
+            scores[r, [i for i in items if i != tgt[r].item()] or [0]] = -torch.inf
+        t_score = scores.gather(1, tgt[:, None])
+        rank = (scores >= t_score).sum(1)  # pessimistic ties, like rank_of_target
+        total += torch.where(rank <= 10, 1.0 / torch.log2(rank.float() + 1.0), 0.0).sum().item()
+    return total / max(len(histories), 1)
+
+
+def train_sasrec(
+    model: nn.Module,
+    sequences: Sequence[Sequence[int]],
+    valid: tuple[Sequence[Sequence[int]], Sequence[int]] | None,
+    config: TrainConfig,
+    max_len: int,
+    *,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Train `model` in place; the best validation checkpoint is restored at the end.
+
+    Returns the per-epoch history (loss, valid_ndcg10, seconds). Without `valid` the model
+    trains for the full epoch/time budget and the last state is kept.
+    """
+    torch.set_num_threads(config.num_threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    windows = training_windows(sequences, max_len, config.max_windows)
+    if not windows:
+        raise ValueError("no training sequence has two or more items")
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (decay if p.ndim >= 2 else no_decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+        betas=(0.9, 0.98),
+    )
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    budget_s = config.budget_minutes * 60.0
+    start_time = time.monotonic()
+    best, best_state, bad_epochs = -math.inf, None, 0
+    history: list[dict] = []
+    n_batches = math.ceil(len(windows) / config.batch_size)
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        t_epoch = time.monotonic()
+        order = rng.permutation(len(windows))
+        total_loss, total_n = 0.0, 0
+        for b in range(n_batches):
+            batch = [windows[i] for i in order[b * config.batch_size : (b + 1) * config.batch_size]]
+            seq = pad_left([w[:-1] for w in batch])  # (B, L) inputs
+            tgt = pad_left([w[1:] for w in batch], width=seq.shape[1])  # (B, L) next items
+            hid = model.hidden(seq)  # (B, L, d)
+            keep = tgt > 0
+            h = hid[keep]  # (N, d) positions that have a next item
+            table = model.item_table()  # (n+1, d), rebuilt each step: text adaptor is trained
+            logits = h @ table[1:].T  # (N, n) padding row excluded from the softmax
+            loss = loss_fn(logits, tgt[keep] - 1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            total_loss += loss.item() * len(h)
+            total_n += len(h)
+            if time.monotonic() - start_time > budget_s:
+                break
+        elapsed = time.monotonic() - start_time
+        row = {"epoch": epoch, "loss": total_loss / max(total_n, 1), "seconds": time.monotonic() - t_epoch}
+        if valid is not None:
+            score = ndcg10_full_ranking(model, valid[0], valid[1], max_len, config.eval_batch_size)
+            row["valid_ndcg10"] = score
+            if score > best:
+                best, bad_epochs = score, 0
+                best_state = copy.deepcopy(model.state_dict())
+                row["best"] = True
+            else:
+                bad_epochs += 1
+        history.append(row)
+        per_epoch = elapsed / epoch
+        eta = min((config.epochs - epoch) * per_epoch, max(budget_s - elapsed, 0.0))
+        log.info(
+            "epoch %d loss %.4f valid ndcg@10 %s | %.1f s/epoch, %.0f windows/s | "
+            "elapsed %.1f min, ETA <= %.1f min",
+            epoch,
+            row["loss"],
+            f"{row['valid_ndcg10']:.4f}" if "valid_ndcg10" in row else "-",
+            row["seconds"],
+            len(windows) / max(row["seconds"], 1e-9),
+            elapsed / 60,
+            eta / 60,
+        )
+        if on_epoch is not None:
+            on_epoch(row)
+        if bad_epochs >= config.patience or elapsed > budget_s:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history
