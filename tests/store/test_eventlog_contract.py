@@ -160,3 +160,13 @@ def test_known_id_after_new_ones_is_reported_as_duplicate(events, t0):
     result = events.append([view("new1", "u", t0), view("old", "u", t0), view("new2", "u", t0)])
     assert result == AppendResult(inserted=["new1", "new2"], duplicates=["old"])
     assert sorted(ids(events.scan())) == ["new1", "new2", "old"]
+
+
+def test_scan_is_a_snapshot_taken_at_the_call(events, t0):
+    events.append([view("a", "u", t0), view("b", "u", minutes(t0, 1))])
+    iterator = events.scan()
+    events.append([view("c", "u", minutes(t0, 2))])
+    first = next(iterator)
+    events.append([view("d", "u", minutes(t0, 3))])  # appending while iterating is allowed
+    assert [first.event_id, *ids(iterator)] == ["a", "b"]
+    assert ids(events.scan()) == ["a", "b", "c", "d"]

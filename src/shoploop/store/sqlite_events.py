@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -135,12 +136,14 @@ class SqliteEventLog:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY ts, seq"
-        return self._stream(sql, params)
+        # Executed now, not on the first next(): the scan sees the log as it was at the call
+        # (one WAL read snapshot for the whole scan), like the in-memory log's snapshot.
+        return self._stream(self._db.reader().execute(sql, params))
 
-    def _stream(self, sql: str, params: list[object]) -> Iterator[Event]:
-        # Streams from this thread's read connection: one read snapshot for the whole scan,
-        # no writer lock held while the caller consumes events.
-        cursor = self._db.reader().execute(sql, params)
+    @staticmethod
+    def _stream(cursor: sqlite3.Cursor) -> Iterator[Event]:
+        # Streams from this thread's read connection; no writer lock is held while the
+        # caller consumes events, so it may append while iterating.
         try:
             while True:
                 chunk = cursor.fetchmany(_FETCH)
