@@ -175,3 +175,14 @@ def test_real_minilm_few_steps_learns_the_toy_set(tmp_path: Path) -> None:
         CrossEncoderReranker.load(tmp_path / "m").score("red hammer", ["red hammer", "blue lamp"]),
         ce.score("red hammer", ["red hammer", "blue lamp"]),
     )
+
+
+def test_onnx_backend_config_exports_at_fit_and_round_trips(tiny_bert: str, tmp_path: Path) -> None:
+    ce = CrossEncoderReranker(tiny_config(tiny_bert, epochs=1, backend="onnx-int8")).fit(toy_pairs(0))
+    docs = ["red hammer deluxe", "blue lamp"]
+    before = ce.score("red hammer", docs)  # served by the int8 model exported during fit
+    ce.save(tmp_path / "ce")
+    assert (tmp_path / "ce" / "model.int8.onnx").exists()
+    np.testing.assert_array_equal(
+        CrossEncoderReranker.load(tmp_path / "ce").score("red hammer", docs), before
+    )

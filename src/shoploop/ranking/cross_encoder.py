@@ -31,6 +31,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -307,6 +308,10 @@ class CrossEncoderReranker:
         rec.train_seconds = time.perf_counter() - t0
         self.record_ = rec
         self._onnx_session = None
+        self._onnx_path = None
+        if cfg.backend == "onnx-int8":
+            # export now so the first served query does not pay for it (kept in a temp dir until save())
+            self.export_onnx(Path(tempfile.mkdtemp(prefix="shoploop-ce-onnx-")))
         if cfg.progress:
             _log(
                 f"stopped ({stop}) after {step} steps, {rec.train_seconds / 60:.1f} min; "
@@ -524,7 +529,8 @@ class CrossEncoderReranker:
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path, *, export_onnx_int8: bool = False) -> None:
-        """Write config + training record (JSON), safetensors weights and tokenizer; optionally int8 ONNX."""
+        """Write config + training record (JSON), safetensors weights and tokenizer, and the int8 ONNX
+        model when one was exported, ``export_onnx_int8`` is set or the configured backend needs it."""
         self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -533,7 +539,12 @@ class CrossEncoderReranker:
         rec = getattr(self, "record_", _TrainRecord())
         meta = {"config": asdict(self.config), "record": asdict(rec), "format": 1}
         (directory / _CONFIG_FILE).write_text(json.dumps(meta, indent=2))
-        if export_onnx_int8:
+        current = getattr(self, "_onnx_path", None)
+        if current is not None and Path(current).name == _ONNX_INT8 and Path(current).exists():
+            if Path(current).resolve() != (directory / _ONNX_INT8).resolve():
+                shutil.copyfile(current, directory / _ONNX_INT8)
+            self._onnx_path = directory / _ONNX_INT8
+        elif export_onnx_int8 or self.config.backend == "onnx-int8":
             self.export_onnx(directory)
 
     @classmethod
