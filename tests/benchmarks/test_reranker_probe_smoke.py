@@ -86,7 +86,7 @@ def test_cross_encoder_probe_smoke(setup: tuple[Path, str], tmp_path: Path) -> N
     for key in ("bm25s_ndcg10", "ce_torch_top5_ndcg10", "ce_torch_top10_ndcg10", "ce_int8_top5_ndcg10"):
         assert 0.0 <= full[key] <= 1.0
     assert 0.0 <= result["pool_rerank"]["cross_encoder_ndcg10"] <= 1.0
-    assert set(result["latency_top50"]) == {"torch", "onnx-int8"}
+    assert {"torch", "onnx-int8"} <= set(result["latency_top50"])
     assert (tmp_path / "ce" / "model.int8.onnx").exists()
     assert out.with_suffix(".md").read_text().startswith("# reranker_probe")
 

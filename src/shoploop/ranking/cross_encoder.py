@@ -64,27 +64,27 @@ class CrossEncoderConfig:
     model_path: str | None = None  # None = packaged all-MiniLM-L6-v2
     max_length: int = 48
     loss: Literal["listwise", "bce"] = "listwise"
-    group_size: int = 8  # listwise: 1 positive + (group_size - 1) negatives
+    group_size: int = 4  # listwise: 1 positive + (group_size - 1) negatives
     positive_threshold: float = 0.5  # labels >= this can be a group's positive (rel >= 2 on a 1-3 scale)
     label_margin: float = 0.25  # a negative's label is at least this much below its positive's
     bce_weight: float = 0.0  # listwise mode: weight of an auxiliary pointwise BCE term
     epochs: int = 3
     batch_size: int = 64
-    lr: float = 4e-5
+    lr: float = 6e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     max_grad_norm: float = 1.0
     seed: int = 0
     time_budget_minutes: float = 20.0
     patience: int = 3  # evaluations without improvement before stopping
-    eval_every_steps: int = 300
-    max_valid_queries: int = 400
+    eval_every_steps: int = 100
+    max_valid_queries: int = 150
     min_delta: float = 1e-4
     num_threads: int = 2
     score_batch_size: int = 64
     backend: Backend = "torch"
     progress: bool = True
-    log_every_steps: int = 50
+    log_every_steps: int = 10
 
 
 @dataclass
@@ -211,9 +211,11 @@ class CrossEncoderReranker:
         steps_per_epoch = math.ceil(n_units / per_step)
         planned = max(1, steps_per_epoch * cfg.epochs)
         horizon = [planned]  # mutable: shrunk once we know how many steps fit in the budget
-        warmup = max(1, int(cfg.warmup_ratio * planned))
 
         def lr_factor(step: int) -> float:
+            # warm-up is a share of the *current* horizon: on a slow machine the budget may allow only a
+            # few hundred of the planned steps, and a warm-up sized for the full plan would never finish
+            warmup = max(1, int(cfg.warmup_ratio * horizon[0]))
             if step < warmup:
                 return (step + 1) / warmup
             return max(0.0, (horizon[0] - step) / max(1, horizon[0] - warmup))
@@ -264,7 +266,7 @@ class CrossEncoderReranker:
                 loss_acc += float(loss.detach())
                 loss_n += 1
                 elapsed = time.perf_counter() - t0
-                if step == 20 or (step % cfg.log_every_steps == 0):
+                if step in (5, 20) or step % cfg.log_every_steps == 0:
                     # Re-plan the LR horizon to the steps that fit in the remaining budget (with 5% slack
                     # for evaluations), so the schedule reaches ~0 instead of being cut mid-decay.
                     fit_steps = int(step + (budget_s - elapsed) / (elapsed / step) * 0.95)

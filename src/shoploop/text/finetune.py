@@ -194,9 +194,11 @@ def finetune_bi_encoder(
     steps_per_epoch = max(1, math.ceil(len(train_rows) / cfg.batch_size))
     planned = steps_per_epoch * cfg.epochs
     horizon = [planned]
-    warmup = max(1, int(cfg.warmup_ratio * planned))
 
     def lr_factor(step: int) -> float:
+        # warm-up is a share of the *current* horizon: on a slow machine the budget may allow only a
+        # few hundred of the planned steps, and a warm-up sized for the full plan would never finish
+        warmup = max(1, int(cfg.warmup_ratio * horizon[0]))
         if step < warmup:
             return (step + 1) / warmup
         return max(0.0, (horizon[0] - step) / max(1, horizon[0] - warmup))
@@ -237,7 +239,7 @@ def finetune_bi_encoder(
             loss_acc += float(loss.detach())
             loss_n += 1
             elapsed = time.perf_counter() - t0
-            if step == 10 or step % cfg.log_every_steps == 0:
+            if step in (5, 20) or step % cfg.log_every_steps == 0:
                 fit_steps = int(step + (budget_s - elapsed) / (elapsed / step) * 0.95)
                 horizon[0] = max(step + 1, min(horizon[0], fit_steps))
             if step % cfg.log_every_steps == 0:
