@@ -35,7 +35,8 @@ so wall-clock rates understate what the code does on an idle box; events per CPU
 show the code's own cost (it ignores time spent waiting for the disk, so it is an upper
 bound for the I/O-heavy rows).
 
-Outputs JSON + a Markdown table to `benchmarks/results/ingest.{json,md}` (and `--out`).
+Outputs JSON + a Markdown table to `benchmarks/results/<name>.{json,md}` (`--name`, default
+`ingest`) and to `--out` if given.
 
 Usage: python benchmarks/ingest.py --events 500000 [--batch-size 5000] [--out FILE.json]
 """
@@ -306,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="extra copy of the JSON result")
     parser.add_argument("--results-dir", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--name", default="ingest", help="result file stem in --results-dir")
     parser.add_argument(
         "--workdir", type=Path, default=REPO / "var" / "bench", help="where the test databases go"
     )
@@ -374,9 +376,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.results_dir / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     markdown = _markdown(result)
-    (args.results_dir / "ingest.md").write_text(markdown)
+    (args.results_dir / f"{args.name}.md").write_text(markdown)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -143,14 +143,15 @@ def test_delete_user_removes_events_and_flags(events, t0):
 
 
 def test_append_is_all_or_nothing_when_an_event_is_invalid(events, t0):
-    class Broken:  # quacks like an event but its timestamp cannot be stored
-        event_id = "bad"
-        user_id = "u"
-        type = "view"
-        timestamp = t0.replace(tzinfo=None)
+    from shoploop.domain import ViewEvent
 
-    with pytest.raises((ValueError, TypeError, AttributeError)):
-        events.append([view("ok", "u", t0), Broken()])  # type: ignore[list-item]
+    # model_construct skips validation, like a record built by buggy code: its naive
+    # timestamp cannot be stored, and the whole batch must be refused.
+    broken = ViewEvent.model_construct(
+        event_id="bad", user_id="u", item_id="i", timestamp=t0.replace(tzinfo=None), session_id=None
+    )
+    with pytest.raises(ValueError, match="aware"):
+        events.append([view("ok", "u", t0), broken])
     assert len(events) == 0
     assert events.append([view("ok", "u", t0)]).inserted == ["ok"]
 

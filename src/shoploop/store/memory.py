@@ -41,7 +41,6 @@ from shoploop.store.protocols import (
 # ---------------------------------------------------------------------------- shared helpers
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MICRO = timedelta(microseconds=1)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 
@@ -49,7 +48,8 @@ def to_micros(when: datetime) -> int:
     """Exact integer microseconds since the Unix epoch (UTC); naive datetimes are refused."""
     if when.tzinfo is None or when.utcoffset() is None:
         raise ValueError(f"datetime must be timezone-aware, got naive {when!r}")
-    return (when - _EPOCH) // _ONE_MICRO
+    delta = when - _EPOCH  # integer fields: exact, and faster than `delta // _ONE_MICRO`
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def from_micros(micros: int) -> datetime:

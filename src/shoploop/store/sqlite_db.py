@@ -136,6 +136,12 @@ class SqliteDatabase:
         conn.execute(f"PRAGMA cache_size=-{self._cache_kib}")
         conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute("PRAGMA busy_timeout=30000")
+        # Checkpoint every ~80 MB of WAL instead of SQLite's default ~8 MB: random-key
+        # indexes (event_id, user_id) dirty pages all over the file, and each checkpoint
+        # copies them back; on 500k events this cut batch-import wall time by ~40%
+        # (benchmarks/ingest.py). The WAL is truncated back to 64 MB after a checkpoint.
+        conn.execute("PRAGMA wal_autocheckpoint=10000")
+        conn.execute(f"PRAGMA journal_size_limit={64 * 1024 * 1024}")
         return conn
 
     def _migrate(self) -> None:
