@@ -3,6 +3,8 @@
     shoploop demo-data [--home DIR] [--seed N] [--products N] [--users N] [--days N] [--end DATE|now]
     shoploop stats [--home DIR] [--json] [--include-flagged]
     shoploop import catalog|events|dataset|quarantine ...
+    shoploop serve [--home DIR] [--host 127.0.0.1] [--port 8000] [--demo] [--fast]
+    shoploop report [--home DIR] [--out report.html]
 
 The shop home defaults to $SHOPLOOP_HOME, else ./var/shoploop. Heavy modules are imported
 inside the commands so `shoploop --help` stays instant.
@@ -20,6 +22,8 @@ from typing import Annotated
 import typer
 
 from shoploop.cli.importing import import_app
+from shoploop.cli.report import report
+from shoploop.cli.serve import serve
 
 app = typer.Typer(
     name="shoploop",
@@ -28,6 +32,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(import_app, name="import")
+app.command("serve")(serve)
+app.command("report")(report)
 
 HomeOption = Annotated[
     Path | None,

@@ -1,0 +1,190 @@
+"""Search and recommendation surfaces: every answer is a `ServedList` with a `request_id`.
+
+The engine logs each list as an impression; here we also feed the live window (dashboard,
+/metrics) and record A/B exposures for running experiments on the surface.
+
+Routes are plain `def`: the engine is synchronous and CPU-bound, so FastAPI runs them in
+its threadpool instead of blocking the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+
+from shoploop.api.deps import EngineDep, ReadAuth, SettingsDep
+from shoploop.api.errors import ERROR_RESPONSES, NOT_FOUND, ApiError
+from shoploop.api.settings import ApiSettings
+from shoploop.domain import Product
+from shoploop.domain.served import ServedList
+from shoploop.engine import InvalidRequest
+
+log = logging.getLogger("shoploop.api")
+router = APIRouter(tags=["search & recommendations"], dependencies=[ReadAuth], responses=ERROR_RESPONSES)
+
+UserQ = Annotated[
+    str | None,
+    Query(max_length=200, description="the shopper (personalises and is logged)", examples=["user-0001"]),
+]
+SessionQ = Annotated[
+    str | None, Query(max_length=200, description="the shopper's session", examples=["s-42"])
+]
+KQ = Annotated[int | None, Query(ge=1, le=1000, description="list length (default 20, at most max_k)")]
+ItemPath = Annotated[
+    str, Path(min_length=1, max_length=200, description="catalog item id", examples=["P00017"])
+]
+
+
+def after_serve(request: Request, served: ServedList, user_id: str | None, session_id: str | None) -> None:
+    """Live stats, Prometheus counters and A/B exposures for one served list."""
+    state = request.app.state
+    state.live.record_served(served, user_id, session_id)
+    state.metrics.served.labels(served.surface).inc()
+    running = state.running_experiments
+    if running and user_id:
+        now = datetime.now(UTC)
+        exposures = [
+            x
+            for exp in running
+            if exp.surface in (None, served.surface)
+            and (x := exp.expose(user_id, now, surface=served.surface, request_id=served.request_id))
+        ]
+        if exposures:
+            try:
+                state.experiments.record_exposures(exposures)
+            except Exception:  # an experiment store hiccup must not fail the shopper's request
+                log.exception("could not record A/B exposures")
+
+
+def _check_k(settings: ApiSettings, k: int | None, page: int = 1) -> None:
+    if k is not None and k > settings.max_k:
+        raise ApiError(422, "invalid_request", f"k: must be at most {settings.max_k}", "k")
+    if page > settings.max_page:
+        raise ApiError(422, "invalid_request", f"page: must be at most {settings.max_page}", "page")
+
+
+@router.get(
+    "/v1/search",
+    response_model=ServedList,
+    summary="Search the catalog",
+    description=(
+        "Hybrid lexical + semantic search with typo correction (`understood_query.corrected`), "
+        "filters, facets, personalisation for `user_id`, and merchandising rules. A `redirect` "
+        "rule answers with `redirect` set and no items."
+    ),
+)
+def search(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    q: Annotated[
+        str, Query(min_length=1, max_length=10_000, description="the query", examples=["cordless drill"])
+    ],
+    category: Annotated[
+        str | None, Query(max_length=500, description="category path prefix, 'A > B'", examples=["Tools"])
+    ] = None,
+    brand: Annotated[str | None, Query(max_length=200)] = None,
+    min_price: Annotated[float | None, Query(ge=0, le=1e9)] = None,
+    max_price: Annotated[float | None, Query(ge=0, le=1e9)] = None,
+    in_stock: Annotated[bool | None, Query()] = None,
+    user_id: UserQ = None,
+    session_id: SessionQ = None,
+    k: KQ = None,
+    page: Annotated[int, Query(ge=1, le=1000, description="1-based page of k results")] = 1,
+) -> ServedList:
+    if len(q) > settings.max_query_length:
+        raise ApiError(
+            422, "invalid_request", f"q: must be at most {settings.max_query_length} characters", "q"
+        )
+    _check_k(settings, k, page)
+    filters = {"category": category, "brand": brand, "min_price": min_price, "max_price": max_price}
+    filters["in_stock"] = in_stock
+    try:
+        served = engine.search(q, user_id=user_id, session_id=session_id, filters=filters, k=k, page=page)
+    except InvalidRequest as err:
+        if err.field == "query":  # the engine's name for what the API calls `q`
+            raise InvalidRequest("q", err.reason) from err
+        raise
+    after_serve(request, served, user_id, session_id)
+    return served
+
+
+@router.get("/v1/recommendations/home", response_model=ServedList, summary="Home feed for a shopper")
+def home(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    user_id: UserQ = None,
+    session_id: SessionQ = None,
+    k: KQ = None,
+    category: Annotated[str | None, Query(max_length=500, description="category path prefix")] = None,
+) -> ServedList:
+    _check_k(settings, k)
+    filters = {"category": category} if category else None
+    served = engine.recommend(user_id, session_id=session_id, k=k, filters=filters)
+    after_serve(request, served, user_id, session_id)
+    return served
+
+
+@router.get(
+    "/v1/items/{item_id}/similar", response_model=ServedList, responses=NOT_FOUND, summary="Similar items"
+)
+def similar(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    item_id: ItemPath,
+    user_id: UserQ = None,
+    session_id: SessionQ = None,
+    k: KQ = None,
+) -> ServedList:
+    _check_k(settings, k)
+    served = engine.similar(item_id, k=k, user_id=user_id, session_id=session_id)
+    after_serve(request, served, user_id, session_id)
+    return served
+
+
+@router.get(
+    "/v1/items/{item_id}/bought-together",
+    response_model=ServedList,
+    responses=NOT_FOUND,
+    summary="Frequently bought together",
+)
+def bought_together(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    item_id: ItemPath,
+    user_id: UserQ = None,
+    session_id: SessionQ = None,
+    k: KQ = None,
+) -> ServedList:
+    _check_k(settings, k)
+    served = engine.bought_together(item_id, k=k, user_id=user_id, session_id=session_id)
+    after_serve(request, served, user_id, session_id)
+    return served
+
+
+@router.get("/v1/trending", response_model=ServedList, summary="What is hot now")
+def trending(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    user_id: UserQ = None,
+    session_id: SessionQ = None,
+    k: KQ = None,
+    category: Annotated[str | None, Query(max_length=500, description="category path prefix")] = None,
+) -> ServedList:
+    _check_k(settings, k)
+    filters = {"category": category} if category else None
+    served = engine.trending(k=k, user_id=user_id, session_id=session_id, filters=filters)
+    after_serve(request, served, user_id, session_id)
+    return served
+
+
+@router.get("/v1/items/{item_id}", response_model=Product, responses=NOT_FOUND, summary="One product")
+def get_item(engine: EngineDep, item_id: ItemPath) -> Product:
+    return engine.get_product(item_id)

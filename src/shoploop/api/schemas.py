@@ -1,0 +1,189 @@
+"""Request and response bodies of the HTTP API (served lists reuse `shoploop.domain.served`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shoploop.domain import Product
+
+EXAMPLE_EVENTS: list[dict[str, Any]] = [
+    {
+        "event_id": "evt-000123",
+        "type": "click",
+        "user_id": "user-0001",
+        "session_id": "s-42",
+        "item_id": "P00017",
+        "request_id": "3f1c0e9a6b2d4e8f9a0b1c2d3e4f5a6b",
+        "position": 2,
+        "timestamp": "2026-01-05T10:15:00+00:00",
+    },
+    {
+        "event_id": "evt-000124",
+        "type": "purchase",
+        "user_id": "user-0001",
+        "request_id": "3f1c0e9a6b2d4e8f9a0b1c2d3e4f5a6b",
+        "items": [{"item_id": "P00017", "quantity": 1, "price": 24.9}],
+        "timestamp": "2026-01-05T10:19:00+00:00",
+    },
+]
+
+
+class EventBatch(BaseModel):
+    """Shopper events (see docs/events.md). Each is judged on its own; `event_id` makes re-sends safe."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"events": EXAMPLE_EVENTS}]})
+
+    events: list[dict[str, Any]] = Field(description="one object per event, any of the nine event types")
+
+
+class EventResult(BaseModel):
+    index: int = Field(description="position in the submitted batch, 0-based")
+    event_id: str | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    reason: str | None = Field(default=None, description="why it was rejected; names the field")
+
+
+class EventBatchResult(BaseModel):
+    accepted: int
+    duplicate: int
+    rejected: int
+    results: list[EventResult]
+
+
+class ProductBody(Product):
+    """A product; `item_id` may be left out of the body (the path names it)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "Cordless drill 18V",
+                    "category_path": ["Tools", "Power Tools", "Drills"],
+                    "brand": "Voltix",
+                    "price": 89.0,
+                    "attributes": {"voltage": 18},
+                    "in_stock": True,
+                }
+            ]
+        },
+    )
+
+    item_id: str | None = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
+
+
+class ProductBatch(BaseModel):
+    items: list[Product] = Field(description="products to insert or replace, all-or-nothing")
+
+
+class CatalogChange(BaseModel):
+    catalog_version: int
+    upserted: int = 0
+    deleted: int = 0
+    item_ids: list[str] = Field(default_factory=list)
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: int
+    status: str
+    active: bool
+    created_at: datetime
+    metrics: dict[str, Any]
+    config: dict[str, Any]
+
+
+class Reason(BaseModel):
+    reason: str = Field(default="manual, via the API", max_length=500)
+
+
+class DeletionReceipt(BaseModel):
+    user_id: str
+    events_deleted: int
+    quarantined_rows_deleted: int
+    online_state: dict[str, Any]
+    experiment_exposures_note: str | None = None
+    note: str
+
+
+MetricName = Literal["conversion", "click", "add_to_cart", "revenue"]
+
+
+class MetricIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: MetricName
+    kind: Literal["proportion", "mean"] = "proportion"
+    direction: Literal["increase", "decrease"] = "increase"
+    max_relative_harm: float = Field(default=0.0, ge=0, le=1)
+
+
+class VariantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    share: float = Field(gt=0, le=1)
+    model_version: str | None = Field(default=None, max_length=200)
+    policy: str | None = Field(default=None, max_length=100)
+    description: str = Field(default="", max_length=1000)
+
+
+class ExperimentIn(BaseModel):
+    """An A/B test: the first variant is the control. Shares must sum to 1."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "home-feed-sasrec-vs-knn",
+                    "name": "Home feed: sequential model vs item-kNN",
+                    "surface": "home",
+                    "variants": [
+                        {"name": "control", "share": 0.5, "model_version": "recommender:v1"},
+                        {"name": "treatment", "share": 0.5, "model_version": "recommender:v2"},
+                    ],
+                    "primary_metric": {"name": "conversion", "kind": "proportion"},
+                    "guardrails": [{"name": "click", "kind": "proportion", "max_relative_harm": 0.05}],
+                    "start": True,
+                }
+            ]
+        },
+    )
+
+    id: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=2000)
+    surface: str | None = Field(default=None, max_length=64)
+    variants: list[VariantIn] = Field(min_length=2, max_length=10)
+    primary_metric: MetricIn
+    guardrails: list[MetricIn] = Field(default_factory=list, max_length=10)
+    traffic_fraction: float = Field(default=1.0, gt=0, le=1)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    start: bool = Field(default=True, description="start at once (else it stays a draft)")
+
+    @model_validator(mode="after")
+    def _variants(self) -> ExperimentIn:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError("variants: names must be unique")
+        if abs(sum(v.share for v in self.variants) - 1.0) > 1e-6:
+            raise ValueError("variants: shares must sum to 1")
+        return self
+
+
+class ExperimentOut(BaseModel):
+    experiment: dict[str, Any]
+    exposures: dict[str, int]
+    readout: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Health(BaseModel):
+    status: str
+    ready: bool
+    products: int
+    models: dict[str, int]
