@@ -100,3 +100,25 @@ def test_split_matches_the_search_benchmark_rule() -> None:
     perm = np.random.default_rng(3).permutation(4)
     numpy_order = [sorted(set(queries))[i] for i in perm]
     assert probe.split_queries(queries, 3, 0.5, "numpy") == (numpy_order[:2], numpy_order[2:])
+
+
+def test_bi_encoder_probe_smoke(setup: tuple[Path, str], tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules.transformer import Transformer
+    from sentence_transformers.sentence_transformer.modules.pooling import Pooling
+
+    data, bert = setup
+    word = Transformer(bert, max_seq_length=24)
+    st = SentenceTransformer(modules=[word, Pooling(word.get_word_embedding_dimension())], device="cpu")
+    st.save(str(tmp_path / "st"))
+    out = tmp_path / "bi.json"
+    argv = [
+        "--data-dir", str(data), "--out", str(out), "--model-path", str(tmp_path / "st"), "--bi-encoder",
+        "--bi-budget-minutes", "0.1", "--bi-batch-size", "8", "--bi-epochs", "1", "--threads", "1",
+        "--bi-corpus-size", "20", "--save-model", str(tmp_path / "bi"), "--bi-hard-negatives",
+    ]  # fmt: skip
+    assert load_probe().main(argv) == 0
+    result = json.loads(out.read_text())
+    for row in ("untuned", "finetuned", "bm25s"):
+        assert 0.0 <= result[row]["ndcg10"] <= 1.0 and 0.0 <= result[row]["recall100"] <= 1.0
+    assert (tmp_path / "bi" / "finetune_record.json").exists()
