@@ -1,0 +1,188 @@
+"""Storefront and dashboard pages rendered through the app (no browser): content, links, forms."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from tests.api.conftest import make_client
+
+ADMIN_KEY = "admin-key-1234"
+
+
+@pytest.fixture(scope="module")
+def site():
+    client, engine, bundle = make_client()
+    with client:
+        yield client, engine, bundle
+
+
+def product_links(html: str) -> list[tuple[str, dict]]:
+    out = []
+    for href in re.findall(r'href="(/product/[^"]+)"', html):
+        url = urlparse(href.replace("&amp;", "&"))
+        out.append((url.path.rsplit("/", 1)[-1], {k: v[0] for k, v in parse_qs(url.query).items()}))
+    return out
+
+
+def test_home_shows_feeds_with_request_ids_and_sets_a_shopper(site):
+    client, engine, _ = site
+    client.cookies.clear()
+    r = client.get("/")
+    assert r.status_code == 200
+    assert "Recommended for you" in r.text and "Trending" in r.text
+    user = r.cookies.get("sl_user")
+    assert user and user.startswith("visitor-")
+    assert 'data-key="events-key-123"' in r.text  # the events-only key, never another
+    assert "admin-key" not in r.text and "search-key" not in r.text
+    links = product_links(r.text)
+    assert links and all({"rid", "pos", "src"} <= set(q) for _, q in links)
+    rid = links[0][1]["rid"]
+    logged = engine.stores.events.get_impression(rid)
+    assert logged is not None and logged.user_id == user
+    assert [s.position for s in logged.items if s.item_id == links[0][0]] == [int(links[0][1]["pos"])]
+    assert '<script src="/static/shop.js"></script>' in r.text
+    assert client.get("/static/shop.js").status_code == 200
+    assert client.get("/static/app.css").status_code == 200
+
+
+def test_search_page_shows_correction_facets_and_results(site):
+    client, _, _ = site
+    r = client.get("/search", params={"q": "jackte"})
+    assert r.status_code == 200
+    assert 'id="corrected-query">jacket<' in r.text
+    assert "<h3>Category</h3>" in r.text and "<h3>Brand</h3>" in r.text
+    links = product_links(r.text)
+    assert links and links[0][1]["src"] == "search"
+    facet = re.search(r'href="(/search\?[^"]*category=[^"]+)"', r.text).group(1).replace("&amp;", "&")
+    narrowed = client.get(facet)
+    assert narrowed.status_code == 200 and "clear filters" in narrowed.text
+
+
+def test_search_page_follows_a_redirect_rule(site):
+    client, engine, _ = site
+    from shoploop.ranking.rules import Rule
+
+    engine.rules.put(
+        Rule(
+            rule_id="r-sale",
+            name="sale",
+            kind="redirect",
+            redirect_url="/sale",
+            scope={"query_exact": ["sale"]},
+        )
+    )
+    try:
+        r = client.get("/search", params={"q": "sale"}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/sale"
+    finally:
+        engine.rules.delete("r-sale")
+
+
+def test_product_page_has_similar_and_bought_together(site):
+    client, _, bundle = site
+    item = next(e.items[0].item_id for e in bundle.events if e.type == "purchase")
+    r = client.get(f"/product/{item}", params={"rid": "abc", "pos": 3, "src": "search"})
+    assert r.status_code == 200
+    assert 'data-rid="abc"' in r.text and 'data-pos="3"' in r.text
+    assert "Similar items" in r.text and "Often bought together" in r.text
+    assert 'id="add-to-cart"' in r.text
+    assert client.get("/product/does-not-exist").status_code == 404
+
+
+def test_shopper_switcher_sets_cookie_and_lists_demo_shoppers(site):
+    client, _, _ = site
+    home = client.get("/")
+    shoppers = re.findall(r'<option value="(user-\d+)"', home.text)
+    assert shoppers, "demo shoppers from the store are offered"
+    r = client.get("/shopper", params={"user_id": shoppers[0], "next": "/search?q=x"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/search?q=x"
+    assert r.cookies.get("sl_user") == shoppers[0]
+    evil = client.get("/shopper", params={"user_id": "u", "next": "//evil.example"}, follow_redirects=False)
+    assert evil.headers["location"] == "/"
+
+
+def test_cart_page_renders(site):
+    client, _, _ = site
+    r = client.get("/cart")
+    assert r.status_code == 200 and 'id="checkout"' in r.text
+
+
+def test_dashboard_needs_an_admin_key(site):
+    client, _, _ = site
+    client.cookies.clear()
+    assert 'name="key"' in client.get("/dashboard").text
+    bad = client.post("/dashboard/login", data={"key": "events-key-123"})
+    assert bad.status_code == 401 and "not an admin key" in bad.text
+    assert client.get("/dashboard/live").status_code == 401
+    refused = client.post("/dashboard/rules/x/delete")  # the login page again, nothing done
+    assert refused.status_code == 401 and "Merchandising rules" not in refused.text
+
+
+@pytest.fixture
+def admin(site):
+    client, engine, bundle = site
+    r = client.post("/dashboard/login", data={"key": ADMIN_KEY}, follow_redirects=False)
+    assert r.status_code == 303
+    assert (
+        "httponly" in r.headers["set-cookie"].lower() and "samesite=strict" in r.headers["set-cookie"].lower()
+    )
+    client.cookies.set("sl_admin", ADMIN_KEY)
+    yield client, engine, bundle
+    client.cookies.clear()
+
+
+def test_dashboard_shows_kpis_latency_models_and_charts(admin):
+    client, _, _ = admin
+    client.get("/search", params={"q": "jacket"})
+    r = client.get("/dashboard")
+    assert r.status_code == 200
+    for text in (
+        "Live KPIs per surface",
+        "Latency",
+        "Models",
+        "Merchandising rules",
+        "A/B experiments",
+        "<svg",
+    ):
+        assert text in r.text, text
+    assert "GET /search" in r.text
+    assert re.search(r"<td>search</td><td class=\"num\">\d+</td>", r.text)
+    assert "recommender" in r.text and "Roll back recommender" in r.text
+    live = client.get("/dashboard/live")
+    assert live.status_code == 200 and 'id="surface-kpis"' in live.text
+
+
+def test_dashboard_rules_create_and_delete(admin):
+    client, engine, _ = admin
+    r = client.post(
+        "/dashboard/rules",
+        data={"name": "push brand", "kind": "boost", "match_brands": "Acme", "strength": "0.8"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and "msg=" in r.headers["location"]
+    rule = next(x for x in engine.rules.all() if x.name == "push brand")
+    assert rule.kind == "boost" and rule.match.brands == ("Acme",) and rule.strength == 0.8
+    bad = client.post("/dashboard/rules", data={"name": "p", "kind": "pin"}, follow_redirects=False)
+    assert "err=" in bad.headers["location"]
+    client.post(f"/dashboard/rules/{rule.rule_id}/delete")
+    assert engine.rules.get(rule.rule_id) is None
+
+
+def test_dashboard_promote_rollback_and_experiments(admin):
+    client, engine, _ = admin
+    v2 = engine.train("recommender")
+    r = client.post(f"/dashboard/models/recommender/{v2.version}/promote", follow_redirects=False)
+    assert "msg=" in r.headers["location"] and engine.versions["recommender"] == v2.version
+    client.post("/dashboard/models/recommender/rollback")
+    assert engine.versions["recommender"] == 1
+    r = client.post(
+        "/dashboard/experiments", data={"surface": "home", "metric": "click"}, follow_redirects=False
+    )
+    assert "started" in r.headers["location"]
+    running = client.app.state.experiments.list(status="running")
+    assert len(running) == 1
+    client.post(f"/dashboard/experiments/{running[0].id}/stop")
+    assert client.app.state.experiments.list(status="running") == []
