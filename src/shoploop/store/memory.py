@@ -2,8 +2,8 @@
 
 They follow exactly the same contract as the SQLite classes (one parametrised test suite
 runs on both), including idempotent appends and the change feed, so code written against
-them behaves the same on a real shop. Every method takes a lock: the API server calls the
-stores from a thread pool.
+them behaves the same on a real shop. Writes and multi-step reads take a lock: the API
+server calls the stores from a thread pool.
 
 The artifact registry keeps its bookkeeping in memory but still copies model files into a
 real directory, because models are loaded from paths.
