@@ -12,7 +12,7 @@ turns the pooled ``[CLS]`` state into one relevance logit. Two training objectiv
 
 Training is CPU-bound, so it is shaped for 2 cores: short inputs (titles are short: 98% of
 homedepot query+title pairs fit in 48 word pieces), dynamic padding to each batch's longest pair,
-AdamW with linear warm-up and linear decay whose horizon shrinks to what fits in the time budget
+AdamW with linear warm-up and linear decay whose horizon is re-planned to what fits in the time budget
 (so the learning rate actually anneals before the budget runs out), gradient clipping, early stopping
 on the validation pools' NDCG@10, and a hard time budget that stops cleanly between steps.
 
@@ -210,7 +210,7 @@ class CrossEncoderReranker:
             n_units, per_step = len(train), cfg.batch_size
         steps_per_epoch = math.ceil(n_units / per_step)
         planned = max(1, steps_per_epoch * cfg.epochs)
-        horizon = [planned]  # mutable: shrunk once we know how many steps fit in the budget
+        horizon = [planned]  # mutable: re-planned once we know how many steps fit in the budget
 
         def lr_factor(step: int) -> float:
             # warm-up is a share of the *current* horizon: on a slow machine the budget may allow only a
@@ -239,8 +239,10 @@ class CrossEncoderReranker:
         t0 = time.perf_counter()
         best_state: dict[str, Any] | None = None
         bad_evals, step, loss_acc, loss_n = 0, 0, 0.0, 0
+        eval_s, n_evals = 0.0, 0  # time spent validating, kept out of the step-rate estimate
         if valid_pools:
             base = self._eval_pools(valid_pools)
+            eval_s, n_evals = time.perf_counter() - t0, 1
             rec.history.append({"step": 0, "valid_ndcg": base, "elapsed": 0.0})
             rec.best_valid_ndcg, best_state = base, copy.deepcopy(model.state_dict())
             if cfg.progress:
@@ -266,13 +268,12 @@ class CrossEncoderReranker:
                 loss_acc += float(loss.detach())
                 loss_n += 1
                 elapsed = time.perf_counter() - t0
-                if step in (5, 20) or step % cfg.log_every_steps == 0:
-                    # Re-plan the LR horizon to the steps that fit in the remaining budget (with 5% slack
-                    # for evaluations), so the schedule reaches ~0 instead of being cut mid-decay.
-                    fit_steps = int(step + (budget_s - elapsed) / (elapsed / step) * 0.95)
-                    horizon[0] = max(step + 1, min(horizon[0], fit_steps))
+                if step in (5, 20, 50):
+                    self._replan(
+                        horizon, planned, step, elapsed, eval_s, n_evals, budget_s, bool(valid_pools)
+                    )
                 if cfg.progress and step % cfg.log_every_steps == 0:
-                    rate = step / elapsed
+                    rate = step / max(1e-9, elapsed - eval_s)
                     target = min(horizon[0], planned)
                     eta = (target - step) / rate
                     _log(
@@ -284,7 +285,12 @@ class CrossEncoderReranker:
                     rec.history.append({"step": step, "train_loss": loss_acc / loss_n, "elapsed": elapsed})
                     loss_acc, loss_n = 0.0, 0
                 if valid_pools and step % cfg.eval_every_steps == 0:
+                    te = time.perf_counter()
                     bad_evals, best_state = self._evaluate(valid_pools, rec, step, t0, bad_evals, best_state)
+                    eval_s, n_evals = eval_s + time.perf_counter() - te, n_evals + 1
+                    self._replan(
+                        horizon, planned, step, time.perf_counter() - t0, eval_s, n_evals, budget_s, True
+                    )
                     if bad_evals >= cfg.patience:
                         stop = "early_stopping"
                 if not stop and time.perf_counter() - t0 >= budget_s:
@@ -320,6 +326,26 @@ class CrossEncoderReranker:
                 f"best valid NDCG@10 {rec.best_valid_ndcg} at step {rec.best_step}"
             )
         return self
+
+    def _replan(
+        self,
+        horizon: list[int],
+        planned: int,
+        step: int,
+        elapsed: float,
+        eval_s: float,
+        n_evals: int,
+        budget_s: float,
+        validating: bool,
+    ) -> None:
+        """Set the LR horizon to the steps that still fit in the budget, so the schedule anneals to ~0
+        instead of being cut mid-decay (or ending early with budget left). Validation time is measured
+        separately and budgeted per future evaluation."""
+        sec_per_step = max(1e-9, elapsed - eval_s) / step
+        per_eval = eval_s / n_evals if (validating and n_evals) else 0.0
+        cost = sec_per_step + per_eval / self.config.eval_every_steps
+        remaining = max(0.0, budget_s - elapsed - per_eval) * 0.97
+        horizon[0] = int(min(planned, max(step + 1, step + remaining / cost)))
 
     def _evaluate(
         self,
