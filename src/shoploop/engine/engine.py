@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -32,9 +32,12 @@ from shoploop.engine.training import (
     train_searcher,
 )
 from shoploop.feedback.exploration import ExplorationPolicy
+from shoploop.feedback.features import FeatureContext
+from shoploop.feedback.ltr import LearnedRanker
 from shoploop.feedback.online import OnlineState, UserProfile
 from shoploop.privacy import Pseudonymizer
 from shoploop.ranking.rules import Candidate, RuleBook, RuleContext, apply_rules
+from shoploop.recommend.surfaces import ItemMeta, Recommendation, Surfaces
 from shoploop.retrieval.filters import Filters
 from shoploop.retrieval.hybrid import HybridSearcher, InvalidQuery
 from shoploop.store.home import Stores
@@ -84,6 +87,8 @@ class Engine:
         self.online = OnlineState(config.online, lookup=self.products.get)
         self.searcher: HybridSearcher | None = None
         self.recs: RecommenderBundle | None = None
+        self.surfaces: Surfaces | None = None
+        self.ranker: LearnedRanker | None = None  # learned re-ranker; None = heuristic scores
         self.versions: dict[str, int] = {}
         self._catalog_version = 0
         self._lock = threading.RLock()  # guards model swaps and catalog mutations
@@ -104,6 +109,7 @@ class Engine:
         if self.products:
             self._load_or_train("search", train_if_missing, say)
             self._load_or_train("recommender", train_if_missing, say)
+            self._load_or_train("ranker", False, say)  # learned from feedback, never on start-up
         n = self.online.replay(self.stores.events.scan(exclude_flagged=True))
         say(f"online state: replayed {n} events in {time.perf_counter() - t0:.1f}s total start-up")
         self.started_at = time.time()
@@ -182,8 +188,14 @@ class Engine:
                 self.searcher = searcher
         elif version.name == "recommender":
             bundle = RecommenderBundle.load(version.path)
+            surfaces = self._surfaces_for(bundle)
             with self._lock:
                 self.recs = bundle
+                self.surfaces = surfaces
+        elif version.name == "ranker":
+            ranker = LearnedRanker.load(version.path)
+            with self._lock:
+                self.ranker = ranker
         self.versions[version.name] = version.version
 
     def _replay_catalog(self, searcher: HybridSearcher, since: int) -> None:
@@ -272,6 +284,10 @@ class Engine:
                 score += ctr_lift
             cands.append(Candidate(hit.item_id, score, expl))
         cands.sort(key=lambda c: -c.score)
+        ranker = self.ranker
+        if ranker is not None:  # the learned ranker replaces the heuristic scores above
+            ctx = FeatureContext(self.online, self.products.get, query=query, profile=profile)
+            cands = ranker.rerank(cands, ctx)
         categories = tuple(c for c, _ in result.understood.predicted_categories)
         if flt and flt.category:
             categories += tuple(part.strip() for part in flt.category.split(">"))
@@ -321,8 +337,34 @@ class Engine:
             raise InvalidRequest("catalog", "no recommender trained yet: import products and events")
         return self.recs
 
-    def _history(self, profile: UserProfile, bundle: RecommenderBundle) -> list[int]:
-        return [bundle.items.get(i) for i in profile.recent_items if i in bundle.items]
+    def _surfaces_for(self, bundle: RecommenderBundle) -> Surfaces:
+        """Surfaces over the bundle's item index, with text vectors from the search index."""
+        ordered = [self.products.get(item_id) for item_id in bundle.items]
+        titles = ["", *[p.title if p else "" for p in ordered]]
+        category = np.array(["", *[(p.category or "") if p else "" for p in ordered]], dtype=object)
+        known = [p for p in ordered if p is not None]
+        text = self._text_vectors(known) if len(known) == len(ordered) else None
+        model_emb = getattr(bundle.model, "_table_np", None)  # SASRec's frozen item table
+        return Surfaces(
+            meta=ItemMeta(title=titles, category=category),
+            trending_scores=np.zeros(len(titles)),
+            model=bundle.model,
+            cooccurrence=bundle.covisit,
+            bought_together_model=bundle.baskets,
+            text_emb=text,
+            model_emb=model_emb,
+        )
+
+    def _recommended(
+        self, bundle: RecommenderBundle, recs: Sequence[Recommendation], detail: str
+    ) -> list[Candidate]:
+        return [
+            Candidate(
+                bundle.items.external(r.item), r.score, {detail: r.score, "model": bundle.kind}, [r.reason]
+            )
+            for r in recs
+            if np.isfinite(r.score)
+        ]
 
     def recommend(
         self,
@@ -340,105 +382,41 @@ class Engine:
         flt = self._filters(filters)
         bundle = self._bundle()
         profile = self.online.profile(user)
-        history = self._history(profile, bundle)
-        exclude = {bundle.items.get(i) for i in profile.purchased | profile.disliked if i in bundle.items}
+        index = bundle.items
+        history = [index.get(i) for i in profile.recent_items if i in index]
         if not history:
             return self.trending(k=k, user_id=user_id, session_id=session_id, filters=flt, surface=surface)
-        pool = max(k * 4, 50)
-        idx, scores = bundle.model.recommend_one(history, pool, exclude=sorted(exclude))
-        last_seen = self.products.get(profile.recent_items[-1])
-        reason = f"because you viewed {last_seen.title}" if last_seen else "based on your recent activity"
-        cands = [
-            Candidate(
-                bundle.items.external(int(i)),
-                float(s),
-                {"model": bundle.kind, "model_score": float(s)},
-                [reason],
-            )
-            for i, s in zip(idx, scores, strict=True)
-            if i > 0 and np.isfinite(s)
-        ]
-        cands = self._eligible(cands, flt)
+        recs = self.surfaces.home_feed(
+            history,
+            max(k * 4, 50),  # room for the live stock / filter check below
+            purchased=[index.get(i) for i in profile.purchased if i in index],
+            disliked=[index.get(i) for i in profile.disliked if i in index],
+        )
+        cands = self._eligible(self._recommended(bundle, recs, "model_score"), flt)
         return self._serve(surface, cands, user=user, session_id=session_id, k=k)
 
     def similar(
         self, item_id: str, *, k: int | None = None, user_id: str | None = None, session_id: str | None = None
     ) -> ServedList:
-        """Items like this one: a blend of co-view neighbours, text similarity and model embeddings."""
+        """Items like this one: co-view neighbours blended with text and model-embedding similarity."""
         k = self.config.serving.default_k if k is None else k
         self._check_k(k)
-        anchor = self._product(item_id)
+        self._product(item_id)
         bundle = self._bundle()
-        pool = max(k * 3, 30)
-        blended: dict[str, dict[str, float]] = {}
-
-        def add(source: str, ids: Iterable[str], values: np.ndarray) -> None:
-            for other, v in zip(ids, _minmax(np.asarray(values, dtype=float)), strict=True):
-                if other != item_id:
-                    blended.setdefault(other, {})[source] = float(v)
-
-        idx = bundle.items.get(item_id)
-        if idx:
-            for source, model in (("co_view", bundle.covisit), ("model", bundle.model)):
-                nbr, sims = model.similar_items(idx, pool)
-                keep = [
-                    (int(i), s) for i, s in zip(nbr, sims, strict=True) if i > 0 and np.isfinite(s) and s > 0
-                ]
-                if keep:
-                    add(source, bundle.items.externals(i for i, _ in keep), np.array([s for _, s in keep]))
-        text = self._text_neighbours(item_id, pool)
-        if text:
-            add("text", [i for i, _ in text], np.array([s for _, s in text]))
-        weights = {"co_view": 0.4, "text": 0.35, "model": 0.25}
-        cands = [
-            Candidate(
-                other,
-                sum(weights[s] * v for s, v in parts.items()),
-                {"sources": parts},
-                [f"similar to {anchor.title}"],
-            )
-            for other, parts in blended.items()
-        ]
-        cands.sort(key=lambda c: -c.score)
-        cands = self._eligible(cands, None)
+        recs = self.surfaces.similar_items(bundle.items.get(item_id), max(k * 3, 30))
+        cands = self._eligible(self._recommended(bundle, recs, "similarity"), None)
         user = self._user(user_id)
         return self._serve("similar", cands, user=user, session_id=session_id, k=k, anchor=item_id)
-
-    def _text_neighbours(self, item_id: str, k: int) -> list[tuple[str, float]]:
-        searcher = self.searcher
-        if searcher is None or searcher.dense_ is None:
-            return []
-        key = searcher.key_of_.get(item_id)
-        if key is None or key >= len(searcher.dense_.vectors_):
-            return []
-        hits = searcher.dense_.search(searcher.dense_.vectors_[key], k + 1)
-        keys, sims = hits
-        return [
-            (searcher.ids_[int(kk)], float(s)) for kk, s in zip(keys, sims, strict=True) if int(kk) != key
-        ]
 
     def bought_together(
         self, item_id: str, *, k: int | None = None, user_id: str | None = None, session_id: str | None = None
     ) -> ServedList:
         k = self.config.serving.default_k if k is None else k
         self._check_k(k)
-        anchor = self._product(item_id)
+        self._product(item_id)
         bundle = self._bundle()
-        cands: list[Candidate] = []
-        idx = bundle.items.get(item_id)
-        if idx and bundle.baskets is not None:
-            nbr, sims = bundle.baskets.similar_items(idx, k * 3)
-            cands = [
-                Candidate(
-                    bundle.items.external(int(i)),
-                    float(s),
-                    {"co_purchase": float(s)},
-                    [f"often bought with {anchor.title}"],
-                )
-                for i, s in zip(nbr, sims, strict=True)
-                if i > 0 and i != idx and np.isfinite(s) and s > 0
-            ]
-        cands = self._eligible(cands, None)
+        recs = self.surfaces.bought_together(bundle.items.get(item_id), max(k * 3, 30))
+        cands = self._eligible(self._recommended(bundle, recs, "co_purchase"), None)
         return self._serve(
             "bought_together", cands, user=self._user(user_id), session_id=session_id, k=k, anchor=item_id
         )

@@ -1,0 +1,234 @@
+"""LambdaMART learning to rank (LightGBM) with feature contributions as the explanation.
+
+`LambdaMARTRanker` follows the estimator contract: `__init__` keeps a frozen config,
+`fit` returns self, learned state ends in `_`, `save`/`load` write LightGBM's own text
+model format plus JSON (never pickle). `LearnedRanker` wraps it with the shared
+`FeatureAssembler` and re-orders the engine's candidates, attaching each item's top
+feature contributions (`pred_contrib=True`, i.e. TreeSHAP values) to its explanation so
+a merchant can see why an item moved.
+
+Training takes per-row weights: the feedback loop passes clipped inverse examination
+propensities (see `training_data`), which LightGBM's lambdarank objective multiplies into
+each document's gradient, so a click at a rarely examined slot counts for more.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from shoploop.feedback.features import FEATURE_NAMES, FeatureAssembler, FeatureContext
+from shoploop.ranking.rules import Candidate
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    n_estimators: int = 300
+    learning_rate: float = 0.05
+    num_leaves: int = 15
+    min_data_in_leaf: int = 20
+    feature_fraction: float = 0.9
+    early_stopping_rounds: int = 30  # on a query-group held-out split of the training data
+    valid_fraction: float = 0.2
+    label_gain: tuple[float, ...] = (0.0, 1.0, 3.0, 7.0)  # none, click, cart, purchase
+    eval_at: int = 10
+    num_threads: int = 1  # the loop retrains next to a serving process: stay on one core
+    seed: int = 0
+
+
+class LambdaMARTRanker:
+    """LightGBM lambdarank; `X` (n, d), `y` (n,) int grades, `group` (n_queries,) list sizes."""
+
+    def __init__(self, config: RankerConfig = RankerConfig()) -> None:
+        self.config = config
+
+    def _params(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "objective": "lambdarank",
+            "metric": "ndcg",
+            "eval_at": [c.eval_at],
+            "learning_rate": c.learning_rate,
+            "num_leaves": c.num_leaves,
+            "min_data_in_leaf": c.min_data_in_leaf,
+            "feature_fraction": c.feature_fraction,
+            "label_gain": list(c.label_gain),
+            "lambdarank_truncation_level": 20,
+            "num_threads": c.num_threads,
+            "seed": c.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbosity": -1,
+        }
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        group: np.ndarray,
+        *,
+        weight: np.ndarray | None = None,
+        feature_names: Sequence[str] = FEATURE_NAMES,
+    ) -> LambdaMARTRanker:
+        X = np.asarray(X, dtype=np.float32)
+        y = np.asarray(y, dtype=np.int32)
+        group = np.asarray(group, dtype=np.int64)
+        if X.shape[0] != y.shape[0] or int(group.sum()) != X.shape[0]:
+            raise ValueError("X, y and group disagree: sum(group) must equal len(X) == len(y)")
+        if X.shape[1] != len(feature_names):
+            raise ValueError(f"X has {X.shape[1]} columns but {len(feature_names)} feature names")
+        if int(y.max(initial=0)) >= len(self.config.label_gain):
+            raise ValueError(f"labels must be < {len(self.config.label_gain)} (len(label_gain))")
+        started = time.perf_counter()
+        starts = np.concatenate([[0], np.cumsum(group)])
+        rng = np.random.default_rng(self.config.seed)
+        n_groups = len(group)
+        valid = np.zeros(n_groups, dtype=bool)
+        if n_groups >= 10 and self.config.valid_fraction > 0:
+            valid[rng.permutation(n_groups)[: max(1, int(n_groups * self.config.valid_fraction))]] = True
+        rows_valid = np.repeat(valid, group)
+
+        def dataset(mask_rows: np.ndarray, mask_groups: np.ndarray, ref: lgb.Dataset | None = None):
+            return lgb.Dataset(
+                X[mask_rows],
+                label=y[mask_rows],
+                group=group[mask_groups],
+                weight=None if weight is None else np.asarray(weight, dtype=np.float64)[mask_rows],
+                feature_name=list(feature_names),
+                reference=ref,
+                free_raw_data=True,
+            )
+
+        train_set = dataset(~rows_valid, ~valid)
+        callbacks = []
+        valid_sets = []
+        if valid.any():
+            valid_sets = [dataset(rows_valid, valid, train_set)]
+            callbacks.append(lgb.early_stopping(self.config.early_stopping_rounds, verbose=False))
+        booster = lgb.train(
+            self._params(),
+            train_set,
+            num_boost_round=self.config.n_estimators,
+            valid_sets=valid_sets,
+            callbacks=callbacks,
+        )
+        self.booster_ = booster
+        self.feature_names_ = tuple(feature_names)
+        self.best_iteration_ = int(booster.best_iteration or booster.current_iteration())
+        best = booster.best_score.get("valid_0", {}) if valid.any() else {}
+        self.metrics_ = {
+            "train_rows": int((~rows_valid).sum()),
+            "train_lists": int((~valid).sum()),
+            "valid_lists": int(valid.sum()),
+            "best_iteration": self.best_iteration_,
+            "valid_ndcg": float(next(iter(best.values()))) if best else float("nan"),
+            "fit_seconds": time.perf_counter() - started,
+        }
+        del starts
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """(n,) scores; higher ranks first."""
+        if len(X) == 0:
+            return np.zeros(0)
+        return np.asarray(
+            self.booster_.predict(np.asarray(X, dtype=np.float32), num_iteration=self.best_iteration_)
+        )
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """(n, d + 1) per-feature contributions; the last column is the bias. Rows sum to `predict`."""
+        if len(X) == 0:
+            return np.zeros((0, len(self.feature_names_) + 1))
+        return np.asarray(
+            self.booster_.predict(
+                np.asarray(X, dtype=np.float32), num_iteration=self.best_iteration_, pred_contrib=True
+            )
+        )
+
+    def feature_importance(self) -> dict[str, float]:
+        gains = self.booster_.feature_importance(importance_type="gain", iteration=self.best_iteration_)
+        return {n: float(g) for n, g in zip(self.feature_names_, gains, strict=True)}
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "model.txt").write_text(
+            self.booster_.model_to_string(num_iteration=self.best_iteration_)
+        )
+        meta = {
+            "config": {**asdict(self.config), "label_gain": list(self.config.label_gain)},
+            "feature_names": list(self.feature_names_),
+            "best_iteration": self.best_iteration_,
+            "metrics": self.metrics_,
+        }
+        (directory / "ranker.json").write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> LambdaMARTRanker:
+        directory = Path(directory)
+        meta = json.loads((directory / "ranker.json").read_text())
+        cfg = dict(meta["config"])
+        cfg["label_gain"] = tuple(cfg["label_gain"])
+        self = cls(RankerConfig(**cfg))
+        self.booster_ = lgb.Booster(model_str=(directory / "model.txt").read_text())
+        self.feature_names_ = tuple(meta["feature_names"])
+        self.best_iteration_ = int(meta["best_iteration"])
+        self.metrics_ = dict(meta["metrics"])
+        return self
+
+
+class LearnedRanker:
+    """The serving side: features for candidates -> LambdaMART scores -> re-ordered candidates."""
+
+    def __init__(self, model: LambdaMARTRanker, *, explain_top: int = 20, top_contributions: int = 5) -> None:
+        if tuple(model.feature_names_) != FeatureAssembler.names:
+            raise ValueError("ranker was trained on a different feature set; retrain it")
+        self.model = model
+        self.assembler = FeatureAssembler()
+        self.explain_top = explain_top
+        self.top_contributions = top_contributions
+
+    def scores(self, cands: Sequence[Candidate], ctx: FeatureContext) -> tuple[np.ndarray, np.ndarray]:
+        """(features (n, d), scores (n,)) for candidates."""
+        X = self.assembler.transform([c.item_id for c in cands], [c.explanation for c in cands], ctx)
+        return X, self.model.predict(X)
+
+    def rerank(self, cands: Sequence[Candidate], ctx: FeatureContext) -> list[Candidate]:
+        """Candidates sorted by the learned score; the top ones carry their feature contributions."""
+        if not cands:
+            return []
+        X, scores = self.scores(cands, ctx)
+        order = np.argsort(-scores, kind="stable")
+        top = order[: self.explain_top]
+        contrib = self.model.contributions(X[top])
+        names = self.model.feature_names_
+        explained: dict[int, dict[str, Any]] = {}
+        for row, i in enumerate(top.tolist()):
+            c = contrib[row, :-1]
+            best = np.argsort(-np.abs(c))[: self.top_contributions]
+            explained[i] = {
+                "score": float(scores[i]),
+                "bias": float(contrib[row, -1]),
+                "contributions": {names[j]: round(float(c[j]), 5) for j in best if c[j] != 0.0},
+            }
+        out = []
+        for i in order.tolist():
+            cand = cands[i]
+            expl = dict(cand.explanation)
+            expl["ltr"] = explained.get(i, {"score": float(scores[i])})
+            out.append(replace(cand, score=float(scores[i]), explanation=expl))
+        return out
+
+    def save(self, directory: Path) -> None:
+        self.model.save(directory)
+
+    @classmethod
+    def load(cls, directory: Path) -> LearnedRanker:
+        return cls(LambdaMARTRanker.load(directory))

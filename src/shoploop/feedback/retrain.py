@@ -1,0 +1,282 @@
+"""The retraining loop: every N new events or M minutes, learn a ranker from the logs, gate it, ship it.
+
+One `run_once()`:
+
+1. read the event log (bot-flagged users excluded) and join impressions with clicks,
+   carts and purchases (`training_data.join_logs`);
+2. estimate examination per position with the EM position-based click model (and, for
+   the report, intervention harvesting over the exploration's randomisation);
+3. rebuild point-in-time features and split by time: the most recent lists are held
+   out for the gate, the rest train a LambdaMART ranker (IPW-weighted unless
+   `correction="none"`), with early stopping on a query-group validation split;
+4. register the candidate as `ranker`, run the promotion gate against the active ranker
+   (or, before the first one, against the logged order), then promote (the engine swaps
+   it in at once) or reject; the registry records the decision and its metrics;
+5. when enough new interactions have arrived, retrain the engine's recommender too and
+   promote it only if its validation NDCG did not drop.
+
+The loop depends on a small `LoopEngine` protocol, not on the engine class: the engine
+layer sits above feedback.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from shoploop.domain import Product
+from shoploop.feedback.click_models import (
+    ExaminationCurve,
+    PBMConfig,
+    PositionBasedModel,
+    harvest_position_bias,
+)
+from shoploop.feedback.features import retrieval_explanations
+from shoploop.feedback.gate import GateConfig, PromotionGate
+from shoploop.feedback.ltr import LambdaMARTRanker, LearnedRanker, RankerConfig
+from shoploop.feedback.online import OnlineConfig
+from shoploop.feedback.training_data import (
+    LoggedList,
+    WeightingConfig,
+    click_rows,
+    featurize,
+    join_logs,
+    training_set,
+)
+from shoploop.store.protocols import ModelVersion
+
+log = logging.getLogger("shoploop.feedback.retrain")
+
+
+class _Registry(Protocol):
+    def register(
+        self, name: str, files_dir: Path, *, metrics: Any = None, config: Any = None
+    ) -> ModelVersion: ...
+    def active(self, name: str) -> ModelVersion | None: ...
+    def update_metrics(self, name: str, version: int, metrics: Any) -> ModelVersion: ...
+    def reject(self, name: str, version: int, *, reason: str, metrics: Any = None) -> ModelVersion: ...
+    def promote(self, name: str, version: int, *, reason: str = "") -> ModelVersion: ...
+
+
+class _Events(Protocol):
+    def scan(self, *, exclude_flagged: bool = False, **kw: Any) -> Any: ...
+    def __len__(self) -> int: ...
+
+
+class _Stores(Protocol):
+    @property
+    def events(self) -> _Events: ...
+    @property
+    def registry(self) -> _Registry: ...
+
+
+class LoopEngine(Protocol):
+    """What the loop needs from the engine (satisfied by `shoploop.engine.Engine`)."""
+
+    stores: Any
+    products: dict[str, Product]
+    searcher: Any
+    ranker: LearnedRanker | None
+
+    def train(self, name: str, *, promote: bool = False) -> ModelVersion: ...
+    def promote(self, name: str, version: int, *, reason: str = "manual promotion") -> ModelVersion: ...
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    every_events: int = 1000
+    every_minutes: float = 10.0
+    correction: Literal["ipw", "none"] = "ipw"
+    surfaces: tuple[str, ...] = ("search",)
+    n_positions: int = 10
+    holdout_fraction: float = 0.2  # most recent lists, for the gate
+    max_lists: int = 20_000  # most recent clicked lists used per retrain (bounds retrain time)
+    min_train_lists: int = 50
+    recommender_every_interactions: int = 0  # 0 = never retrain the recommender from the loop
+    recommender_tolerance: float = 0.002
+    ranker: RankerConfig = field(default_factory=RankerConfig)
+    weighting: WeightingConfig = field(default_factory=WeightingConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    pbm: PBMConfig = field(default_factory=PBMConfig)
+    online: OnlineConfig = field(default_factory=OnlineConfig)
+
+
+@dataclass
+class RetrainReport:
+    at: float
+    events: int
+    lists: int
+    clicked_lists: int
+    train_lists: int
+    held_out_lists: int
+    curve: dict[str, Any] | None = None
+    harvested_curve: dict[str, Any] | None = None
+    version: int | None = None
+    promoted: bool = False
+    reason: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    recommender: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class RetrainLoop:
+    def __init__(
+        self,
+        engine: LoopEngine,
+        config: RetrainConfig = RetrainConfig(),
+        *,
+        include: Callable[[LoggedList], bool] | None = None,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
+        """`include` restricts which logged lists the ranker learns from (e.g. training queries)."""
+        self.engine = engine
+        self.config = config
+        self.include = include
+        self.say = say or log.info
+        self.gate = PromotionGate(config.gate)
+        self.reports: list[RetrainReport] = []
+        self.curve_: ExaminationCurve | None = None
+        self._events_at_last = 0
+        self._interactions_at_last = 0
+        self._last_run = time.monotonic()
+
+    # ------------------------------------------------------------------ scheduling
+    def new_events(self) -> int:
+        return len(self.engine.stores.events) - self._events_at_last
+
+    def due(self) -> bool:
+        minutes = (time.monotonic() - self._last_run) / 60.0
+        return self.new_events() >= self.config.every_events or (
+            self.new_events() > 0 and minutes >= self.config.every_minutes
+        )
+
+    def run_forever(self, stop: threading.Event, *, poll_seconds: float = 5.0) -> None:
+        """Retrain whenever due until `stop` is set (checked every `poll_seconds`)."""
+        while not stop.is_set():
+            if self.due():
+                try:
+                    self.run_once()
+                except Exception:  # a failed retrain must not kill the serving process
+                    log.exception("retrain failed; keeping the active models")
+                    self._last_run = time.monotonic()
+            stop.wait(poll_seconds)
+
+    # ------------------------------------------------------------------ one round
+    def run_once(self) -> RetrainReport:
+        started = time.perf_counter()
+        cfg = self.config
+        engine = self.engine
+        events = list(engine.stores.events.scan(exclude_flagged=True))
+        self._events_at_last = len(engine.stores.events)
+        self._last_run = time.monotonic()
+        lists = join_logs(events, surfaces=cfg.surfaces)
+        clicked = [lst for lst in lists if lst.clicked]
+        report = RetrainReport(time.time(), len(events), len(lists), len(clicked), 0, 0)
+        self.reports.append(report)
+        if lists:
+            pair, pos, click = click_rows(lists)
+            pbm = PositionBasedModel(PBMConfig(**{**asdict(cfg.pbm), "n_positions": cfg.n_positions}))
+            self.curve_ = pbm.fit(pair, pos, click).curve()
+            report.curve = self.curve_.to_dict()
+            report.harvested_curve = harvest_position_bias(pair, pos, click, cfg.n_positions).to_dict()
+        usable = [lst for lst in clicked if self.include is None or self.include(lst)][-cfg.max_lists :]
+        n_hold = int(len(usable) * cfg.holdout_fraction)
+        train_lists, held = usable[: len(usable) - n_hold], usable[len(usable) - n_hold :]
+        report.train_lists, report.held_out_lists = len(train_lists), len(held)
+        if len(train_lists) < cfg.min_train_lists or self.curve_ is None:
+            report.reason = (
+                f"skipped: {len(train_lists)} training lists with clicks (< {cfg.min_train_lists})"
+            )
+            self._maybe_recommender(events, report)
+            report.seconds = time.perf_counter() - started
+            self.say(report.reason)
+            return report
+        searcher = engine.searcher
+        explain: Callable[[str, Sequence[str]], list[dict[str, Any]]] | None = None
+        if searcher is not None:
+
+            def explain(q: str, items: Sequence[str]) -> list[dict[str, Any]]:
+                return retrieval_explanations(searcher, q, items)
+
+        feats = featurize(
+            events, usable, products=engine.products.get, explain=explain, online_config=cfg.online
+        )
+        by_id = {f.logged.request_id: f for f in feats}
+        train_f = [by_id[lst.request_id] for lst in train_lists]
+        held_f = [by_id[lst.request_id] for lst in held]
+        curve = self.curve_ if cfg.correction == "ipw" else None
+        ts = training_set(train_f, curve, cfg.weighting)
+        model = LambdaMARTRanker(cfg.ranker).fit(ts.X, ts.y, ts.group, weight=ts.weight)
+        metrics = {
+            **model.metrics_,
+            "correction": cfg.correction,
+            "examination_curve": self.curve_.to_dict(),
+            "train_lists": len(train_f),
+            "held_out_lists": len(held_f),
+            "max_ipw_weight": float(ts.weight.max(initial=1.0)),
+            "feature_importance": model.feature_importance(),
+        }
+        with tempfile.TemporaryDirectory(prefix="shoploop-ranker-") as tmp:
+            model.save(Path(tmp))
+            version = engine.stores.registry.register(
+                "ranker",
+                Path(tmp),
+                metrics=metrics,
+                config={**asdict(cfg.ranker), "correction": cfg.correction},
+            )
+        active = engine.ranker
+        decision = self.gate.evaluate(
+            held_f, model.predict, active.model.predict if active is not None else None, self.curve_
+        )
+
+        def promote(name: str, v: int, reason: str) -> ModelVersion:
+            return engine.promote(name, v, reason=reason)
+
+        self.gate.record(engine.stores.registry, version, decision, promote=promote)
+        report.version, report.promoted, report.reason = version.version, decision.promote, decision.reason
+        report.metrics = {k: v for k, v in decision.metrics.items() if k not in ("gate", "examination_curve")}
+        self._maybe_recommender(events, report)
+        report.seconds = time.perf_counter() - started
+        verdict = "promoted" if decision.promote else "rejected"
+        self.say(
+            f"ranker v{version.version}: {verdict} ({decision.reason}); "
+            f"{len(train_f)} train / {len(held_f)} held-out lists, {report.seconds:.1f}s"
+        )
+        return report
+
+    def _maybe_recommender(self, events: Sequence[Any], report: RetrainReport) -> None:
+        every = self.config.recommender_every_interactions
+        if not every:
+            return
+        n = sum(1 for e in events if e.type in ("view", "click", "add_to_cart", "purchase"))
+        if n - self._interactions_at_last < every:
+            return
+        self._interactions_at_last = n
+        registry = self.engine.stores.registry
+        active = registry.active("recommender")
+        candidate = self.engine.train("recommender")
+        new = float(candidate.metrics.get("valid_ndcg10", np.nan))
+        old = float(active.metrics.get("valid_ndcg10", np.nan)) if active is not None else np.nan
+        ok = (
+            active is None
+            or not np.isfinite(old)
+            or not np.isfinite(new)
+            or new >= old - self.config.recommender_tolerance
+        )
+        reason = f"valid NDCG@10 {new:.4f} vs active {old:.4f}"
+        if ok:
+            self.engine.promote("recommender", candidate.version, reason=f"retrain: {reason}")
+        else:
+            registry.reject("recommender", candidate.version, reason=f"retrain: {reason} (worse)", metrics={})
+        report.recommender = {"version": candidate.version, "promoted": ok, "reason": reason}
