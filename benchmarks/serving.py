@@ -1,0 +1,452 @@
+"""How fast does the real server answer over loopback, and what does the framework itself cost?
+
+Question: latency (p50/p99) and throughput of the running shoploop server (FastAPI +
+uvicorn, one process, the engine loaded) for search, home recommendations and batched
+event intake, with a ~50k-product catalog; and the same figures for a bare FastAPI route
+that returns a fixed 20-item list, measured in the same run, so the framework's share of
+the cost is visible (the named baseline).
+
+Protocol
+--------
+1. Prepare a shop home (skipped when it already holds a catalog): the retrotech catalog
+   (`--data-dir`, ~48k products) with the first `--sessions` query sessions as events, or,
+   when that directory is absent (or `--generate`), the deterministic demo-shop generator
+   with `--products` products.
+2. Start the server as a subprocess (`python benchmarks/serving.py --serve ...`, which runs
+   `create_app(build_engine(...))` under uvicorn on 127.0.0.1 and a free port). It trains
+   missing models at start-up (timed separately, `startup_seconds`) and reuses them later.
+   `--no-dense` leaves out the MiniLM index (BM25-only search); `--recommender` picks the
+   home-feed model. A second subprocess serves the bare FastAPI app on another port.
+3. Drive each phase for `--duration` seconds with `--concurrency` client tasks (httpx async,
+   keep-alive, one connection per task), in this order: bare route, search (queries drawn
+   from the catalog's titles and the session log, k=20, random user ids), home
+   recommendations (known and unknown shoppers), event intake (`--batch` events per POST:
+   views and clicks of catalog items with fresh event ids, spread over many shoppers so the
+   bot detector does not fire). A short warm-up precedes each phase and is not counted.
+4. Record per-request wall latency at the client, requests/s, events/s (intake), and the
+   server's resident memory (VmRSS now, VmHWM peak) after the run.
+
+The client runs on the same 2 cores as the server, and other jobs may be loading the
+machine: the load average at start is recorded, and the bare route shows the ceiling that
+client + framework impose. Targets (issue 5) on 2 cores: search p99 <= 30 ms and >= 200
+requests/s; intake >= 5,000 events/s; server RSS <= 2 GiB.
+
+Outputs JSON + a Markdown table to `benchmarks/results/serving.{json,md}` (or `--out`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "retrotech"
+BENCH_KEY = "bench-admin-key-0000"
+TARGETS = {"search_p99_ms": 30.0, "search_rps": 200.0, "intake_events_per_s": 5000.0, "rss_gib": 2.0}
+
+
+def say(msg: str) -> None:
+    print(f"[serving {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------ setup
+def prepare_home(args: argparse.Namespace) -> dict[str, Any]:
+    from shoploop.data.ingest import import_records
+    from shoploop.store.home import open_stores
+
+    home = Path(args.home)
+    with open_stores(home) as stores:
+        if stores.catalog.version > 0 and len(stores.events):
+            n = sum(1 for _ in stores.catalog.iter_products())
+            say(f"reusing {home}: {n} products, {len(stores.events)} events")
+            return {"catalog": "reused", "products": n}
+    data_dir = Path(args.data_dir)
+    started = time.perf_counter()
+    if data_dir.is_dir() and not args.generate:
+        from shoploop.data.datasets.retrotech import load_retrotech
+
+        say(f"loading retrotech from {data_dir} (first {args.sessions} sessions)")
+        bundle = load_retrotech(data_dir, max_sessions=args.sessions, progress=True)
+        source = "retrotech"
+    else:
+        from shoploop.data.demo import DemoConfig, generate_demo_store
+
+        say(f"generating a demo catalog of {args.products} products")
+        n_users = max(20, min(2000, args.products // 20))
+        bundle = generate_demo_store(DemoConfig(n_products=args.products, n_users=n_users, days=14, n_bots=0))
+        source = "generated"
+    products = bundle.products[: args.products] if source == "retrotech" else bundle.products
+    with open_stores(home) as stores:
+        import_records(products, bundle.events, stores, source=f"bench-{source}", progress=False)
+    took = time.perf_counter() - started
+    say(f"imported {len(products)} products and {len(bundle.events)} events in {took:.0f} s")
+    return {"catalog": source, "products": len(products), "events": len(bundle.events)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_engine(args: argparse.Namespace) -> None:
+    """Subprocess entry: the real app (engine + API) under uvicorn."""
+    import uvicorn
+
+    from shoploop.api import ApiSettings, create_app
+    from shoploop.engine import EngineConfig, RecommenderSettings, build_engine
+    from shoploop.retrieval.config import HybridConfig
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    config = EngineConfig(
+        home=Path(args.home),
+        search=HybridConfig(
+            use_dense=args.dense, embedding_cache_dir=str(ROOT / "var" / "cache" / "embeddings")
+        ),
+        recommender=RecommenderSettings(kind=args.recommender),
+    )
+    settings = ApiSettings(
+        keys={BENCH_KEY: frozenset({"admin"})}, max_batch=5000, max_body_bytes=16 * 1024 * 1024
+    )
+    app = create_app(build_engine(config), settings)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+def serve_bare(args: argparse.Namespace) -> None:
+    """Subprocess entry: a bare FastAPI route returning a fixed 20-item list (the baseline)."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    fixed = {
+        "request_id": "0" * 32,
+        "items": [{"item_id": f"SKU-{i:05d}", "position": i + 1, "score": 1.0 / (i + 1)} for i in range(20)],
+    }
+    app = FastAPI()
+
+    @app.get("/bare")
+    def bare() -> dict[str, Any]:  # plain def: same threadpool path as the engine routes
+        return fixed
+
+    @app.get("/readyz")
+    def ready() -> dict[str, bool]:
+        return {"ready": True}
+
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+def spawn(mode: str, args: argparse.Namespace, port: int, log: Path) -> subprocess.Popen:
+    cmd = [sys.executable, str(Path(__file__).resolve()), mode, "--port", str(port), "--home", str(args.home)]
+    cmd += ["--recommender", args.recommender, "--dense" if args.dense else "--no-dense"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.Popen(
+        cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+
+
+def wait_ready(port: int, proc: subprocess.Popen, timeout: float) -> float:
+    import httpx
+
+    started = time.perf_counter()
+    last = started
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"server not ready after {timeout:.0f} s")
+        if time.perf_counter() - last > 15:
+            say(f"  waiting for the server (models loading): {time.perf_counter() - started:.0f} s")
+            last = time.perf_counter()
+        time.sleep(0.5)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)  # uvicorn shuts down gracefully on SIGINT
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            out[line.split(":")[0]] = int(line.split()[1])
+    return out
+
+
+# ------------------------------------------------------------------------------------------ load
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    idx = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[idx]
+
+
+async def drive(base: str, make_request, duration: float, concurrency: int, warmup: float) -> dict[str, Any]:
+    """`concurrency` tasks send requests back to back for `duration` s (after a warm-up)."""
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    units = 0
+    measuring = False
+    deadline = 0.0
+
+    async def worker(seed: int) -> None:
+        nonlocal errors, units
+        rng = random.Random(seed)
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        headers = {"X-API-Key": BENCH_KEY}
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30, headers=headers) as client:
+            while time.perf_counter() < deadline:
+                method, path, kwargs, n_units = make_request(rng)
+                t0 = time.perf_counter()
+                response = await client.request(method, path, **kwargs)
+                elapsed = time.perf_counter() - t0
+                if not measuring:
+                    continue
+                if response.status_code >= 400:
+                    errors += 1
+                else:
+                    latencies.append(elapsed)
+                    units += n_units
+
+    deadline = time.perf_counter() + warmup
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    measuring = True
+    started = time.perf_counter()
+    deadline = started + duration
+    cpu0 = os.times()
+    await asyncio.gather(*(worker(1000 + i) for i in range(concurrency)))
+    wall = time.perf_counter() - started
+    cpu1 = os.times()
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "seconds": wall,
+        "rps": len(latencies) / wall,
+        "units_per_s": units / wall,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "client_cpu_s": (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system),
+    }
+
+
+def workload(home: Path) -> dict[str, list[str]]:
+    """Queries, item ids and user ids taken from the shop itself."""
+    from shoploop.store.home import open_stores
+
+    with open_stores(home) as stores:
+        products = list(stores.catalog.iter_products())
+        queries: list[str] = []
+        users: list[str] = []
+        for event in stores.events.scan(types=["search", "impression", "click"]):
+            q = getattr(event, "query", None)
+            if q and len(queries) < 2000:
+                queries.append(q)
+            if len(users) < 2000 and event.type == "click":
+                users.append(event.user_id)
+            if len(queries) >= 2000 and len(users) >= 2000:
+                break
+    rng = random.Random(0)
+    for p in rng.sample(products, min(1000, len(products))):
+        words = p.title.split()
+        queries.append(" ".join(words[: rng.randint(1, min(3, len(words)))]).lower())
+    return {"queries": queries, "items": [p.item_id for p in products], "users": users or ["nobody"]}
+
+
+def run_phases(
+    args: argparse.Namespace, engine_port: int, bare_port: int, work: dict[str, list[str]]
+) -> dict:
+    queries, items, users = work["queries"], work["items"], work["users"]
+
+    def bare(rng: random.Random):
+        return "GET", "/bare", {}, 1
+
+    def search(rng: random.Random):
+        params = {"q": rng.choice(queries)[:200], "k": 20, "user_id": f"bench-{rng.randrange(5000)}"}
+        return "GET", "/v1/search", {"params": params}, 1
+
+    def home(rng: random.Random):
+        user = rng.choice(users) if rng.random() < 0.7 else f"new-{rng.randrange(10**6)}"
+        return "GET", "/v1/recommendations/home", {"params": {"user_id": user, "k": 20}}, 1
+
+    def intake(rng: random.Random):
+        now = datetime.now(UTC).isoformat()
+        events = [
+            {
+                "event_id": uuid.uuid4().hex,
+                "type": "view" if rng.random() < 0.7 else "click",
+                "user_id": f"intake-{rng.randrange(100_000)}",
+                "item_id": rng.choice(items),
+                "timestamp": now,
+            }
+            for _ in range(args.batch)
+        ]
+        return "POST", "/v1/events", {"json": {"events": events}}, args.batch
+
+    phases = {}
+    for name, port, make in (
+        ("bare_fastapi", bare_port, bare),
+        ("search", engine_port, search),
+        ("home", engine_port, home),
+        ("intake", engine_port, intake),
+    ):
+        say(f"phase {name}: {args.duration:.0f} s x {args.concurrency} clients")
+        result = asyncio.run(
+            drive(
+                f"http://127.0.0.1:{port}", make, args.duration, args.concurrency, min(2.0, args.duration / 2)
+            )
+        )
+        say(
+            f"  {result['requests']} requests, {result['rps']:.0f} req/s, p50 {result['p50_ms']:.1f} ms,"
+            f" p99 {result['p99_ms']:.1f} ms, errors {result['errors']}"
+        )
+        phases[name] = result
+    return phases
+
+
+# ------------------------------------------------------------------------------------------ report
+def markdown(result: dict[str, Any]) -> str:
+    cfg = result["config"]
+    lines = [
+        "# Serving benchmark",
+        "",
+        f"{result['setup']['products']} products ({result['setup']['catalog']}), dense index: "
+        f"{cfg['dense']}, recommender: {cfg['recommender']}; "
+        f"{cfg['concurrency']} concurrent clients, {cfg['duration']:.0f} s per phase, "
+        f"intake batches of {cfg['batch']}. Load average at start: {result['load_average_start']}.",
+        "",
+        "| phase | requests/s | events/s | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, p in result["phases"].items():
+        eps = f"{p['units_per_s']:.0f}" if name == "intake" else ""
+        lines.append(
+            f"| {name} | {p['rps']:.0f} | {eps} | {p['p50_ms']:.1f} | {p['p99_ms']:.1f} | {p['errors']} |"
+        )
+    mem = result["server_memory_mib"]
+    lines += [
+        "",
+        f"Server memory: RSS {mem['rss']:.0f} MiB, peak {mem['peak']:.0f} MiB. "
+        f"Start-up (load or train models): {result['startup_seconds']:.0f} s.",
+        "",
+        "| target | goal | measured | met |",
+        "|---|---:|---:|:--:|",
+    ]
+    for name, row in result["targets"].items():
+        lines.append(f"| {name} | {row['goal']} | {row['measured']:.1f} | {'yes' if row['met'] else 'no'} |")
+    lines += ["", result.get("note", "")]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", dest="serve_flag", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-bare", dest="bare_flag", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA))
+    parser.add_argument("--home", default=str(ROOT / "var" / "bench-serving"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serving.json"))
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per phase")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=500, help="events per intake request")
+    parser.add_argument("--products", type=int, default=50_000, help="catalog size cap (generated: exact)")
+    parser.add_argument("--sessions", type=int, default=20_000, help="retrotech query sessions to import")
+    parser.add_argument("--generate", action="store_true", help="use the demo generator even if data exists")
+    parser.add_argument("--dense", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--recommender", default="sasrec", choices=["sasrec", "item_knn", "ease", "popularity"]
+    )
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--startup-timeout", type=float, default=3600.0)
+    args = parser.parse_args(argv)
+    if args.serve_flag:
+        serve_engine(args)
+        return {}
+    if args.bare_flag:
+        serve_bare(args)
+        return {}
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    setup = prepare_home(args)
+    logs = Path(args.home)
+    engine_port, bare_port = free_port(), free_port()
+    say(f"starting the server (port {engine_port}) and the bare baseline (port {bare_port})")
+    server = spawn("--serve", args, engine_port, logs / "bench-server.log")
+    bare = spawn("--serve-bare", args, bare_port, logs / "bench-bare.log")
+    try:
+        startup = wait_ready(engine_port, server, args.startup_timeout)
+        wait_ready(bare_port, bare, 120)
+        say(f"server ready after {startup:.0f} s")
+        work = workload(Path(args.home))
+        phases = run_phases(args, engine_port, bare_port, work)
+        mem = memory_kib(server.pid)
+    finally:
+        stop(server)
+        stop(bare)
+    search, intake = phases["search"], phases["intake"]
+    rss_gib = mem.get("VmHWM", 0) / 1024**2
+    result = {
+        "benchmark": "serving",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": {
+            "dense": args.dense,
+            "recommender": args.recommender,
+            "concurrency": args.concurrency,
+            "duration": args.duration,
+            "batch": args.batch,
+        },
+        "setup": setup,
+        "load_average_start": load_start,
+        "cpu_count": os.cpu_count(),
+        "startup_seconds": startup,
+        "phases": phases,
+        "server_memory_mib": {"rss": mem.get("VmRSS", 0) / 1024, "peak": mem.get("VmHWM", 0) / 1024},
+        "targets": {
+            "search_p99_ms": {"goal": "<= 30", "measured": search["p99_ms"], "met": search["p99_ms"] <= 30},
+            "search_rps": {"goal": ">= 200", "measured": search["rps"], "met": search["rps"] >= 200},
+            "intake_events_per_s": {
+                "goal": ">= 5000",
+                "measured": intake["units_per_s"],
+                "met": intake["units_per_s"] >= 5000,
+            },
+            "rss_gib": {"goal": "<= 2", "measured": rss_gib, "met": rss_gib <= 2},
+        },
+        "note": (
+            "Client and server share the machine's 2 cores; other jobs were running "
+            f"(load average {load_start} at start), so these are lower bounds for an idle box."
+        ),
+    }
+    out.write_text(json.dumps(result, indent=2))
+    out.with_suffix(".md").write_text(markdown(result))
+    say(f"wrote {out} and {out.with_suffix('.md')}")
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

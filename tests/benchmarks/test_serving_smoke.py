@@ -1,0 +1,37 @@
+"""The serving benchmark end to end on a tiny generated shop (real subprocess servers, 1 s phases)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.serving import main
+
+
+@pytest.mark.slow
+def test_serving_benchmark_smoke(tmp_path):
+    out = tmp_path / "serving.json"
+    result = main(
+        [
+            "--generate",
+            "--products", "150",
+            "--home", str(tmp_path / "home"),
+            "--out", str(out),
+            "--duration", "1",
+            "--concurrency", "2",
+            "--batch", "20",
+            "--no-dense",
+            "--recommender", "item_knn",
+            "--startup-timeout", "300",
+        ]
+    )  # fmt: skip
+    assert set(result["phases"]) == {"bare_fastapi", "search", "home", "intake"}
+    for name, phase in result["phases"].items():
+        assert phase["requests"] > 0, name
+        assert phase["errors"] == 0, name
+        assert phase["p99_ms"] >= phase["p50_ms"] > 0
+    assert result["phases"]["intake"]["units_per_s"] > 0
+    assert result["server_memory_mib"]["peak"] > 0
+    assert json.loads(out.read_text())["targets"]
+    assert "| search |" in out.with_suffix(".md").read_text()
