@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.api.conftest import ADMIN, CATALOG, EVENTS, SEARCH, make_client
+from tests.engine.conftest import make_engine
 
 
 def now_iso(offset_s: float = 0) -> str:
@@ -565,3 +566,19 @@ def test_openapi_documents_examples_and_security(shared):
     assert spec["components"]["schemas"]["ExperimentIn"]["examples"]
     assert paths["/v1/search"]["get"]["parameters"][0]["schema"]["examples"] == ["cordless drill"]
     assert "422" in paths["/v1/search"]["get"]["responses"]
+
+
+def test_lifespan_starts_and_stops_the_retraining_loop():
+    engine, _ = make_engine()
+    from fastapi.testclient import TestClient
+
+    from shoploop.api import create_app
+    from tests.api.conftest import make_settings
+
+    app = create_app(engine, make_settings(retrain=True, retrain_interval_seconds=3600))
+    with TestClient(app) as client:
+        hook = app.state.retrain
+        assert hook.status.startswith("running")
+        assert client.get("/healthz").status_code == 200
+    assert hook.status == "stopped"
+    assert hook.task.done()

@@ -174,7 +174,9 @@ def dashboard(request: Request, msg: str | None = None, err: str | None = None) 
         "experiments": exps,
         "health": engine.health(),
         "history": _history(request, engine),
-        "retrain": getattr(getattr(request.app.state, "retrain", None), "status", "disabled"),
+        "retrain": request.app.state.retrain.describe()
+        if hasattr(request.app.state, "retrain")
+        else "disabled",
         **_live_context(request),
     }
     return request.app.state.templates.TemplateResponse(request, "dashboard.html", context)
