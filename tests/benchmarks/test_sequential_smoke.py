@@ -68,19 +68,21 @@ def test_sequential_benchmark_smoke(tmp_path: Path) -> None:
             '{"hidden": 16, "n_blocks": 1, "n_heads": 1, "max_len": 8, "train": {"epochs": 3}}',
             "--latency-items",
             "500",
+            "--refit-on-valid",
             "--cache-dir",
             str(tmp_path / "cache"),
         ]
     )
     saved = json.loads(out.read_text())
-    assert set(saved["models"]) == {"pop", "itemknn", "ease", "sasrec-id", "sasrec-text"}
+    base = {"pop", "itemknn", "ease", "sasrec-id", "sasrec-text"}
+    assert set(saved["models"]) == base | {f"{m}+refit" for m in base}
     for row in saved["models"].values():
         assert 0.0 <= row["ndcg@10"] <= 1.0
         assert row["train_seconds"] >= 0.0
     # the planted "i -> i+1" chains are easy for item-kNN
     assert saved["models"]["itemknn"]["recall@10"] > saved["models"]["pop"]["recall@10"]
     assert saved["cold_start"]["removed_items"] == 6
-    assert set(saved["cold_start"]["models"]) == set(saved["models"])
+    assert set(saved["cold_start"]["models"]) == base
     assert saved["latency"]["recommend_one_p99_ms"] > 0
     md = out.with_suffix(".md").read_text()
     assert "| sasrec-text |" in md
