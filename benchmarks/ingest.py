@@ -345,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if at_mark and at_mark["events"] < len(events):
             methods["batch_wal_normal_first"] = {
                 **at_mark,
-                "label": f"... same run, first {at_mark['events']:,} events (as many as the naive run)",
+                "label": f"... same run, first {at_mark['events']:,} events (naive run: {n_naive:,})",
             }
         reimport = run_reimport(events, work / "batch.sqlite", args.batch_size)
         methods["reimport"] = {**reimport, "label": "idempotent re-import of the same batches"}
