@@ -263,8 +263,8 @@ def tune_bm25(
             best = (r["ndcg@10"], cfg, typo)
 
     # (k1, b) first with the default analyzer, then the analyzer switches at the best (k1, b).
-    for k1 in (0.6, 0.9, 1.2, 1.6):
-        for b in (0.4, 0.6, 0.75, 0.9):
+    for k1 in (0.3, 0.45, 0.6, 0.9, 1.2):
+        for b in (0.4, 0.6, 0.75):
             trial(k1, b, True, False)
     assert best is not None
     k1, b = best[1].k1, best[1].b
@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         enc = TextEncoder(EncoderConfig(model_path=args.encoder_path, num_threads=args.threads))
         qenc_int8 = TextEncoder(
-            EncoderConfig(model_path=args.encoder_path, backend="onnx-int8", num_threads=args.threads)
+            EncoderConfig(model_path=args.encoder_path, backend="onnx-int8", num_threads=1)
         )
     t = time.perf_counter()
     vectors = (

@@ -121,7 +121,10 @@ class HybridSearcher:
             if backend == self.config.encoder.backend:
                 self._query_encoder = self.encoder
             else:
-                self._query_encoder = TextEncoder(replace(self.config.encoder, backend=backend))
+                # One ORT thread: single queries do not parallelise (see EncoderConfig.query_threads).
+                self._query_encoder = TextEncoder(
+                    replace(self.config.encoder, backend=backend, num_threads=1)
+                )
         return self._query_encoder
 
     def _encode_products(self, texts: Sequence[str]) -> np.ndarray:

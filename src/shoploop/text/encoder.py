@@ -41,6 +41,9 @@ class EncoderConfig:
     max_length: int = 128
     # None = min(2, cpu count): the machine is shared and 2 threads is where MiniLM stops scaling.
     num_threads: int | None = None
+    # Single queries are tiny: a second thread cannot help, and on a busy machine torch's spinning
+    # worker threads made one query ~8x slower (955 ms vs 126 ms at load 8 on 2 cores).
+    query_threads: int = 1
     query_cache_size: int = 4096
 
 
@@ -114,6 +117,8 @@ class TextEncoder:
             from tokenizers import Tokenizer
 
             opts = ort.SessionOptions()
+            # Sessions are per encoder (not process-global like torch); a query-time ONNX encoder is
+            # best built with num_threads=1 (see query_threads).
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
             self._ort = ort.InferenceSession(
@@ -181,7 +186,17 @@ class TextEncoder:
         if hit is not None:
             self._query_cache.move_to_end(text)
             return hit
-        vec = self._encode_batch([text])[0]
+        if self._st is not None:
+            import torch
+
+            before = torch.get_num_threads()
+            torch.set_num_threads(self.config.query_threads)
+            try:
+                vec = self._encode_batch([text])[0]
+            finally:
+                torch.set_num_threads(before)
+        else:
+            vec = self._encode_batch([text])[0]
         vec.setflags(write=False)
         self._query_cache[text] = vec
         if len(self._query_cache) > self.config.query_cache_size:
