@@ -106,3 +106,15 @@ def test_parser_never_crashes_on_arbitrary_dicts(raw):
         assert err.errors()
     else:
         assert isinstance(event.timestamp, datetime) and event.timestamp.tzinfo is not None
+
+
+def test_generated_event_ids_sort_by_creation_time():
+    import time
+
+    from shoploop.domain import new_event_id
+
+    first = new_event_id()
+    time.sleep(0.002)
+    second = new_event_id()
+    assert len(first) == len(second) == 32
+    assert first < second
