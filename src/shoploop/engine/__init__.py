@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from shoploop.engine.config import EngineConfig, RecommenderSettings, ServingSettings
@@ -22,6 +23,11 @@ def build_engine(config: EngineConfig = EngineConfig()) -> Engine:
         stores = memory_stores(Path(tempfile.mkdtemp(prefix="shoploop-artifacts-")))
     else:
         stores = open_stores(Path(config.home))
+        if config.search.embedding_cache_dir is None:
+            # Product vectors keyed by (model, text hash): retraining or restarting never
+            # re-encodes a product whose text did not change.
+            cache = str(Path(config.home) / "cache" / "embeddings")
+            config = replace(config, search=replace(config.search, embedding_cache_dir=cache))
     return Engine(config, stores)
 
 
