@@ -8,7 +8,7 @@ the cost is visible (the named baseline).
 
 Protocol
 --------
-1. Prepare a shop home (skipped when it already holds a catalog): the retrotech catalog
+1. Prepare a fresh shop home (`--reuse-home` keeps the last one): the retrotech catalog
    (`--data-dir`, ~48k products) with the first `--sessions` query sessions as events, or,
    when that directory is absent (or `--generate`), the deterministic demo-shop generator
    with `--products` products.
@@ -67,6 +67,12 @@ def prepare_home(args: argparse.Namespace) -> dict[str, Any]:
     from shoploop.store.home import open_stores
 
     home = Path(args.home)
+    if not args.reuse_home and home.exists():
+        # Intake adds tens of thousands of events (and trending state) to the log: a reused
+        # home would make every run measure a different shop.
+        import shutil
+
+        shutil.rmtree(home)
     with open_stores(home) as stores:
         if stores.catalog.version > 0 and len(stores.events):
             n = sum(1 for _ in stores.catalog.iter_products())
@@ -374,6 +380,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch", type=int, default=500, help="events per intake request")
     parser.add_argument("--products", type=int, default=50_000, help="catalog size cap (generated: exact)")
     parser.add_argument("--sessions", type=int, default=20_000, help="retrotech query sessions to import")
+    parser.add_argument(
+        "--reuse-home", action="store_true", help="keep the home (and its models) from a last run"
+    )
     parser.add_argument("--generate", action="store_true", help="use the demo generator even if data exists")
     parser.add_argument("--dense", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument(

@@ -13,7 +13,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from shoploop.api.deps import EngineDep, ReadAuth, SettingsDep
 from shoploop.api.errors import ERROR_RESPONSES, NOT_FOUND, ApiError
@@ -36,6 +36,11 @@ KQ = Annotated[int | None, Query(ge=1, le=1000, description="list length (defaul
 ItemPath = Annotated[
     str, Path(min_length=1, max_length=200, description="catalog item id", examples=["P00017"])
 ]
+
+
+def _json(served: ServedList) -> Response:
+    """Serialised once by pydantic-core; skips FastAPI re-validating a model we just built."""
+    return Response(served.model_dump_json(), media_type="application/json")
 
 
 def after_serve(request: Request, served: ServedList, user_id: str | None, session_id: str | None) -> None:
@@ -94,7 +99,7 @@ def search(
     session_id: SessionQ = None,
     k: KQ = None,
     page: Annotated[int, Query(ge=1, le=1000, description="1-based page of k results")] = 1,
-) -> ServedList:
+) -> Response:
     if len(q) > settings.max_query_length:
         raise ApiError(
             422, "invalid_request", f"q: must be at most {settings.max_query_length} characters", "q"
@@ -109,7 +114,7 @@ def search(
             raise InvalidRequest("q", err.reason) from err
         raise
     after_serve(request, served, user_id, session_id)
-    return served
+    return _json(served)
 
 
 @router.get("/v1/recommendations/home", response_model=ServedList, summary="Home feed for a shopper")
@@ -121,12 +126,12 @@ def home(
     session_id: SessionQ = None,
     k: KQ = None,
     category: Annotated[str | None, Query(max_length=500, description="category path prefix")] = None,
-) -> ServedList:
+) -> Response:
     _check_k(settings, k)
     filters = {"category": category} if category else None
     served = engine.recommend(user_id, session_id=session_id, k=k, filters=filters)
     after_serve(request, served, user_id, session_id)
-    return served
+    return _json(served)
 
 
 @router.get(
@@ -140,11 +145,11 @@ def similar(
     user_id: UserQ = None,
     session_id: SessionQ = None,
     k: KQ = None,
-) -> ServedList:
+) -> Response:
     _check_k(settings, k)
     served = engine.similar(item_id, k=k, user_id=user_id, session_id=session_id)
     after_serve(request, served, user_id, session_id)
-    return served
+    return _json(served)
 
 
 @router.get(
@@ -161,11 +166,11 @@ def bought_together(
     user_id: UserQ = None,
     session_id: SessionQ = None,
     k: KQ = None,
-) -> ServedList:
+) -> Response:
     _check_k(settings, k)
     served = engine.bought_together(item_id, k=k, user_id=user_id, session_id=session_id)
     after_serve(request, served, user_id, session_id)
-    return served
+    return _json(served)
 
 
 @router.get("/v1/trending", response_model=ServedList, summary="What is hot now")
@@ -177,12 +182,12 @@ def trending(
     session_id: SessionQ = None,
     k: KQ = None,
     category: Annotated[str | None, Query(max_length=500, description="category path prefix")] = None,
-) -> ServedList:
+) -> Response:
     _check_k(settings, k)
     filters = {"category": category} if category else None
     served = engine.trending(k=k, user_id=user_id, session_id=session_id, filters=filters)
     after_serve(request, served, user_id, session_id)
-    return served
+    return _json(served)
 
 
 @router.get("/v1/items/{item_id}", response_model=Product, responses=NOT_FOUND, summary="One product")
