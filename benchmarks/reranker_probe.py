@@ -115,7 +115,9 @@ class Bm25:
         )
 
     def search_many(self, queries: list[str], k: int) -> dict[str, list[str]]:
+        """query -> ranked ids; the matching BM25 scores are kept in ``self.scores_[query]``."""
         out: dict[str, list[str]] = {}
+        self.scores_: dict[str, list[float]] = getattr(self, "scores_", {})
         for s in range(0, len(queries), 1000):
             chunk = queries[s : s + 1000]
             toks = self._bm25s.tokenize(chunk, stopwords="en", stemmer=self.stemmer, show_progress=False)
@@ -124,6 +126,7 @@ class Bm25:
             for q, row, sc in zip(chunk, docs, scores, strict=True):
                 # bm25s pads queries without any known token with zero-score hits: keep only real matches
                 out[q] = [self.ids[int(d)] for d, s_ in zip(row, sc, strict=True) if s_ > 0]
+                self.scores_[q] = [float(s_) for s_ in sc if s_ > 0]
         return out
 
     def pool_scores(self, query: str, items: list[str], index: dict[str, int]) -> np.ndarray:
@@ -178,6 +181,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--max-test-queries", type=int, default=0, help="0 = all test queries")
     ap.add_argument("--latency-queries", type=int, default=100)
+    ap.add_argument("--fusion", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--fusion-valid-queries", type=int, default=150)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bi-encoder", action="store_true", help="run the bi-encoder fine-tuning probe instead")
     ap.add_argument("--bi-batch-size", type=int, default=64)
@@ -375,6 +380,23 @@ def run_cross_encoder(args, fit_q, valid_q, test_q, judged, text, index, bm25) -
         full[f"ce_torch_top{k}_ratio_vs_bm25s"] = v / bm_full if bm_full else None
     out["torch_pairs_per_second"] = len(qs) / torch_seconds if torch_seconds else None
 
+    # ---- cross-encoder + bm25s score fusion, weight chosen on the validation queries (never on test)
+    if args.fusion and valid_q:
+        fq = [q for q in valid_q if max(judged[q].values()) >= 2.5][: args.fusion_valid_queries]
+        fhits = bm25.search_many(fq, depth)
+        vq = [q for q in fq for _ in fhits[q][:depth]]
+        vd = [text[p] for q in fq for p in fhits[q][:depth]]
+        v_scores = ce.score_pairs(vq, vd, backend="torch", progress=True)
+        grid = [0.0, 0.25, 0.5, 1.0, 2.0, 4.0]
+        per_w = {w: fused_ndcg(fq, fhits, bm25.scores_, v_scores, judged, depth, w) for w in grid}
+        best_w = max(grid, key=lambda w: (per_w[w], -w))
+        full["fusion_valid_ndcg10_by_weight"] = {str(w): v for w, v in per_w.items()}
+        full["fusion_bm25_weight"] = best_w
+        v = fused_ndcg(eval_q, hits, bm25.scores_, cand_scores, judged, depth, best_w)
+        full[f"ce_plus_bm25_top{depth}_ndcg10"] = v
+        full[f"ce_plus_bm25_top{depth}_ratio_vs_bm25s"] = v / bm_full if bm_full else None
+        log(f"fusion: valid {per_w}, chosen w={best_w}, test NDCG@10 {v:.4f}")
+
     # ---- int8 ONNX: agreement and quality cost on the same top-K pairs
     if args.int8_k:
         import tempfile
@@ -440,6 +462,40 @@ def run_cross_encoder(args, fit_q, valid_q, test_q, judged, text, index, bm25) -
     out["latency_top50"] = lat
     log(f"latency: {lat}")
     return out
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    sd = float(x.std())
+    return (x - x.mean()) / sd if sd > 1e-9 else np.zeros_like(x)
+
+
+def fused_ndcg(
+    queries: list[str],
+    hits: dict[str, list[str]],
+    bm25_scores: dict[str, list[float]],
+    ce_flat: np.ndarray,
+    judged: dict[str, dict[str, float]],
+    depth: int,
+    w: float,
+) -> float:
+    """NDCG@10 after ordering each query's top-``depth`` by z(ce) + w * z(bm25) (z within the list).
+
+    ``ce_flat`` holds the cross-encoder scores of every query's top-``depth`` hits, queries in order.
+    """
+    vals, i = [], 0
+    for q in queries:
+        ranked = hits[q]
+        n = min(depth, len(ranked))
+        s = _z(ce_flat[i : i + n].astype(np.float64)) + w * _z(np.asarray(bm25_scores[q][:n]))
+        i += n
+        served = [ranked[j] for j in np.argsort(-s, kind="stable")] + ranked[n:]
+        vals.append(
+            ndcg_at_10(
+                gain(np.array([judged[q].get(p, 1.0) for p in served[:10]])),
+                gain(np.array(list(judged[q].values()))),
+            )
+        )
+    return float(np.mean(vals)) if vals else 0.0
 
 
 def run_bi_encoder(args, fit_q, valid_q, test_q, judged, text, ids, bm25) -> dict:
