@@ -45,6 +45,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -283,6 +284,25 @@ def workload(home: Path) -> dict[str, list[str]]:
     return {"queries": queries, "items": [p.item_id for p in products], "users": users or ["nobody"]}
 
 
+def run_async(coro: Any) -> Any:
+    """`asyncio.run` in its own thread: the caller may already own an event loop (pytest
+    with Playwright's sync API does), and asyncio.run refuses to nest."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = asyncio.run(coro)
+        except BaseException as err:  # re-raised in the caller's thread
+            box["error"] = err
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
 def run_phases(
     args: argparse.Namespace, engine_port: int, bare_port: int, work: dict[str, list[str]]
 ) -> dict:
@@ -321,7 +341,7 @@ def run_phases(
         ("intake", engine_port, intake),
     ):
         say(f"phase {name}: {args.duration:.0f} s x {args.concurrency} clients")
-        result = asyncio.run(
+        result = run_async(
             drive(
                 f"http://127.0.0.1:{port}", make, args.duration, args.concurrency, min(2.0, args.duration / 2)
             )
