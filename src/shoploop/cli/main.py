@@ -24,6 +24,8 @@ import typer
 from shoploop.cli.importing import import_app
 from shoploop.cli.report import report
 from shoploop.cli.serve import serve
+from shoploop.cli.train import rollback as rollback_command
+from shoploop.cli.train import train as train_command
 
 app = typer.Typer(
     name="shoploop",
@@ -32,6 +34,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(import_app, name="import")
+app.command("train")(train_command)
+app.command("rollback")(rollback_command)
 app.command("serve")(serve)
 app.command("report")(report)
 

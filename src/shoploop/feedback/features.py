@@ -49,7 +49,11 @@ FEATURE_NAMES: tuple[str, ...] = (
     "query_ctr_excess",
     "price_log",
     "has_price",
+    "bm25_rank_log",  # log(1 + BM25's full-catalog rank); 0 rank (not retrieved) -> a deep rank
+    "matched_terms",  # query terms found in the item's text
 )
+
+_NOT_RETRIEVED_RANK = 1000.0
 
 
 def query_key(query: str | None) -> str:
@@ -151,6 +155,10 @@ class FeatureAssembler:
             if price is not None and price > 0:
                 f[17] = math.log1p(price)
                 f[18] = 1.0
+            rank = _nested(expl, "retrievers", "bm25", "rank")
+            f[19] = math.log1p(rank if rank else _NOT_RETRIEVED_RANK)
+            matched = expl.get("matched_terms")
+            f[20] = float(len(matched)) if isinstance(matched, list | tuple) else 0.0
         return out
 
     @staticmethod
@@ -161,33 +169,26 @@ class FeatureAssembler:
         return np.stack(vecs) if vecs else None
 
 
-def retrieval_explanations(searcher: Any, query: str, item_ids: Sequence[str]) -> list[dict[str, Any]]:
+def retrieval_explanations(
+    searcher: Any, query: str, item_ids: Sequence[str], *, pool: int = 200
+) -> list[dict[str, Any]]:
     """Recompute the retrieval part of the explanations for logged (query, item) pairs.
 
     The impression log stores each shown item's final score, not its per-retriever scores,
-    so training rebuilds them with the same searcher: the fused score through
-    `score_items` (full-catalog ranks, as in `search`), BM25 and dense scores directly.
-    Unknown items get zeros. `searcher` is a fitted `HybridSearcher`.
+    so training rebuilds them with the same searcher and the same call the engine serves
+    with (`searcher.search`), so the features match serving exactly; items outside the
+    top `pool` get their fused score from `score_items` and no retriever ranks.
+    `searcher` is a fitted `HybridSearcher`.
     """
-    fused = searcher.score_items(query, list(item_ids))
-    uq = searcher.understand(query)
-    n_keys = len(searcher.ids_)
-    keys = [searcher.key_of_.get(i) for i in item_ids]
-    known = np.array([k is not None for k in keys])
-    bm25 = np.zeros(len(item_ids))
-    dense = np.zeros(len(item_ids))
-    if known.any():
-        key_arr = np.array([k for k in keys if k is not None], dtype=np.int64)
-        if uq.bm25_tokens:
-            bm25[known] = searcher.bm25_.score_all(uq.bm25_tokens, n_keys)[key_arr]
-        if searcher.dense_ is not None:
-            qvec = searcher.query_encoder.encode_query(uq.dense_text)
-            dense[known] = searcher.dense_.scores(qvec, key_arr)
-    out = []
-    for i in range(len(item_ids)):
-        scores = {"bm25": float(bm25[i])}
-        if searcher.dense_ is not None:
-            scores["dense"] = float(dense[i])
-        fused_i = float(fused[i]) if np.isfinite(fused[i]) else 0.0
-        out.append({"retrieval_score": fused_i, "scores": scores})
+    hits = {h.item_id: h for h in searcher.search(query, k=pool, candidates=pool).items}
+    missing = [i for i in item_ids if i not in hits]
+    fused_missing = dict(zip(missing, searcher.score_items(query, missing), strict=True)) if missing else {}
+    out: list[dict[str, Any]] = []
+    for item in item_ids:
+        hit = hits.get(item)
+        if hit is not None:
+            out.append({**hit.explanation, "retrieval_score": hit.score})
+        else:
+            fused = float(fused_missing.get(item, 0.0))
+            out.append({"retrieval_score": fused if math.isfinite(fused) else 0.0})
     return out

@@ -139,7 +139,9 @@ class LambdaMARTRanker:
         if len(X) == 0:
             return np.zeros(0)
         return np.asarray(
-            self.booster_.predict(np.asarray(X, dtype=np.float32), num_iteration=self.best_iteration_)
+            self.booster_.predict(
+                np.asarray(X, dtype=np.float32), num_iteration=self.best_iteration_, num_threads=1
+            )
         )
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
@@ -148,7 +150,10 @@ class LambdaMARTRanker:
             return np.zeros((0, len(self.feature_names_) + 1))
         return np.asarray(
             self.booster_.predict(
-                np.asarray(X, dtype=np.float32), num_iteration=self.best_iteration_, pred_contrib=True
+                np.asarray(X, dtype=np.float32),
+                num_iteration=self.best_iteration_,
+                pred_contrib=True,
+                num_threads=1,
             )
         )
 

@@ -1,0 +1,495 @@
+"""Does the feedback loop learn? Simulated shoppers against the real engine, four arms side by side.
+
+Protocol (search, Home Depot judgments, semi-synthetic):
+
+* Queries: `--queries` judged queries with at least 3 judged products, one of grade >= 2.5 and
+  a grade spread >= 0.66 (so ranking matters), split query-disjointly into a training part
+  (`--train-frac`) and held-out queries. Catalog: every judged product of those queries plus
+  `--distractors` random other Home Depot products. Unjudged (query, product) pairs count as
+  irrelevant (grade 1) in the simulated world.
+* Traffic: `--searches` shoppers; each samples a query uniformly and a shopper id, and the SAME
+  shopper (common random numbers: same query, same uniforms) is replayed in every arm. Shoppers
+  examine slot r with prob 1/r^eta, click with prob rising with the true grade, buy less often
+  (`shoploop.evaluation.simulator.SearchShoppers`); clicks, carts and purchases go back through
+  `Engine.ingest_events` with the served list's request_id.
+* Arms: (1) static: hybrid search (BM25-only here, for speed), no learning, no personalisation,
+  no exploration; deterministic per query, so each query's list is computed once through the
+  engine and reused. (2) naive loop: the learned LambdaMART ranker retrained from raw clicks
+  (at 1,000 and 2,500 searches, then every `--retrain-every`), no exploration. (3) corrected
+  loop: the same with exploration (Plackett-Luce on the top 6 on 10% of requests, exact
+  propensities logged) and inverse-propensity weights from the EM-estimated examination curve.
+  (4) label oracle: the static engine's candidate pool (top 50) sorted by true grade. Learned
+  rankers train only on lists of training queries (`RetrainLoop(include=...)`); every retrain
+  goes through the promotion gate.
+* Reported: NDCG@10 of what was served on held-out queries per window of `--window` searches,
+  cumulative clicks and purchases, the share of the static-to-oracle gap closed in the last
+  window, the worst window below static after the arm's first promoted ranker, the examination
+  curve the loop estimated vs the simulator's true 1/r^eta.
+
+Protocol (browsing, Amazon Industrial & Scientific): the engine imports every user's training
+sequence as views; a shopper's taste is their real held-out future (valid + test item). On each
+home-feed visit they click a wanted item when it is shown and examined (else noise clicks).
+Learning feed: clicks flow back (online state + recommender retrains); non-learning feed: the
+same engine and model, no feedback. Reported: clicks per feed view over time and the final ratio.
+
+    python benchmarks/feedback_loop.py --data-dir ../shared/data --searches 50000 \
+        --out benchmarks/results/feedback_loop.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from shoploop.data.datasets import load_amazon_scientific, read_homedepot, read_unisrec
+from shoploop.data.ingest import import_records
+from shoploop.domain import Product
+from shoploop.engine import EngineConfig, RecommenderSettings, ServingSettings, build_engine
+from shoploop.evaluation.simulator import (
+    BrowsingShopperConfig,
+    BrowsingShoppers,
+    SearchShopperConfig,
+    SearchShoppers,
+)
+from shoploop.feedback.exploration import ExplorationConfig
+from shoploop.feedback.gate import GateConfig
+from shoploop.feedback.ltr import RankerConfig
+from shoploop.feedback.retrain import RetrainConfig, RetrainLoop
+from shoploop.retrieval.config import HybridConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+ARMS = ("static", "naive", "corrected", "oracle")
+
+
+def say(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--data-dir", type=Path, required=True, help="../shared/data (homedepot/, amazon-scientific/)"
+    )
+    p.add_argument("--searches", type=int, default=50_000)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-frac", type=float, default=0.5)
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--distractors", type=int, default=10_000)
+    p.add_argument("--retrain-every", type=int, default=5000)
+    p.add_argument("--window", type=int, default=2500)
+    p.add_argument("--eta", type=float, default=1.0)
+    p.add_argument("--noise", type=float, default=0.02)
+    p.add_argument("--browse-visits", type=int, default=20_000)
+    p.add_argument("--browse-users", type=int, default=2000)
+    p.add_argument("--browse-retrain-every", type=int, default=5000)
+    p.add_argument("--img-dir", type=Path, default=ROOT / "docs" / "img")
+    p.add_argument("--md", type=Path, default=None, help="Markdown summary (default: --out with .md)")
+    p.add_argument("--no-plots", action="store_true")
+    return p.parse_args(argv)
+
+
+# ---------------------------------------------------------------------------- search
+def search_world(
+    args: argparse.Namespace,
+) -> tuple[list[Product], dict[str, dict[str, float]], list[str], set[str]]:
+    products, judg = read_homedepot(args.data_dir / "homedepot")
+    stats = judg.groupby("search_term").relevance.agg(["size", "max", "min"])
+    eligible = stats[(stats["size"] >= 3) & (stats["max"] >= 2.5) & (stats["max"] - stats["min"] >= 0.66)]
+    rng = np.random.default_rng(args.seed)
+    names = sorted(eligible.index.tolist())
+    queries = [str(q) for q in rng.choice(names, size=min(args.queries, len(names)), replace=False)]
+    train = set(rng.choice(queries, size=int(len(queries) * args.train_frac), replace=False).tolist())
+    sub = judg[judg.search_term.isin(queries)]
+    judgments = {
+        str(q): {str(i): float(r) for i, r in zip(d.product_uid, d.relevance, strict=True)}
+        for q, d in sub.groupby("search_term")
+    }
+    judged = set(sub.product_uid)
+    rest = products[~products.product_uid.isin(judged)]
+    extra = rest.sample(min(args.distractors, len(rest)), random_state=args.seed)
+    catalog = products[products.product_uid.isin(judged)]
+    rows = list(zip(catalog.product_uid, catalog.product_title, strict=True)) + list(
+        zip(extra.product_uid, extra.product_title, strict=True)
+    )
+    prods = [Product(item_id=str(u), title=str(t).strip() or str(u)) for u, t in rows if str(u).strip()]
+    return prods, judgments, queries, train
+
+
+def make_search_engine(products: list[Product], *, explore: float) -> Any:
+    config = EngineConfig(
+        search=HybridConfig(use_dense=False),
+        recommender=RecommenderSettings(kind="popularity"),
+        # The static ranker is pure hybrid retrieval: no heuristic CTR lift, no personalisation,
+        # so every difference between arms is the learned ranker.
+        serving=ServingSettings(personalization_weight=0.0, query_ctr_weight=0.0),
+        exploration=ExplorationConfig(budget=explore),
+    )
+    engine = build_engine(config)
+    import_records(products, [], engine.stores, source="feedback-benchmark", progress=False)
+    return engine.start(progress=lambda m: None)
+
+
+def run_search(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.perf_counter()
+    products, judgments, queries, train = search_world(args)
+    held = [q for q in queries if q not in train]
+    say(
+        f"search world: {len(products)} products, {len(queries)} queries "
+        f"({len(train)} train / {len(held)} held out)"
+    )
+    engines = {
+        "static": make_search_engine(products, explore=0.0),
+        "naive": make_search_engine(products, explore=0.0),
+        "corrected": make_search_engine(products, explore=0.1),
+    }
+    say(f"engines ready in {time.perf_counter() - started:.0f}s")
+    shoppers = SearchShoppers(judgments, SearchShopperConfig(eta=args.eta, noise=args.noise))
+    ranker = RankerConfig(n_estimators=200, early_stopping_rounds=20)
+    gate = GateConfig(min_lists=30)
+
+    def include(lst: Any) -> bool:
+        return lst.query in train
+
+    loops = {
+        "naive": RetrainLoop(
+            engines["naive"],
+            RetrainConfig(correction="none", ranker=ranker, gate=gate),
+            include=include,
+            say=say,
+        ),
+        "corrected": RetrainLoop(
+            engines["corrected"],
+            RetrainConfig(correction="ipw", ranker=ranker, gate=gate),
+            include=include,
+            say=say,
+        ),
+    }
+    static_cache: dict[str, list[str]] = {}
+    oracle_cache: dict[str, list[str]] = {}
+    rng = np.random.default_rng(args.seed + 1)
+    n = args.searches
+    rec = {arm: {"ndcg": np.full(n, np.nan), "clicks": np.zeros(n), "buys": np.zeros(n)} for arm in ARMS}
+    is_held = np.zeros(n, dtype=bool)
+    first_promoted: dict[str, int | None] = {"naive": None, "corrected": None}
+    retrains: dict[str, list[dict[str, Any]]] = {"naive": [], "corrected": []}
+    t_last = time.perf_counter()
+    for step in range(n):
+        q = queries[int(rng.integers(len(queries)))]
+        user = f"shopper-{int(rng.integers(5000))}"
+        is_held[step] = q not in train
+        # static: one engine call per query (deterministic), then reused
+        if q not in static_cache:
+            static_cache[q] = [i.item_id for i in engines["static"].search(q, k=10).items]
+            pool = [h.item_id for h in engines["static"].searcher.search(q, k=50).items]
+            oracle_cache[q] = shoppers.oracle(q, pool)[:10]
+        for arm in ARMS:
+            crn = np.random.default_rng([args.seed, step])  # same shopper in every arm
+            if arm in ("static", "oracle"):
+                items = static_cache[q] if arm == "static" else oracle_cache[q]
+                _, clicks, buys = shoppers.react(q, items, crn)
+                ndcg = shoppers.ndcg(q, items)
+            else:
+                out = shoppers.search(engines[arm], q, user, crn)
+                clicks, buys, ndcg = out.clicks, out.purchases, out.ndcg10
+            rec[arm]["ndcg"][step] = ndcg
+            rec[arm]["clicks"][step] = clicks.sum()
+            rec[arm]["buys"][step] = buys.sum()
+        # Warm-up schedule: retrain early (1,000 and 2,500 searches) so the loop starts learning
+        # soon, then every --retrain-every searches (each retrain replays the whole log).
+        if (step + 1) in (1000, 2500) or (step + 1) % args.retrain_every == 0:
+            for arm, loop in loops.items():
+                report = loop.run_once()
+                entry = {
+                    "after_searches": step + 1,
+                    "version": report.version,
+                    "promoted": report.promoted,
+                    "reason": report.reason,
+                    "seconds": round(report.seconds, 1),
+                    "train_lists": report.train_lists,
+                    "curve": report.curve,
+                    "harvested_curve": report.harvested_curve,
+                    "gate": report.metrics,
+                }
+                retrains[arm].append(entry)
+                if report.promoted and first_promoted[arm] is None:
+                    first_promoted[arm] = step + 1
+        if (step + 1) % 500 == 0:
+            rate = 500 / (time.perf_counter() - t_last)
+            t_last = time.perf_counter()
+            lo = max(0, step + 1 - args.window)
+            m = {a: np.nanmean(rec[a]["ndcg"][lo : step + 1][is_held[lo : step + 1]]) for a in ARMS}
+            say(
+                f"search {step + 1}/{n} ({rate:.1f}/s, ETA {(n - step - 1) / max(rate, 1e-9) / 60:.0f} min) "
+                + " ".join(f"{a}={v:.4f}" for a, v in m.items())
+            )
+    return summarise_search(args, rec, is_held, first_promoted, retrains, time.perf_counter() - started)
+
+
+def summarise_search(
+    args: argparse.Namespace,
+    rec: dict[str, dict[str, np.ndarray]],
+    is_held: np.ndarray,
+    first_promoted: dict[str, int | None],
+    retrains: dict[str, list[dict[str, Any]]],
+    seconds: float,
+) -> dict[str, Any]:
+    n = len(is_held)
+    w = args.window
+    edges = list(range(0, n, w))
+    windows = []
+    for lo in edges:
+        hi = min(n, lo + w)
+        mask = is_held[lo:hi]
+        windows.append(
+            {
+                "end": hi,
+                **{a: float(np.nanmean(rec[a]["ndcg"][lo:hi][mask])) if mask.any() else None for a in ARMS},
+            }
+        )
+    last = windows[-1]
+    gap = (last["oracle"] or 0) - (last["static"] or 0)
+    result: dict[str, Any] = {
+        "windows_heldout_ndcg10": windows,
+        "final_window": last,
+        "gap_closed": {
+            a: ((last[a] - last["static"]) / gap if gap > 0 and last[a] is not None else None)
+            for a in ("naive", "corrected")
+        },
+        "cumulative": {
+            a: {"clicks": int(rec[a]["clicks"].sum()), "purchases": int(rec[a]["buys"].sum())} for a in ARMS
+        },
+        "first_promoted_after": first_promoted,
+        "worst_dip_vs_static_after_first_retrain": {},
+        "retrains": retrains,
+        "true_examination": [round(k**-args.eta, 5) for k in range(1, 11)],
+        "seconds": round(seconds, 1),
+    }
+    for a in ("naive", "corrected"):
+        start = first_promoted[a]
+        rel = [
+            (win[a] - win["static"]) / win["static"]
+            for win in windows
+            if start is not None and win["end"] - w >= start and win[a] is not None and win["static"]
+        ]
+        result["worst_dip_vs_static_after_first_retrain"][a] = float(min(rel)) if rel else None
+    return result
+
+
+# ---------------------------------------------------------------------------- browsing
+def run_browse(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.perf_counter()
+    directory = args.data_dir / "amazon-scientific"
+    split = read_unisrec(directory)
+    bundle = load_amazon_scientific(directory)
+    assert split.item_ids is not None
+    rng = np.random.default_rng(args.seed + 2)
+    aligned = len(split.valid_target) == len(split.test_target) == len(split.train)
+    if not aligned:
+        raise SystemExit("amazon-scientific split is not aligned per user")
+    users = rng.choice(len(split.train), size=min(args.browse_users, len(split.train)), replace=False)
+    futures = {
+        f"sci-{u}": [split.item_ids[split.valid_target[u]], split.item_ids[split.test_target[u]]]
+        for u in users
+    }
+    config = EngineConfig(
+        search=HybridConfig(use_dense=False),
+        recommender=RecommenderSettings(kind="item_knn"),
+        exploration=ExplorationConfig(budget=0.0),
+    )
+    engines = {}
+    for arm in ("learning", "frozen"):
+        eng = build_engine(config)
+        import_records(bundle.products, bundle.events, eng.stores, source="sci", progress=False)
+        engines[arm] = eng.start(progress=lambda m: None)
+    say(f"browse engines ready in {time.perf_counter() - started:.0f}s ({len(futures)} shoppers)")
+    sims = {arm: BrowsingShoppers(futures, BrowsingShopperConfig()) for arm in engines}
+    loop = RetrainLoop(
+        engines["learning"],
+        RetrainConfig(min_train_lists=10**9, recommender_every_interactions=1),
+        say=say,
+    )
+    n = args.browse_visits
+    clicks = {arm: np.zeros(n) for arm in engines}
+    targets = {arm: np.zeros(n) for arm in engines}
+    user_list = list(futures)
+    retrains = []
+    for step in range(n):
+        user = user_list[int(rng.integers(len(user_list)))]
+        for arm, eng in engines.items():
+            crn = np.random.default_rng([args.seed, 7, step])
+            out = sims[arm].visit(eng, user, crn, feedback=(arm == "learning"))
+            clicks[arm][step] = out.clicks.sum()
+            targets[arm][step] = out.target_clicks
+        if (step + 1) % args.browse_retrain_every == 0:
+            report = loop.run_once()
+            retrains.append({"after_visits": step + 1, "recommender": report.recommender})
+        if (step + 1) % 1000 == 0:
+            lo = max(0, step + 1 - 2000)
+            say(
+                f"browse {step + 1}/{n}: clicks/view learning={clicks['learning'][lo : step + 1].mean():.4f} "
+                f"frozen={clicks['frozen'][lo : step + 1].mean():.4f}"
+            )
+    w = max(1, n // 10)
+    windows = [
+        {
+            "end": min(n, lo + w),
+            **{arm: float(clicks[arm][lo : lo + w].mean()) for arm in engines},
+            **{f"{arm}_wanted": float(targets[arm][lo : lo + w].mean()) for arm in engines},
+        }
+        for lo in range(0, n, w)
+    ]
+    final = windows[-1]
+    return {
+        "windows_clicks_per_view": windows,
+        "final_ratio": final["learning"] / final["frozen"] if final["frozen"] else None,
+        "total_clicks": {arm: int(clicks[arm].sum()) for arm in engines},
+        "wanted_clicks": {arm: int(targets[arm].sum()) for arm in engines},
+        "retrains": retrains,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+# ---------------------------------------------------------------------------- output
+def plots(result: dict[str, Any], img_dir: Path) -> list[str]:
+    img_dir.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - SVG fallback
+        plt = None
+    search = result.get("search")
+    browse = result.get("browse")
+    if plt is None:
+        from shoploop.evaluation.svgplot import line_chart
+
+        if search:
+            wins = search["windows_heldout_ndcg10"]
+            xs = [w["end"] for w in wins]
+            series = {a: [w[a] for w in wins] for a in ARMS}
+            path = img_dir / "feedback_ndcg.svg"
+            path.write_text(line_chart(xs, series, title="Held-out NDCG@10 of served lists"))
+            written.append(str(path))
+        return written
+    if search:
+        wins = search["windows_heldout_ndcg10"]
+        xs = [w["end"] for w in wins]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for a, style in zip(ARMS, ("-", "--", "-", ":"), strict=True):
+            ax.plot(xs, [w[a] for w in wins], style, marker="o", ms=3, label=a)
+        for a, color in (("naive", "C1"), ("corrected", "C2")):
+            for r in search["retrains"][a]:
+                if r["promoted"]:
+                    ax.axvline(r["after_searches"], color=color, alpha=0.15, lw=1)
+        ax.set_xlabel("simulated searches")
+        ax.set_ylabel("NDCG@10 (held-out queries, per window)")
+        ax.set_title("What shoppers were served: static vs learning loops vs oracle")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = img_dir / "feedback_ndcg.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(str(path))
+        last = [r for r in search["retrains"]["corrected"] if r["curve"]]
+        if last:
+            fig, ax = plt.subplots(figsize=(6, 3.5))
+            k = np.arange(1, 11)
+            ax.plot(k, search["true_examination"], "k--", label="true (simulator) 1/r^eta")
+            ax.plot(k, last[-1]["curve"]["theta"], "o-", label="EM position-based model")
+            h = last[-1]["harvested_curve"]["theta"]
+            ax.plot(k[: len(h)], h, "s:", label="intervention harvesting")
+            ax.set_xlabel("position")
+            ax.set_ylabel("examination (relative to slot 1)")
+            ax.set_title("Position bias estimated from the corrected loop's logs")
+            ax.legend()
+            ax.grid(alpha=0.3)
+            fig.tight_layout()
+            path = img_dir / "feedback_examination.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            written.append(str(path))
+    if browse:
+        wins = browse["windows_clicks_per_view"]
+        xs = [w["end"] for w in wins]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.plot(xs, [w["learning"] for w in wins], "o-", label="learning feed (clicks flow back)")
+        ax.plot(xs, [w["frozen"] for w in wins], "s--", label="non-learning feed")
+        ax.set_xlabel("home-feed visits")
+        ax.set_ylabel("clicks per feed view")
+        ax.set_title("Home feed on Amazon Industrial & Scientific shoppers")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = img_dir / "feedback_home_ctr.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(str(path))
+    return written
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = ["# Feedback loop benchmark", ""]
+    s = result.get("search")
+    if s:
+        f = s["final_window"]
+        lines += [
+            "| arm | held-out NDCG@10 (last window) | gap closed | worst dip vs static "
+            "| clicks | purchases |",
+            "|---|---|---|---|---|---|",
+        ]
+        for a in ARMS:
+            gap = s["gap_closed"].get(a)
+            dip = s["worst_dip_vs_static_after_first_retrain"].get(a)
+            lines.append(
+                f"| {a} | {f[a]:.4f} | {'' if gap is None else f'{gap:.1%}'} | "
+                f"{'' if dip is None else f'{dip:+.2%}'} | {s['cumulative'][a]['clicks']} | "
+                f"{s['cumulative'][a]['purchases']} |"
+            )
+        lines.append("")
+    b = result.get("browse")
+    if b:
+        f = b["windows_clicks_per_view"][-1]
+        lines += [
+            f"Home feed clicks per view, last window: learning {f['learning']:.4f}, "
+            f"non-learning {f['frozen']:.4f}, ratio {b['final_ratio']:.2f}x",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse(argv)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    result: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
+    result["search"] = run_search(args)
+    if args.browse_visits > 0:
+        result["browse"] = run_browse(args)
+    if not args.no_plots:
+        result["plots"] = plots(result, args.img_dir)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=float))
+    md = args.md or args.out.with_suffix(".md")
+    md.write_text(markdown(result))
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+    sys.exit(0)

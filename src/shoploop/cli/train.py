@@ -1,0 +1,111 @@
+"""`shoploop train` and `shoploop rollback`: the retraining loop and its undo, from the shell.
+
+    shoploop train [--home DIR] [--watch] [--every-events N] [--every-minutes M]
+                   [--correction ipw|none] [--fast]
+    shoploop rollback NAME [--home DIR] [--reason TEXT]
+
+`train` runs one retrain round (or, with --watch, one whenever N new events or M minutes
+have passed, until Ctrl-C): learn a ranker from the logged impressions and clicks, gate it
+against the active one, promote or reject, and print what was decided and why.
+`rollback` re-activates the previous version of a model; a running server picks the change
+up on its next start (or its own retrain loop's next promotion).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="Shop home directory [default: $SHOPLOOP_HOME or ./var/shoploop]."),
+]
+
+
+def _home(home: Path | None) -> Path:
+    home = home or Path(os.environ.get("SHOPLOOP_HOME") or "./var/shoploop")
+    if not (home / "shoploop.sqlite").is_file():
+        typer.secho(f"error: no shop at {home}; try `shoploop demo-data --home {home}`", err=True, fg="red")
+        raise typer.Exit(2)
+    return home
+
+
+def train(
+    home: HomeOption = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Keep retraining whenever due, until Ctrl-C.")
+    ] = False,
+    every_events: Annotated[
+        int, typer.Option("--every-events", min=1, help="Retrain after N new events.")
+    ] = 1000,
+    every_minutes: Annotated[
+        float, typer.Option("--every-minutes", min=0.0, help="...or after M minutes with new events.")
+    ] = 10.0,
+    correction: Annotated[
+        str, typer.Option("--correction", help="'ipw' (position-bias corrected) or 'none' (raw clicks).")
+    ] = "ipw",
+    recommender_every: Annotated[
+        int,
+        typer.Option(
+            "--recommender-every", min=0, help="Also retrain the recommender after N new interactions."
+        ),
+    ] = 0,
+    fast: Annotated[
+        bool, typer.Option("--fast", help="If models must be trained first: BM25-only search, item-kNN.")
+    ] = False,
+) -> None:
+    """Retrain the learned ranker from shopper feedback, gate it, promote or reject it."""
+    from shoploop.engine import EngineConfig, RecommenderSettings, build_engine
+    from shoploop.feedback.retrain import RetrainConfig, RetrainLoop
+    from shoploop.retrieval.config import HybridConfig
+
+    if correction not in ("ipw", "none"):
+        typer.secho("error: --correction must be 'ipw' or 'none'", err=True, fg="red")
+        raise typer.Exit(2)
+    config = EngineConfig(home=_home(home))
+    if fast:
+        config = EngineConfig(
+            home=config.home,
+            search=HybridConfig(use_dense=False),
+            recommender=RecommenderSettings(kind="item_knn"),
+        )
+    engine = build_engine(config).start(progress=lambda m: typer.echo(m))
+    loop_config = RetrainConfig(
+        every_events=every_events,
+        every_minutes=every_minutes,
+        correction=correction,  # type: ignore[arg-type]
+        recommender_every_interactions=recommender_every,
+    )
+    loop = RetrainLoop(engine, loop_config, say=typer.echo)
+    if not watch:
+        report = loop.run_once()
+        typer.echo(json.dumps(report.to_dict(), indent=2, default=float))
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    typer.echo(f"watching: retrain every {every_events} events or {every_minutes} minutes (Ctrl-C stops)")
+    loop.run_forever(stop)
+
+
+def rollback(
+    name: Annotated[str, typer.Argument(help="Model name: ranker, search or recommender.")],
+    home: HomeOption = None,
+    reason: Annotated[str, typer.Option("--reason", help="Recorded in the registry's audit log.")] = "manual",
+) -> None:
+    """Re-activate the previous version of a model (the current one is marked rejected)."""
+    from shoploop.store.home import open_stores
+
+    with open_stores(_home(home)) as stores:
+        try:
+            restored = stores.registry.rollback(name, reason=reason)
+        except (LookupError, KeyError) as err:
+            typer.secho(f"error: {err}", err=True, fg="red")
+            raise typer.Exit(1) from None
+    typer.echo(f"{name}: v{restored.version} is active again")

@@ -1,0 +1,251 @@
+"""Shopper simulator: drives a real engine through its public library calls and reacts like shoppers.
+
+The loop under test is the production loop: the simulator only calls `search`,
+`recommend` and `ingest_events` (the `ShopEngine` protocol below, which the engine
+satisfies structurally; evaluation never imports the engine), and every click, cart or
+purchase it sends carries the served list's `request_id`, exactly as a shop's front end
+would.
+
+* `SearchShoppers` (semi-synthetic, Home Depot): a shopper issues a query that has human
+  relevance judgments, looks at slot r with probability 1/r^eta (position-based model,
+  up to `patience` slots), clicks an examined item with a probability that rises with
+  its true grade (1 = irrelevant .. 3 = exact), and sometimes buys (less often, also
+  rising with the grade). Items without a judgment count as irrelevant (grade 1).
+* `BrowsingShoppers` (Amazon Industrial & Scientific sequences): a shopper's taste is
+  their real held-out future (the items they really consumed next). On the home feed
+  they click one of those when it is shown and examined, else a random examined item
+  with a small noise probability; a clicked future item is consumed.
+
+All randomness comes from the caller's `numpy.random.Generator`, so arms of a benchmark
+can replay the same shoppers with common random numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from shoploop.evaluation.metrics import ndcg_at_k
+
+
+class ServedItemLike(Protocol):
+    item_id: str
+    position: int
+
+
+class ServedListLike(Protocol):
+    request_id: str
+    items: Sequence[Any]  # ServedItemLike
+
+
+class ShopEngine(Protocol):
+    """The three public calls the simulator needs (the engine's library API)."""
+
+    def search(self, query: str, *, user_id: str | None = None, k: int | None = None) -> Any: ...
+
+    def recommend(self, user_id: str | None, *, k: int | None = None) -> Any: ...
+
+    def ingest_events(self, rows: Sequence[Mapping[str, Any]]) -> Sequence[Any]: ...
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+# ---------------------------------------------------------------------------- search
+
+
+@dataclass(frozen=True)
+class SearchShopperConfig:
+    eta: float = 1.0  # examination of slot r ~ 1 / r^eta
+    patience: int = 10  # slots beyond this are never looked at
+    noise: float = 0.02  # click probability of an examined irrelevant item
+    click_max: float = 0.7  # click probability of an examined grade-3 item
+    buy_max: float = 0.25  # purchase probability after clicking a grade-3 item
+    cart_before_buy: bool = True
+    k: int = 10
+    price: float = 10.0  # unit price sent with purchases when the catalog has none
+
+
+@dataclass
+class SearchOutcome:
+    query: str
+    request_id: str | None
+    items: list[str]
+    grades: np.ndarray  # (k,) true grade of each shown item
+    clicks: np.ndarray  # (k,) 0/1
+    purchases: np.ndarray  # (k,) 0/1
+    ndcg10: float
+
+
+class SearchShoppers:
+    """Search shoppers over judged queries; `judgments[query][item_id] = grade (1..3)`."""
+
+    def __init__(
+        self,
+        judgments: Mapping[str, Mapping[str, float]],
+        config: SearchShopperConfig = SearchShopperConfig(),
+        *,
+        price: Callable[[str], float | None] | None = None,
+    ) -> None:
+        self.judgments = judgments
+        self.config = config
+        self._price = price
+
+    def grades(self, query: str, items: Sequence[str]) -> np.ndarray:
+        judged = self.judgments.get(query, {})
+        return np.array([judged.get(i, 1.0) for i in items], dtype=float)
+
+    def ndcg(self, query: str, items: Sequence[str], k: int = 10) -> float:
+        """NDCG@k of a shown list against the query's judgments (gain = grade - 1)."""
+        ideal = np.array(list(self.judgments.get(query, {}).values()), dtype=float) - 1.0
+        if not len(ideal) or ideal.max() <= 0:
+            return float("nan")
+        gains = self.grades(query, items[:k]) - 1.0
+        return float(ndcg_at_k(gains[None, :], k, ideal[None, :])[0])
+
+    def oracle(self, query: str, pool: Sequence[str]) -> list[str]:
+        """The label oracle: the candidate pool sorted by true grade (stable)."""
+        grades = self.grades(query, pool)
+        return [pool[i] for i in np.argsort(-grades, kind="stable")]
+
+    def react(self, query: str, items: Sequence[str], rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        """(grades, clicks, purchases) of one shopper on one shown list."""
+        c = self.config
+        grades = self.grades(query, items)
+        rel = np.clip((grades - 1.0) / 2.0, 0.0, 1.0) ** 2
+        ranks = np.arange(1, len(items) + 1)
+        # Draw the same number of uniforms whatever the list, so arms stay in lockstep.
+        u_exam, u_click, u_buy = rng.random((3, c.k))
+        n = len(items)
+        examined = (u_exam[:n] < ranks ** (-c.eta)) & (ranks <= c.patience)
+        p_click = c.noise + (c.click_max - c.noise) * rel
+        clicks = examined & (u_click[:n] < p_click)
+        buys = clicks & (u_buy[:n] < c.buy_max * rel)
+        return grades, clicks.astype(int), buys.astype(int)
+
+    def search(
+        self,
+        engine: ShopEngine,
+        query: str,
+        user_id: str,
+        rng: np.random.Generator,
+        *,
+        feedback: bool = True,
+    ) -> SearchOutcome:
+        """One shopper: search through the engine, react, send the reactions back."""
+        served = engine.search(query, user_id=user_id, k=self.config.k)
+        items = [i.item_id for i in served.items]
+        grades, clicks, buys = self.react(query, items, rng)
+        if feedback:
+            rows = self.feedback_rows(served, user_id, clicks, buys)
+            if rows:
+                engine.ingest_events(rows)
+        return SearchOutcome(query, served.request_id, items, grades, clicks, buys, self.ndcg(query, items))
+
+    def feedback_rows(
+        self, served: ServedListLike, user_id: str, clicks: np.ndarray, buys: np.ndarray
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        now = _now()
+        for item, clicked, bought in zip(served.items, clicks, buys, strict=True):
+            if not clicked:
+                continue
+            base = {
+                "user_id": user_id,
+                "item_id": item.item_id,
+                "request_id": served.request_id,
+                "timestamp": now,
+            }
+            rows.append({"type": "click", "position": item.position, **base})
+            if bought:
+                price = (self._price(item.item_id) if self._price else None) or self.config.price
+                if self.config.cart_before_buy:
+                    rows.append({"type": "add_to_cart", **base})
+                rows.append(
+                    {
+                        "type": "purchase",
+                        "user_id": user_id,
+                        "request_id": served.request_id,
+                        "timestamp": now,
+                        "items": [{"item_id": item.item_id, "price": price, "quantity": 1}],
+                    }
+                )
+        return rows
+
+
+# ---------------------------------------------------------------------------- browsing
+
+
+@dataclass(frozen=True)
+class BrowsingShopperConfig:
+    eta: float = 1.0
+    patience: int = 10
+    target_click: float = 0.9  # click probability of an examined item the shopper wants next
+    noise: float = 0.01  # click probability of any other examined item
+    k: int = 10
+
+
+@dataclass
+class BrowseOutcome:
+    user_id: str
+    request_id: str | None
+    items: list[str]
+    clicks: np.ndarray
+    target_clicks: int
+
+
+@dataclass
+class BrowsingShoppers:
+    """Shoppers whose wants are their real next items (consumed when clicked)."""
+
+    futures: dict[str, list[str]]  # user -> items they really consumed next, in order
+    config: BrowsingShopperConfig = field(default_factory=BrowsingShopperConfig)
+
+    def __post_init__(self) -> None:
+        self._wants = {u: list(items) for u, items in self.futures.items()}
+
+    def remaining(self, user_id: str) -> list[str]:
+        return self._wants.get(user_id, [])
+
+    def visit(
+        self, engine: ShopEngine, user_id: str, rng: np.random.Generator, *, feedback: bool = True
+    ) -> BrowseOutcome:
+        c = self.config
+        served = engine.recommend(user_id, k=c.k)
+        items = [i.item_id for i in served.items]
+        wants = self._wants.setdefault(user_id, [])
+        u_exam, u_click = rng.random((2, c.k))
+        clicks = np.zeros(len(items), dtype=int)
+        hits = 0
+        for n, item in enumerate(items):
+            rank = n + 1
+            if rank > c.patience or u_exam[n] >= rank ** (-c.eta):
+                continue
+            wanted = item in wants
+            if u_click[n] < (c.target_click if wanted else c.noise):
+                clicks[n] = 1
+                if wanted:
+                    wants.remove(item)
+                    hits += 1
+        if feedback and clicks.any():
+            now = _now()
+            engine.ingest_events(
+                [
+                    {
+                        "type": "click",
+                        "user_id": user_id,
+                        "item_id": item.item_id,
+                        "request_id": served.request_id,
+                        "position": item.position,
+                        "timestamp": now,
+                    }
+                    for item, clicked in zip(served.items, clicks, strict=True)
+                    if clicked
+                ]
+            )
+        return BrowseOutcome(user_id, served.request_id, items, clicks, hits)

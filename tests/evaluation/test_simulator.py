@@ -1,0 +1,118 @@
+"""The shopper simulator against a fake engine that satisfies its Protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from shoploop.evaluation.simulator import (
+    BrowsingShopperConfig,
+    BrowsingShoppers,
+    SearchShopperConfig,
+    SearchShoppers,
+)
+
+
+@dataclass
+class Item:
+    item_id: str
+    position: int
+
+
+@dataclass
+class Served:
+    request_id: str
+    items: list[Item]
+
+
+@dataclass
+class FakeEngine:
+    ranking: list[str]
+    received: list[dict] = field(default_factory=list)
+    calls: int = 0
+
+    def _serve(self, k):
+        self.calls += 1
+        return Served(f"r{self.calls}", [Item(i, p) for p, i in enumerate(self.ranking[:k], 1)])
+
+    def search(self, query, *, user_id=None, k=None):
+        return self._serve(k or 10)
+
+    def recommend(self, user_id, *, k=None):
+        return self._serve(k or 10)
+
+    def ingest_events(self, rows):
+        self.received.extend(rows)
+        return rows
+
+
+JUDGED = {"drill": {"a": 3.0, "b": 2.0, "c": 1.0, "z": 3.0}}
+
+
+def test_ndcg_uses_every_judgment_as_the_ideal():
+    sim = SearchShoppers(JUDGED)
+    # gains (grade - 1): a=2, b=1, x(unjudged)=0; ideal = [2, 2, 1, 0]
+    got = sim.ndcg("drill", ["a", "b", "x"])
+    d = 1 / np.log2(np.arange(2, 6))
+    assert got == pytest.approx((2 * d[0] + 1 * d[1]) / (2 * d[0] + 2 * d[1] + 1 * d[2]))
+    assert sim.ndcg("drill", ["a", "z", "b"]) == pytest.approx(1.0)
+    assert sim.oracle("drill", ["x", "b", "a", "c"]) == ["a", "b", "x", "c"]
+
+
+def test_examination_follows_the_power_law_and_clicks_rise_with_grade():
+    sim = SearchShoppers(JUDGED, SearchShopperConfig(eta=1.0, noise=0.0, click_max=1.0, buy_max=0.0))
+    rng = np.random.default_rng(0)
+    items = ["a"] * 10  # every slot holds a grade-3 item: click = examined
+    clicks = np.array([sim.react("drill", items, rng)[1] for _ in range(20_000)])
+    np.testing.assert_allclose(clicks.mean(axis=0), 1 / np.arange(1, 11), atol=0.015)
+    sim2 = SearchShoppers(JUDGED, SearchShopperConfig(eta=0.0, noise=0.02, click_max=0.7))
+    rates = np.array([sim2.react("drill", ["a", "b", "c"], rng)[1] for _ in range(20_000)]).mean(axis=0)
+    assert rates[0] > rates[1] > rates[2]
+    assert rates[2] == pytest.approx(0.02, abs=0.005)
+
+
+def test_patience_stops_examination():
+    sim = SearchShoppers(JUDGED, SearchShopperConfig(eta=0.0, patience=2, noise=1.0))
+    _, clicks, _ = sim.react("drill", ["c"] * 5, np.random.default_rng(1))
+    assert clicks.tolist() == [1, 1, 0, 0, 0]
+
+
+def test_search_sends_clicks_and_purchases_with_the_request_id():
+    engine = FakeEngine(["a", "b", "c"])
+    cfg = SearchShopperConfig(eta=0.0, noise=0.0, click_max=1.0, buy_max=1.0)
+    out = SearchShoppers(JUDGED, cfg).search(engine, "drill", "u1", np.random.default_rng(0))
+    assert out.clicks.tolist() == [1, 1, 0]  # grade 1 never clicked without noise
+    assert out.purchases.tolist()[0] == 1
+    assert {r["request_id"] for r in engine.received} == {out.request_id}
+    types = [r["type"] for r in engine.received]
+    assert types.count("click") == 2 and "purchase" in types and "add_to_cart" in types
+    quiet = FakeEngine(["a"])
+    SearchShoppers(JUDGED, cfg).search(quiet, "drill", "u1", np.random.default_rng(0), feedback=False)
+    assert quiet.received == []
+
+
+def test_same_generator_seed_same_shopper():
+    sim = SearchShoppers(JUDGED)
+    a = sim.react("drill", ["a", "b"], np.random.default_rng(5))
+    b = sim.react("drill", ["a", "b"], np.random.default_rng(5))
+    assert all((x == y).all() for x, y in zip(a, b, strict=True))
+
+
+def test_browsing_shopper_clicks_and_consumes_what_they_want_next():
+    engine = FakeEngine(["x", "want1", "y", "want2"])
+    sim = BrowsingShoppers(
+        {"u": ["want1", "want2"]}, BrowsingShopperConfig(eta=0.0, target_click=1.0, noise=0.0)
+    )
+    out = sim.visit(engine, "u", np.random.default_rng(0))
+    assert out.target_clicks == 2 and out.clicks.tolist() == [0, 1, 0, 1]
+    assert sim.remaining("u") == []
+    assert [r["item_id"] for r in engine.received] == ["want1", "want2"]
+    again = sim.visit(engine, "u", np.random.default_rng(0))
+    assert again.target_clicks == 0  # consumed: a frozen feed gets no more wanted clicks
+    frozen = FakeEngine(["want1"])
+    BrowsingShoppers({"v": ["want1"]}, BrowsingShopperConfig(eta=0.0, target_click=1.0)).visit(
+        frozen, "v", np.random.default_rng(0), feedback=False
+    )
+    assert frozen.received == []

@@ -1,0 +1,36 @@
+"""`shoploop train` and `shoploop rollback` on a tiny SQLite shop home."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from shoploop.cli.main import app
+from shoploop.data.demo import DemoConfig, generate_demo_store
+from shoploop.data.ingest import import_records
+from shoploop.engine import build_engine
+from shoploop.feedback.exploration import ExplorationConfig
+from tests.engine.conftest import FAST
+
+runner = CliRunner()
+
+
+def test_train_then_rollback(tmp_path: Path, traffic):
+    home = tmp_path / "shop"
+    bundle = generate_demo_store(DemoConfig(n_products=150, n_users=30, days=5, n_bots=0))
+    engine = build_engine(replace(FAST, home=home, exploration=ExplorationConfig(budget=0.3)))
+    import_records(bundle.products, bundle.events, engine.stores, source="demo", progress=False)
+    engine.start()
+    traffic(engine, 250, seed=5)
+    engine.stores.close()
+
+    first = runner.invoke(app, ["train", "--home", str(home), "--fast"])
+    assert first.exit_code == 0, first.output
+    assert '"version": 1' in first.output
+    # There is no earlier ranker to go back to: a clear error, not a traceback.
+    none = runner.invoke(app, ["rollback", "recommender", "--home", str(home)])
+    assert none.exit_code == 1 and "error" in none.output
+    missing = runner.invoke(app, ["train", "--home", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2
