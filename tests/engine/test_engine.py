@@ -152,3 +152,22 @@ def test_exploration_logs_propensities_that_are_probabilities():
         assert any(i.propensity < 1 for i in served.items[:6])
     assert len(policies) == 1
     assert next(iter(policies)).startswith("pl-explore")
+
+
+def test_trending_follows_fresh_purchases_after_its_refresh(engine):
+    from datetime import UTC, datetime
+
+    item = engine.trending(k=50).items[-1].item_id
+    now = datetime.now(UTC).isoformat()
+    rows = [
+        {
+            "type": "purchase",
+            "user_id": f"buyer-{n}",
+            "timestamp": now,
+            "items": [{"item_id": item, "quantity": 1, "price": 10.0}],
+        }
+        for n in range(30)
+    ]
+    assert all(o.status == "accepted" for o in engine.ingest_events(rows))
+    engine._trending = None  # the snapshot is at most trending_refresh_seconds old; expire it now
+    assert engine.trending(k=3).items[0].item_id == item

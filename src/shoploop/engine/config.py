@@ -34,6 +34,8 @@ class ServingSettings:
     # click-through in the final search score (relative to the normalised retrieval score).
     personalization_weight: float = 0.15
     query_ctr_weight: float = 0.25
+    trending_refresh_seconds: float = 5.0  # trending is a snapshot at most this old
+    trending_depth: int = 5000  # items kept in the snapshot (filters pick from these)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ evaluation and A/B analysis need.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import logging
 import threading
 import time
@@ -93,6 +94,7 @@ class Engine:
         self._catalog_version = 0
         self._lock = threading.RLock()  # guards model swaps and catalog mutations
         self._requests = 0
+        self._trending: tuple[float, list[tuple[str, float]]] | None = None
         self.started_at: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -434,17 +436,16 @@ class Engine:
         k = self.config.serving.default_k if k is None else k
         self._check_k(k)
         flt = self._filters(filters)
-        score: dict[str, float] = {}
-        for signal, weight in (("click", 1.0), ("cart", 3.0), ("purchase", 5.0)):
-            for item, value in self.online.popularity(signal=signal).items():
-                score[item] = score.get(item, 0.0) + weight * value
-        ranked = sorted(score.items(), key=lambda kv: -kv[1])
-        cands = []
-        for item, value in ranked:
+        wanted = max(k * 4, 50)  # room for exploration and merchandising rules
+        cands: list[Candidate] = []
+        for item, value in self._trending_snapshot():
             product = self.products.get(item)
-            where = f" in {product.category}" if product and product.category else ""
+            if product is None or not product.in_stock or (flt is not None and not _passes(product, flt)):
+                continue
+            where = f" in {product.category}" if product.category else ""
             cands.append(Candidate(item, value, {"trending_score": value}, [f"trending{where}"]))
-        cands = self._eligible(cands, flt)
+            if len(cands) >= wanted:
+                break
         if len(cands) < k:  # a new shop has no activity yet: fill with in-stock catalog order
             seen = {c.item_id for c in cands}
             fill = [p for p in self.products.values() if p.item_id not in seen and p.in_stock]
@@ -452,6 +453,24 @@ class Engine:
                 [Candidate(p.item_id, 0.0, {}, ["new in the shop"]) for p in fill[: k * 2]], flt
             )
         return self._serve(surface, cands, user=self._user(user_id), session_id=session_id, k=k)
+
+    def _trending_snapshot(self) -> list[tuple[str, float]]:
+        """Items ranked by decayed clicks + 3 carts + 5 purchases, recomputed at most every few seconds.
+
+        Scoring walks every active item's counters, which at 50k items costs far more than a
+        request may; trends move over minutes, so a short-lived snapshot loses nothing.
+        """
+        now = time.monotonic()
+        cached = self._trending
+        if cached is not None and now - cached[0] < self.config.serving.trending_refresh_seconds:
+            return cached[1]
+        score: dict[str, float] = {}
+        for signal, weight in (("click", 1.0), ("cart", 3.0), ("purchase", 5.0)):
+            for item, value in self.online.popularity(signal=signal).items():
+                score[item] = score.get(item, 0.0) + weight * value
+        ranked = heapq.nlargest(self.config.serving.trending_depth, score.items(), key=lambda kv: kv[1])
+        self._trending = (now, ranked)
+        return ranked
 
     def _product(self, item_id: str) -> Product:
         product = self.products.get(item_id)
