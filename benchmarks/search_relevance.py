@@ -263,7 +263,7 @@ def tune_bm25(
             best = (r["ndcg@10"], cfg, typo)
 
     # (k1, b) first with the default analyzer, then the analyzer switches at the best (k1, b).
-    for k1 in (0.3, 0.45, 0.6, 0.9, 1.2):
+    for k1 in (0.15, 0.3, 0.45, 0.6, 0.9, 1.2):
         for b in (0.4, 0.6, 0.75):
             trial(k1, b, True, False)
     assert best is not None
@@ -324,6 +324,16 @@ def _save(out: Path, result: dict[str, Any]) -> None:
         else:
             cells += ["", ""]
         lines.append("| " + " | ".join(cells) + " |")
+    if result.get("latency_k20"):
+        lines += ["", "Single-query latency of `search(q, k=20)` on up to 1,000 test queries:", ""]
+        for name, lat in result["latency_k20"].items():
+            lines.append(
+                f"- {name}: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms "
+                f"(stage p50 {lat.get('stage_p50_ms')}; "
+                f"1-min load average {lat.get('load_average_1m')})"
+            )
+    if result.get("bm25_tuning"):
+        lines += ["", f"BM25 tuned on training queries: {result['bm25_tuning']['best']}"]
     lines += ["", "Notes:"] + [f"- {n}" for n in result.get("notes", [])]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
@@ -541,14 +551,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, qe in (("hybrid-learned k=20 torch-q", enc), ("hybrid-learned k=20 int8-q", qenc_int8)):
         s._query_encoder = qe
         lat = []
+        stages: dict[str, list[float]] = {}
         for q in test_q[:1000]:
             tq = time.perf_counter()
-            s.search(q, k=20)
+            res = s.search(q, k=20)
             lat.append((time.perf_counter() - tq) * 1e3)
+            for stage, ms in res.timings_ms.items():
+                stages.setdefault(stage, []).append(ms)
         result.setdefault("latency_k20", {})[name] = {
             "p50_ms": round(float(np.percentile(lat, 50)), 2),
             "p99_ms": round(float(np.percentile(lat, 99)), 2),
             "n": len(lat),
+            "stage_p50_ms": {k: round(float(np.percentile(v, 50)), 2) for k, v in stages.items()},
+            "stage_p99_ms": {k: round(float(np.percentile(v, 99)), 2) for k, v in stages.items()},
+            "load_average_1m": round(os.getloadavg()[0], 1),
         }
     s._query_encoder = enc
     result["total_minutes"] = round((time.perf_counter() - t_start) / 60, 1)
