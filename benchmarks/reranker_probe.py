@@ -166,7 +166,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--group-size", type=int, default=4)
-    ap.add_argument("--lr", type=float, default=6e-5)
+    ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--max-length", type=int, default=48)
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--patience", type=int, default=3)

@@ -70,7 +70,7 @@ class CrossEncoderConfig:
     bce_weight: float = 0.0  # listwise mode: weight of an auxiliary pointwise BCE term
     epochs: int = 3
     batch_size: int = 64
-    lr: float = 6e-5
+    lr: float = 1e-4  # measured: 1e-4 beat 6e-5 on validation when only ~100-200 steps fit the budget
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     max_grad_norm: float = 1.0
