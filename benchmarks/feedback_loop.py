@@ -20,7 +20,8 @@ Protocol (search, Home Depot judgments, semi-synthetic):
   propensities logged) and inverse-propensity weights from the EM-estimated examination curve.
   (4) label oracle: the static engine's candidate pool (top 50) sorted by true grade. Learned
   rankers train only on lists of training queries (`RetrainLoop(include=...)`); every retrain
-  goes through the promotion gate.
+  goes through the promotion gate. (2b) ipw_only: the corrected loop's training without
+  exploration, to separate the two ingredients.
 * Reported: NDCG@10 of what was served on held-out queries per window of `--window` searches,
   cumulative clicks and purchases, the share of the static-to-oracle gap closed in the last
   window, the worst window below static after the arm's first promoted ranker, the examination
@@ -69,7 +70,8 @@ from shoploop.feedback.retrain import RetrainConfig, RetrainLoop
 from shoploop.retrieval.config import HybridConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-ARMS = ("static", "naive", "corrected", "oracle")
+ARMS = ("static", "naive", "ipw_only", "corrected", "oracle")
+LEARNED = ("naive", "ipw_only", "corrected")
 
 
 def say(msg: str) -> None:
@@ -152,6 +154,7 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
     engines = {
         "static": make_search_engine(products, explore=0.0),
         "naive": make_search_engine(products, explore=0.0),
+        "ipw_only": make_search_engine(products, explore=0.0),
         "corrected": make_search_engine(products, explore=0.1),
     }
     say(f"engines ready in {time.perf_counter() - started:.0f}s")
@@ -169,6 +172,12 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
             include=include,
             say=say,
         ),
+        "ipw_only": RetrainLoop(
+            engines["ipw_only"],
+            RetrainConfig(correction="ipw", ranker=ranker, gate=gate),
+            include=include,
+            say=say,
+        ),
         "corrected": RetrainLoop(
             engines["corrected"],
             RetrainConfig(correction="ipw", ranker=ranker, gate=gate),
@@ -182,8 +191,8 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
     n = args.searches
     rec = {arm: {"ndcg": np.full(n, np.nan), "clicks": np.zeros(n), "buys": np.zeros(n)} for arm in ARMS}
     is_held = np.zeros(n, dtype=bool)
-    first_promoted: dict[str, int | None] = {"naive": None, "corrected": None}
-    retrains: dict[str, list[dict[str, Any]]] = {"naive": [], "corrected": []}
+    first_promoted: dict[str, int | None] = dict.fromkeys(LEARNED)
+    retrains: dict[str, list[dict[str, Any]]] = {a: [] for a in LEARNED}
     t_last = time.perf_counter()
     for step in range(n):
         q = queries[int(rng.integers(len(queries)))]
@@ -265,7 +274,7 @@ def summarise_search(
         "final_window": last,
         "gap_closed": {
             a: ((last[a] - last["static"]) / gap if gap > 0 and last[a] is not None else None)
-            for a in ("naive", "corrected")
+            for a in LEARNED
         },
         "cumulative": {
             a: {"clicks": int(rec[a]["clicks"].sum()), "purchases": int(rec[a]["buys"].sum())} for a in ARMS
@@ -284,7 +293,7 @@ def summarise_search(
         "true_examination": [round(k**-args.eta, 5) for k in range(1, 11)],
         "seconds": round(seconds, 1),
     }
-    for a in ("naive", "corrected"):
+    for a in LEARNED:
         start = first_promoted[a]
         rel = [
             (win[a] - win["static"]) / win["static"]
@@ -397,7 +406,7 @@ def plots(result: dict[str, Any], img_dir: Path) -> list[str]:
         wins = search["windows_heldout_ndcg10"]
         xs = [w["end"] for w in wins]
         fig, ax = plt.subplots(figsize=(7, 4))
-        for a, style in zip(ARMS, ("-", "--", "-", ":"), strict=True):
+        for a, style in zip(ARMS, ("-", "--", "-.", "-", ":"), strict=True):
             ax.plot(xs, [w[a] for w in wins], style, marker="o", ms=3, label=a)
         for a, color in (("naive", "C1"), ("corrected", "C2")):
             for r in search["retrains"][a]:

@@ -91,7 +91,7 @@ def test_feedback_loop_benchmark_runs(tmp_path):
     saved = json.loads(out.read_text())
     search = saved["search"]
     assert len(search["windows_heldout_ndcg10"]) == 3
-    assert set(search["cumulative"]) == {"static", "naive", "corrected", "oracle"}
+    assert set(search["cumulative"]) == {"static", "naive", "ipw_only", "corrected", "oracle"}
     last = search["final_window"]
     assert last["oracle"] >= last["static"]  # the oracle sorts the same pool by the truth
     assert search["retrains"]["corrected"], "the loops retrained"
