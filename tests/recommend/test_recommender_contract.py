@@ -33,8 +33,20 @@ FACTORIES: dict[str, Callable[[], Recommender]] = {
             max_len=8, hidden=16, n_blocks=1, n_heads=1, dropout=0.1, use_text=True, train=TINY_TRAIN
         )
     ),
+    "sasrec_text_cosine": lambda: SASRec(
+        SASRecConfig(
+            max_len=8,
+            hidden=16,
+            n_blocks=1,
+            n_heads=1,
+            dropout=0.1,
+            use_text=True,
+            cosine_temperature=0.1,
+            train=TINY_TRAIN,
+        )
+    ),
 }
-SEQUENTIAL = {"item_knn", "item_knn_bm25", "ease", "sasrec_id", "sasrec_text"}
+SEQUENTIAL = {"item_knn", "item_knn_bm25", "ease", "sasrec_id", "sasrec_text", "sasrec_text_cosine"}
 
 
 @pytest.fixture(scope="module")

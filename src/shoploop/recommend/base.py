@@ -132,15 +132,20 @@ def mask_items(
     return scores
 
 
-def cosine_neighbours(emb: np.ndarray, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Items most cosine-similar to `item` by rows of `emb` (n_items+1, d), excluding itself and 0."""
-    n = emb.shape[0]
+def unit_rows(emb: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero), float32."""
+    emb = np.asarray(emb, dtype=np.float32)
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    return emb / np.where(norms > 0, norms, 1.0)
+
+
+def cosine_neighbours(unit: np.ndarray, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Items most cosine-similar to `item`; `unit` = `unit_rows(emb)` (n_items+1, d), cached by
+    the caller so a request costs one (n, d) @ (d,) product. Excludes the item itself and 0."""
+    n = unit.shape[0]
     if not 0 < item < n:
         return np.zeros(k, dtype=np.int64), np.full(k, NEG_INF, dtype=np.float32)
-    norms = np.linalg.norm(emb, axis=1)
-    norms[norms == 0] = 1.0
-    sims = (emb @ emb[item]) / (norms * norms[item])
-    sims = sims.astype(np.float32)
+    sims = unit @ unit[item]
     sims[0] = NEG_INF
     sims[item] = NEG_INF
     idx, vals = top_k(sims[None, :], k)

@@ -5,7 +5,7 @@ affordable on CPU and avoids the overconfidence that sampled negatives cause in 
 (Klenitskiy & Vasilev, RecSys 2023; Petrov & Macdonald, gSASRec, RecSys 2023).
 
 The loop knows nothing about SASRec's internals beyond two methods of the module:
-`hidden(seq) -> (B, L, d)` and `item_table() -> (n_items+1, d)`; that keeps this file
+`hidden(seq) -> (B, L, d)`, `item_table() -> (n_items+1, d)` and `logits(h, table)`; that keeps this file
 importable from `sasrec.py` without a cycle.
 """
 
@@ -95,7 +95,7 @@ def ndcg10_full_ranking(
         hist = [list(h)[-max_len:] for h in histories[start : start + batch_size]]
         tgt = torch.as_tensor(list(targets[start : start + batch_size]), dtype=torch.long)
         h = model.hidden(pad_left(hist))[:, -1, :]  # (B, d)
-        scores = h @ table.T  # (B, n+1)
+        scores = model.logits(h, table)  # (B, n+1)
         scores[:, 0] = -torch.inf
         for r, items in enumerate(hist):
             # history excluded, except the target itself (as evaluation.metrics.rank_of_target)
@@ -155,7 +155,7 @@ def train_sasrec(
             keep = tgt > 0
             h = hid[keep]  # (N, d) positions that have a next item
             table = model.item_table()  # (n+1, d), rebuilt each step: text adaptor is trained
-            logits = h @ table[1:].T  # (N, n) padding row excluded from the softmax
+            logits = model.logits(h, table[1:])  # (N, n) padding row excluded from the softmax
             loss = loss_fn(logits, tgt[keep] - 1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
