@@ -248,6 +248,8 @@ def run_cross_encoder(args, fit_q, valid_q, test_q, judged, text, index, bm25) -
     if args.load_model:
         ce = CrossEncoderReranker.load(args.load_model)
         out["model"] = str(args.load_model)
+        out["train"] = asdict(ce.record_)  # the saved model's own training record
+        out["config"] = asdict(ce.config)
     else:
         t = time.perf_counter()
         hits = bm25.search_many(fit_q + valid_q, args.hard_window)
