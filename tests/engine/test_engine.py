@@ -171,3 +171,33 @@ def test_trending_follows_fresh_purchases_after_its_refresh(engine):
     assert all(o.status == "accepted" for o in engine.ingest_events(rows))
     engine._trending = None  # the snapshot is at most trending_refresh_seconds old; expire it now
     assert engine.trending(k=3).items[0].item_id == item
+
+
+def test_too_few_clicks_for_cross_encoder_training_is_a_clear_error():
+    from dataclasses import replace
+
+    from tests.engine.conftest import FAST
+
+    strict = replace(FAST, serving=replace(FAST.serving, cross_encoder_min_pairs=10**9))
+    engine, _ = make_engine(strict)
+    with pytest.raises(InvalidRequest) as err:
+        engine.train("cross_encoder")
+    assert err.value.field == "events"
+    assert "at least" in err.value.reason
+
+
+def test_active_cross_encoder_rescores_the_head_of_search(engine, tmp_path):
+    from shoploop.engine.training import register
+    from shoploop.ranking.cross_encoder import CrossEncoderReranker
+    from tests.ranking.test_cross_encoder import build_tiny_bert, tiny_config, toy_pairs
+
+    model = CrossEncoderReranker(tiny_config(build_tiny_bert(tmp_path / "bert"), epochs=1)).fit(
+        toy_pairs(0), toy_pairs(1)
+    )
+    version = register(engine.stores, "cross_encoder", model.save, metrics={}, config={})
+    engine.promote("cross_encoder", version.version)
+    served = engine.search("drill", k=40)
+    head = served.items[: engine.config.serving.cross_encoder_top]
+    assert all("cross_encoder" in item.explanation for item in head)
+    assert all("cross_encoder" not in item.explanation for item in served.items[len(head) :])
+    assert engine.versions["cross_encoder"] == version.version

@@ -34,6 +34,10 @@ class ServingSettings:
     # click-through in the final search score (relative to the normalised retrieval score).
     personalization_weight: float = 0.15
     query_ctr_weight: float = 0.25
+    cross_encoder_top: int = 30  # candidates the fine-tuned cross-encoder re-scores (cost is per pair)
+    cross_encoder_weight: float = 0.5  # its share of the head's final score
+    cross_encoder_minutes: float = 10.0  # training budget for `train("cross_encoder")`
+    cross_encoder_min_pairs: int = 200
     trending_refresh_seconds: float = 5.0  # trending is a snapshot at most this old
     trending_depth: int = 5000  # items kept in the snapshot (filters pick from these)
 

@@ -32,11 +32,14 @@ from shoploop.engine.training import (
     train_recommender,
     train_searcher,
 )
+from shoploop.feedback.click_pairs import click_pairs
 from shoploop.feedback.exploration import ExplorationPolicy
 from shoploop.feedback.features import FeatureContext
 from shoploop.feedback.ltr import LearnedRanker
 from shoploop.feedback.online import OnlineState, UserProfile
+from shoploop.feedback.training_data import join_logs
 from shoploop.privacy import Pseudonymizer
+from shoploop.ranking.cross_encoder import CrossEncoderConfig, CrossEncoderReranker
 from shoploop.ranking.rules import Candidate, RuleBook, RuleContext, apply_rules
 from shoploop.recommend.surfaces import ItemMeta, Recommendation, Surfaces
 from shoploop.retrieval.filters import Filters
@@ -89,6 +92,7 @@ class Engine:
         self.searcher: HybridSearcher | None = None
         self.recs: RecommenderBundle | None = None
         self.surfaces: Surfaces | None = None
+        self.cross_encoder: CrossEncoderReranker | None = None  # fine-tuned from feedback, optional
         self.ranker: LearnedRanker | None = None  # learned re-ranker; None = heuristic scores
         self.versions: dict[str, int] = {}
         self._catalog_version = 0
@@ -111,6 +115,7 @@ class Engine:
         if self.products:
             self._load_or_train("search", train_if_missing, say)
             self._load_or_train("recommender", train_if_missing, say)
+            self._load_or_train("cross_encoder", False, say)  # fine-tuned on demand (`shoploop train`)
             self._load_or_train("ranker", False, say)  # learned from feedback, never on start-up
         n = self.online.replay(self.stores.events.scan(exclude_flagged=True))
         say(f"online state: replayed {n} events in {time.perf_counter() - t0:.1f}s total start-up")
@@ -159,11 +164,68 @@ class Engine:
                 metrics=metrics,
                 config=asdict(self.config.recommender),
             )
+        elif name == "cross_encoder":
+            version = self._train_cross_encoder()
         else:
-            raise InvalidRequest("name", f"unknown model {name!r}; expected 'search' or 'recommender'")
+            raise InvalidRequest(
+                "name", f"unknown model {name!r}; expected 'search', 'recommender' or 'cross_encoder'"
+            )
         if promote:
             version = self.stores.registry.promote(name, version.version, reason="trained on start-up")
         return version
+
+    def _train_cross_encoder(self) -> ModelVersion:
+        """Fine-tune the re-ranker on (query, product) pairs from shoppers' clicks and purchases."""
+        lists = join_logs(self.stores.events.scan(types=["impression", "click", "add_to_cart", "purchase"]))
+
+        def text(item_id: str) -> str | None:
+            product = self.products.get(item_id)
+            return product.text() if product else None
+
+        pairs = click_pairs(lists, text, seed=self.config.seed)
+        settings = self.config.serving
+        if len(pairs.train) < settings.cross_encoder_min_pairs or not pairs.valid:
+            raise InvalidRequest(
+                "events",
+                f"{len(pairs.train)} training pairs from clicked searches; "
+                f"the cross-encoder needs at least {settings.cross_encoder_min_pairs}",
+            )
+        config = CrossEncoderConfig(
+            time_budget_minutes=settings.cross_encoder_minutes, seed=self.config.seed, backend="onnx-int8"
+        )
+        model = CrossEncoderReranker(config).fit(pairs.train, pairs.valid)
+        record = getattr(model, "record_", None)
+        metrics = {
+            "train_pairs": len(pairs.train),
+            "valid_pairs": len(pairs.valid),
+            "queries": pairs.queries,
+            "valid_ndcg10": float(getattr(record, "best_valid_ndcg", 0.0) or 0.0),
+        }
+        return register(self.stores, "cross_encoder", model.save, metrics=metrics, config=asdict(config))
+
+    def _cross_rerank(self, query: str, cands: list[Candidate]) -> list[Candidate]:
+        """Re-order the top candidates with the fine-tuned cross-encoder, when one is active.
+
+        Only the top `cross_encoder_top` are scored (the cost is per pair); within them the
+        final score blends the normalised first-stage score with the normalised cross-encoder
+        score, so the re-ranker refines rather than overrules retrieval.
+        """
+        model = self.cross_encoder
+        top = self.config.serving.cross_encoder_top
+        if model is None or not cands:
+            return cands
+        head, tail = cands[:top], cands[top:]
+        texts = [self.products[c.item_id].text() if c.item_id in self.products else "" for c in head]
+        raw = model.score(query, texts)
+        weight = self.config.serving.cross_encoder_weight
+        first = _minmax(np.array([c.score for c in head], dtype=float))
+        blended = (1 - weight) * first + weight * _minmax(raw.astype(float))
+        offset = max((c.score for c in tail), default=0.0)
+        for c, value, logit in zip(head, blended, raw, strict=True):
+            c.explanation["cross_encoder"] = float(logit)
+            c.score = offset + 1.0 + float(value)  # the re-ranked head stays above the tail
+        head.sort(key=lambda c: -c.score)
+        return head + tail
 
     def _text_vectors(self, products: Sequence[Product]) -> np.ndarray | None:
         """Product text vectors aligned with `products` (row 0 = padding), from the search index."""
@@ -194,6 +256,10 @@ class Engine:
             with self._lock:
                 self.recs = bundle
                 self.surfaces = surfaces
+        elif version.name == "cross_encoder":
+            reranker = CrossEncoderReranker.load(version.path)
+            with self._lock:
+                self.cross_encoder = reranker
         elif version.name == "ranker":
             ranker = LearnedRanker.load(version.path)
             with self._lock:
@@ -286,6 +352,7 @@ class Engine:
                 score += ctr_lift
             cands.append(Candidate(hit.item_id, score, expl))
         cands.sort(key=lambda c: -c.score)
+        cands = self._cross_rerank(query, cands)
         ranker = self.ranker
         if ranker is not None:  # the learned ranker replaces the heuristic scores above
             ctx = FeatureContext(self.online, self.products.get, query=query, profile=profile)
