@@ -231,14 +231,16 @@ def cold_start_split(split: SequenceSplit, frac: float, seed: int) -> tuple[set[
 # ------------------------------------------------------------------------------ latency
 
 
-def measure_latency(n_items: int, seed: int, n_calls: int = 300, threads: int = 1) -> dict[str, float]:
+def measure_latency(
+    n_items: int, seed: int, n_calls: int = 300, threads: int = 1, hidden: int = 128
+) -> dict[str, float]:
     """p50/p99 ms of recommend_one and similar_items for a random-weight text SASRec."""
     import torch
 
     from shoploop.recommend.sasrec import SASRecModel
 
     rng = np.random.default_rng(seed)
-    config = SASRecConfig(max_len=50, hidden=64, use_text=True, train=TrainConfig(num_threads=threads))
+    config = SASRecConfig(max_len=50, hidden=hidden, use_text=True, train=TrainConfig(num_threads=threads))
     text = rng.standard_normal((n_items + 1, 384)).astype(np.float32)
     model = SASRec(config)
     model.n_items_ = n_items
@@ -266,6 +268,7 @@ def measure_latency(n_items: int, seed: int, n_calls: int = 300, threads: int = 
         "similar_items_p99_ms": float(np.percentile(sim_ms, 99)),
         "load_average": load_average(),
         "threads": threads,
+        "hidden": hidden,
     }
 
 
@@ -297,6 +300,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--latency-items", type=int, default=0, help="measure serving latency at this catalog size"
     )
+    p.add_argument("--latency-hidden", type=int, default=128, help="model width for the latency check")
     p.add_argument("--cache-dir", type=Path, default=Path("var/cache/text"))
     p.add_argument(
         "--refit-on-valid",
@@ -313,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     split = read_split(args.format, args.data_dir, args.name)
     dataset = args.data_dir.name
     out = args.out or Path("benchmarks/results") / f"sequential_{dataset}.json"
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip() and m.strip() != "none"]
     log.info(
         "%s: %d users, %d items, %d test cases, models %s",
         dataset,
@@ -376,7 +380,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         result["cold_start"] = cold_start_run(split, args, emb, valid, ease_l2)
         write_outputs(result, out)
     if args.latency_items:
-        result["latency"] = measure_latency(args.latency_items, args.seed, threads=args.threads)
+        result["latency"] = measure_latency(
+            args.latency_items, args.seed, threads=args.threads, hidden=args.latency_hidden
+        )
         log.info("latency: %s", result["latency"])
     result["load_average_end"] = load_average()
     write_outputs(result, out)
@@ -512,7 +518,8 @@ def markdown(result: dict[str, Any]) -> str:
         lt = result["latency"]
         lines += [
             "",
-            f"Latency ({lt['n_items']} items, random weights, {lt['threads']} thread(s), "
+            f"Latency ({lt['n_items']} items, hidden {lt.get('hidden', 64)}, random weights, "
+            f"{lt['threads']} thread(s), "
             f"load {lt['load_average']:.1f}): "
             f"recommend_one p50 {lt['recommend_one_p50_ms']:.1f} ms / "
             f"p99 {lt['recommend_one_p99_ms']:.1f} ms; "
