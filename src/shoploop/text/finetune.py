@@ -209,8 +209,10 @@ def finetune_bi_encoder(
     budget_s = cfg.time_budget_minutes * 60.0
     t0 = time.perf_counter()
     best_state = None
+    eval_s, n_evals = 0.0, 0  # validation time, kept out of the step-rate estimate
     if valid_eval is not None:
         r0 = evaluate()
+        eval_s, n_evals = time.perf_counter() - t0, 1
         rec.best_valid_recall, best_state = r0, copy.deepcopy(model.state_dict())
         rec.history.append({"step": 0, "valid_recall": r0, "elapsed": time.perf_counter() - t0})
         if cfg.progress:
@@ -240,8 +242,12 @@ def finetune_bi_encoder(
             loss_n += 1
             elapsed = time.perf_counter() - t0
             if step in (5, 20) or step % cfg.log_every_steps == 0:
-                fit_steps = int(step + (budget_s - elapsed) / (elapsed / step) * 0.95)
-                horizon[0] = max(step + 1, min(horizon[0], fit_steps))
+                # plan from the training-only step rate, reserving time for the validations still to come
+                sec_per_step = max(1e-9, elapsed - eval_s) / step
+                per_eval = eval_s / n_evals if n_evals else 0.0
+                cost = sec_per_step + per_eval / cfg.eval_every_steps
+                left = max(0.0, budget_s - elapsed - per_eval) * 0.97
+                horizon[0] = int(min(planned, max(step + 1, step + left / cost)))
             if step % cfg.log_every_steps == 0:
                 rec.history.append({"step": step, "train_loss": loss_acc / loss_n, "elapsed": elapsed})
                 if cfg.progress:
@@ -253,7 +259,9 @@ def finetune_bi_encoder(
                     )
                 loss_acc, loss_n = 0.0, 0
             if valid_eval is not None and step % cfg.eval_every_steps == 0:
+                te = time.perf_counter()
                 r = evaluate()
+                eval_s, n_evals = eval_s + time.perf_counter() - te, n_evals + 1
                 rec.history.append({"step": step, "valid_recall": r, "elapsed": time.perf_counter() - t0})
                 if r > (rec.best_valid_recall or 0.0) + cfg.min_delta:
                     rec.best_valid_recall, rec.best_step, bad = r, step, 0
