@@ -42,6 +42,7 @@ FACTORIES: dict[str, Callable[[], Recommender]] = {
             dropout=0.1,
             use_text=True,
             cosine_temperature=0.1,
+            id_dropout=0.2,
             train=TINY_TRAIN,
         )
     ),

@@ -65,6 +65,9 @@ class SASRecConfig:
     # text-based recommenders (UniSRec, Recformer): removes the norm advantage that frequent
     # items build up, which matters on sparse catalogs.
     cosine_temperature: float | None = None
+    # Training-time probability of hiding an item's id row so it is scored from text alone,
+    # like a cold item at serving time (DropoutNet-style, Volkovs et al., NeurIPS 2017).
+    id_dropout: float = 0.0
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -137,7 +140,11 @@ class SASRecModel(nn.Module):
         """(n_items+1, d): the embedding of every item, used for input AND output (tied)."""
         table = torch.zeros_like(self.item_id.weight)
         if self.config.use_id or self.adaptor is None:
-            table = table + self.item_id.weight * self.id_mask
+            mask = self.id_mask
+            if self.training and self.adaptor is not None and self.config.id_dropout > 0:
+                keep = torch.rand_like(mask) >= self.config.id_dropout
+                mask = mask * keep
+            table = table + self.item_id.weight * mask
         if self.adaptor is not None:
             text = self.gate * self.adaptor(self.text)  # (n+1, d)
             table = table + text * (torch.arange(self.n_items + 1, device=text.device) > 0)[:, None]
