@@ -119,6 +119,14 @@ class Judgments:
         return {u for u, r in self.rel[q].items() if r >= 2.5}
 
 
+def cold(*encoders: Any) -> None:
+    """Empty the query-embedding LRU caches so a system's latency includes encoding every query."""
+    for e in encoders:
+        cache = getattr(e, "_query_cache", None)
+        if cache is not None:
+            cache.clear()
+
+
 def evaluate(
     name: str,
     rank: RankFn,
@@ -554,6 +562,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # latency at the shop's usual k=20 (the figure the p99 <= 20 ms target is about)
     for name, qe in (("hybrid-learned k=20 torch-q", enc), ("hybrid-learned k=20 int8-q", qenc_int8)):
         s._query_encoder = qe
+        cold(qe)  # otherwise every query is an LRU hit from the evaluations above
         lat = []
         stages: dict[str, list[float]] = {}
         for q in test_q[:1000]:
