@@ -8,7 +8,6 @@ evaluation and A/B analysis need.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import logging
 import threading
@@ -98,6 +97,7 @@ class Engine:
         self._catalog_version = 0
         self._lock = threading.RLock()  # guards model swaps and catalog mutations
         self._requests = 0
+        self._explorations = 0
         self._trending: tuple[float, list[tuple[str, float]]] | None = None
         self.started_at: float | None = None
 
@@ -340,7 +340,7 @@ class Engine:
         profile = self.online.profile(user)
         scores = _minmax(np.array([h.score for h in result.items], dtype=float))
         cands = []
-        query_key = result.understood.corrected or result.understood.normalized
+        query_key = query  # OnlineState normalises case and spacing itself
         for hit, base in zip(result.items, scores, strict=True):
             expl = dict(hit.explanation)
             expl["retrieval_score"] = hit.score
@@ -591,9 +591,12 @@ class Engine:
         propensities = np.ones(len(ranked))
         policy = "deterministic"
         if ranked and not pinned and page == 1:
-            rng = np.random.default_rng(
-                int(hashlib.blake2b(request_id.encode(), digest_size=8).hexdigest(), 16)
-            )
+            # Seeded by (engine seed, list number): the same traffic replayed against the same
+            # engine explores identically, which simulations and regression tests rely on.
+            with self._lock:
+                self._explorations += 1
+                draw = self._explorations
+            rng = np.random.default_rng([self.config.seed, draw])
             choice = self.exploration.choose(np.array([c.score for c in ranked]), rng)
             ranked = [ranked[i] for i in choice.order]
             propensities = choice.propensities

@@ -105,6 +105,11 @@ class UserProfile:
 _ITEM_SIGNAL = {ClickEvent: "click", AddToCartEvent: "cart"}
 
 
+def query_key(query: str) -> str:
+    """How per-query counters are keyed: case and spacing do not make a different query."""
+    return " ".join(query.lower().split())
+
+
 class OnlineState:
     """Thread-safe, in-memory online counters and shopper state."""
 
@@ -133,8 +138,9 @@ class OnlineState:
             self.last_event_at = max(self.last_event_at, ts)
             if isinstance(event, ImpressionEvent):
                 self._remember_impression(event)
+                query = query_key(event.query) if event.query else None
                 for shown in event.items:
-                    self._count(shown.item_id, event.surface, event.query, "impression", ts)
+                    self._count(shown.item_id, event.surface, query, "impression", ts)
                 return
             user = self._user(event.user_id)
             user.last_seen = max(user.last_seen, ts)
@@ -142,7 +148,7 @@ class OnlineState:
                 user.sessions.add(event.session_id)
             if isinstance(event, SearchEvent):
                 if event.query.strip():
-                    user.queries.append(event.query.strip().lower())
+                    user.queries.append(query_key(event.query))
                 return
             surface, query = self._impressions.get(getattr(event, "request_id", None) or "", ("*", None))
             if isinstance(event, PurchaseEvent):
@@ -173,7 +179,7 @@ class OnlineState:
         return n
 
     def _remember_impression(self, event: ImpressionEvent) -> None:
-        query = event.query.strip().lower() if event.query else None
+        query = query_key(event.query) if event.query else None
         self._impressions[event.request_id] = (event.surface, query)
         self._impression_order.append(event.request_id)
         # Interactions arrive seconds to minutes after the list; a bounded map suffices.
@@ -231,7 +237,7 @@ class OnlineState:
         return (clicks + prior_c) / (max(shown, clicks) + prior_n)
 
     def query_item_ctr(self, query: str, item_id: str, *, now: datetime | None = None) -> float:
-        key = query.strip().lower()
+        key = query_key(query)
         t = self._now(now)
         clicks = self._query_item.get((key, item_id, "click"))
         shown = self._query_item.get((key, item_id, "impression"))
@@ -243,7 +249,7 @@ class OnlineState:
     def query_item_signal(
         self, query: str, item_id: str, signal: str, *, now: datetime | None = None
     ) -> float:
-        counter = self._query_item.get((query.strip().lower(), item_id, signal))
+        counter = self._query_item.get((query_key(query), item_id, signal))
         return counter.get(self._now(now), self._half_life) if counter else 0.0
 
     def popularity(self, *, signal: str = "purchase", now: datetime | None = None) -> dict[str, float]:
