@@ -34,3 +34,23 @@ def test_train_then_rollback(tmp_path: Path, traffic):
     assert none.exit_code == 1 and "error" in none.output
     missing = runner.invoke(app, ["train", "--home", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2
+
+
+def test_train_one_model_as_candidate_or_active(tmp_path: Path):
+    home = tmp_path / "shop"
+    bundle = generate_demo_store(DemoConfig(n_products=120, n_users=25, days=5, n_bots=0))
+    engine = build_engine(replace(FAST, home=home))
+    import_records(bundle.products, bundle.events, engine.stores, source="demo", progress=False)
+    engine.start()
+    engine.stores.close()
+
+    candidate = runner.invoke(app, ["train", "--home", str(home), "--fast", "--model", "recommender"])
+    assert candidate.exit_code == 0, candidate.output
+    assert "recommender: v2 registered, candidate" in candidate.output
+    active = runner.invoke(
+        app, ["train", "--home", str(home), "--fast", "--model", "recommender", "--promote"]
+    )
+    assert "recommender: v3 registered, active" in active.output
+    bad = runner.invoke(app, ["train", "--home", str(home), "--model", "everything"])
+    assert bad.exit_code == 2
+    assert "--model" in bad.output

@@ -59,6 +59,17 @@ def train(
     fast: Annotated[
         bool, typer.Option("--fast", help="If models must be trained first: BM25-only search, item-kNN.")
     ] = False,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="ranker (default: the gated feedback loop), or train one model once as a candidate: "
+            "cross_encoder (fine-tuned on clicked searches), recommender, search.",
+        ),
+    ] = "ranker",
+    promote: Annotated[
+        bool, typer.Option("--promote", help="With --model other than ranker: make the new version active.")
+    ] = False,
 ) -> None:
     """Retrain the learned ranker from shopper feedback, gate it, promote or reject it."""
     from shoploop.engine import EngineConfig, RecommenderSettings, build_engine
@@ -75,7 +86,21 @@ def train(
             search=HybridConfig(use_dense=False),
             recommender=RecommenderSettings(kind="item_knn"),
         )
+    if model not in ("ranker", "cross_encoder", "recommender", "search"):
+        typer.secho("error: --model must be ranker, cross_encoder, recommender or search", err=True, fg="red")
+        raise typer.Exit(2)
     engine = build_engine(config).start(progress=lambda m: typer.echo(m))
+    if model != "ranker":
+        from shoploop.engine import InvalidRequest
+
+        try:
+            version = engine.train(model, promote=promote)
+        except InvalidRequest as err:
+            typer.secho(f"error: {err}", err=True, fg="red")
+            raise typer.Exit(2) from None
+        state = "active" if promote else "candidate (promote with the dashboard or the API)"
+        typer.echo(f"{model}: v{version.version} registered, {state}; metrics {dict(version.metrics)}")
+        return
     loop_config = RetrainConfig(
         every_events=every_events,
         every_minutes=every_minutes,
