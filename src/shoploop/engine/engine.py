@@ -468,27 +468,29 @@ class Engine:
         self, item_id: str, *, k: int | None = None, user_id: str | None = None, session_id: str | None = None
     ) -> ServedList:
         """Items like this one: co-view neighbours blended with text and model-embedding similarity."""
-        k = self.config.serving.default_k if k is None else k
-        self._check_k(k)
-        self._product(item_id)
-        bundle = self._bundle()
-        recs = self.surfaces.similar_items(bundle.items.get(item_id), max(k * 3, 30))
-        cands = self._eligible(self._recommended(bundle, recs, "similarity"), None)
-        user = self._user(user_id)
-        return self._serve("similar", cands, user=user, session_id=session_id, k=k, anchor=item_id)
+        return self._item_surface("similar", item_id, k, user_id, session_id)
 
     def bought_together(
         self, item_id: str, *, k: int | None = None, user_id: str | None = None, session_id: str | None = None
     ) -> ServedList:
+        """Items shoppers bought with this one (same order, or the same shopper's purchases)."""
+        return self._item_surface("bought_together", item_id, k, user_id, session_id)
+
+    def _item_surface(
+        self, surface: str, item_id: str, k: int | None, user_id: str | None, session_id: str | None
+    ) -> ServedList:
         k = self.config.serving.default_k if k is None else k
         self._check_k(k)
-        self._product(item_id)
+        self._product(item_id)  # NotFound for unknown items, before any work
         bundle = self._bundle()
-        recs = self.surfaces.bought_together(bundle.items.get(item_id), max(k * 3, 30))
-        cands = self._eligible(self._recommended(bundle, recs, "co_purchase"), None)
-        return self._serve(
-            "bought_together", cands, user=self._user(user_id), session_id=session_id, k=k, anchor=item_id
-        )
+        index, pool = bundle.items.get(item_id), max(k * 3, 30)
+        if surface == "similar":
+            recs, detail = self.surfaces.similar_items(index, pool), "similarity"
+        else:
+            recs, detail = self.surfaces.bought_together(index, pool), "co_purchase"
+        cands = self._eligible(self._recommended(bundle, recs, detail), None)
+        user = self._user(user_id)
+        return self._serve(surface, cands, user=user, session_id=session_id, k=k, anchor=item_id)
 
     def trending(
         self,
