@@ -102,18 +102,23 @@ def test_time_budget_zero_stops_after_one_step(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_finetuning_minilm_improves_recall_on_a_toy_set(tmp_path: Path) -> None:
-    # product codes the pretrained model cannot know: "sku-7 lamp" must map to "model 7 lamp ..."
-    pairs = [(f"code{i} {t}", f"{t} series {i} by acme") for i in range(12) for t in THINGS[:5]]
+    # Made-up words for the product types ("blorp 7" means "lamp series 7"). Every number comes
+    # with all five types, so before fine-tuning the model can match the number but must guess
+    # the type (Recall@1 about 1/5); it can only do better by learning the made-up words.
+    words = dict(zip(THINGS[:5], ["blorp", "frimmel", "zudge", "quantle", "wezzer"], strict=True))
+    pairs = [(f"{words[t]} {i}", f"{t} series {i} by acme") for i in range(12) for t in THINGS[:5]]
     cfg = BiEncoderFinetuneConfig(
         batch_size=16,
         max_seq_length=16,
-        epochs=4,
+        epochs=3,
         lr=5e-5,
         valid_frac=0.2,
         eval_every_steps=5,
+        recall_k=1,  # over a 60-product corpus Recall@20 is 1.0 for any model: it could not fail
         progress=False,
     )
     out = finetune_bi_encoder(pairs, tmp_path / "ft", cfg)
     rec = json.loads((out / "finetune_record.json").read_text())["record"]
     first = rec["history"][0]["valid_recall"]
-    assert rec["best_valid_recall"] > first
+    assert first < 0.6
+    assert rec["best_valid_recall"] > first + 0.1
