@@ -20,6 +20,7 @@ from shoploop.store.sqlite import (
     SqliteDatabase,
     SqliteEventLog,
 )
+from shoploop.store.sqlite_db import _MIGRATIONS, _split_statements
 
 
 def batch(t0, n: int, prefix: str = "e"):
@@ -181,6 +182,25 @@ def test_newer_schema_is_refused(tmp_path):
     conn.close()
     with pytest.raises(RuntimeError, match="newer"):
         SqliteDatabase(path)
+
+
+def test_a_version_1_home_is_upgraded_in_place_and_keeps_its_events(tmp_path, t0):
+    path = tmp_path / "s.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in _split_statements(_MIGRATIONS[0]):
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version=1")
+    conn.execute(
+        "INSERT INTO events (event_id, type, user_id, ts, payload) VALUES ('e1', 'view', 'u1', 1, ?)",
+        (view("e1", "u1", t0).model_dump_json(),),
+    )
+    conn.close()
+    db = SqliteDatabase(path)  # a home written by schema v1, before the event-by-item index went
+    assert db.schema_version == SCHEMA_VERSION == 2
+    indexes = {r[0] for r in db.reader().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "events_item" not in indexes and "events_user_ts" in indexes
+    assert [e.event_id for e in SqliteEventLog(db).scan()] == ["e1"]
+    db.close()
 
 
 def test_catalog_change_feed_rolls_back_with_the_upsert(tmp_path):
