@@ -113,9 +113,11 @@ def serve_engine(args: argparse.Namespace) -> None:
     import uvicorn
 
     from shoploop.api import ApiSettings, create_app
+    from shoploop.api.process import limit_malloc_arenas
     from shoploop.engine import EngineConfig, RecommenderSettings, build_engine
     from shoploop.retrieval.config import HybridConfig
 
+    limit_malloc_arenas()  # as `shoploop serve` does
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     config = EngineConfig(
@@ -466,8 +468,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "rss_gib": {"goal": "<= 2", "measured": rss_gib, "met": rss_gib <= 2},
         },
         "note": (
-            "Client and server share the machine's 2 cores; other jobs were running "
-            f"(load average {load_start} at start), so these are lower bounds for an idle box."
+            "Client and server share the machine's 2 cores"
+            + (
+                f"; other jobs were running (load average {load_start} at start), so these are "
+                "lower bounds for an idle box."
+                if load_start[0] >= 1.0
+                else f" and nothing else was running (load average {load_start} at start)."
+            )
         ),
     }
     out.write_text(json.dumps(result, indent=2))

@@ -64,9 +64,11 @@ def serve(
     import uvicorn
 
     from shoploop.api import create_app, generate_demo_keys, settings_for_home
+    from shoploop.api.process import limit_malloc_arenas
     from shoploop.engine import EngineConfig, RecommenderSettings, build_engine
     from shoploop.retrieval.config import HybridConfig
 
+    limit_malloc_arenas()  # before models load and threads start allocating
     home = home or Path(os.environ.get("SHOPLOOP_HOME") or "./var/shoploop")
     home.mkdir(parents=True, exist_ok=True)
     if demo:

@@ -20,8 +20,12 @@ class HybridConfig:
     bm25: BM25Config = field(default_factory=BM25Config)
     dense: DenseConfig = field(default_factory=DenseConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)  # product vectors
-    # Query-time encoder backend; "onnx-int8" is ~3x faster per query (see the benchmark for its cost).
-    query_backend: Literal["torch", "onnx-int8"] | None = None  # None = same as `encoder.backend`
+    # Query-time encoder backend. None = the product encoder's own. "auto" = the int8 ONNX build
+    # when products are encoded by the packaged MiniLM (it is the same model quantised: on Home
+    # Depot it cost nothing -- NDCG@10 0.4264 vs 0.4259 with torch -- and answers a query several
+    # times faster, benchmarks/results/search_relevance.md), else the product encoder's own
+    # (a fine-tuned model has no int8 twin).
+    query_backend: Literal["auto", "torch", "onnx-int8"] | None = "auto"
     use_dense: bool = True
     fusion: FusionConfig = field(default_factory=FusionConfig)
     typo: TypoConfig = field(default_factory=TypoConfig)
@@ -34,6 +38,15 @@ class HybridConfig:
     title_repeat: int = 2  # the title counts this many times in BM25 (a cheap title-field boost)
     max_query_chars: int = 256  # longer queries are truncated (and the response says so)
     embedding_cache_dir: str | None = None  # on-disk cache of product vectors by (model, text hash)
+
+    def resolved_query_backend(self) -> Literal["torch", "onnx-int8"]:
+        """The backend queries are actually encoded with (see `query_backend`)."""
+        if self.query_backend is None:
+            return self.encoder.backend
+        if self.query_backend == "auto":
+            packaged_torch = self.encoder.model_path is None and self.encoder.backend == "torch"
+            return "onnx-int8" if packaged_torch else self.encoder.backend
+        return self.query_backend
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

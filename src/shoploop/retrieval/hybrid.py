@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -117,14 +117,19 @@ class HybridSearcher:
     @property
     def query_encoder(self) -> TextEncoder:
         if self._query_encoder is None:
-            backend = self.config.query_backend or self.config.encoder.backend
-            if backend == self.config.encoder.backend:
+            # "auto" looks at the product encoder actually in use: an injected one (tests,
+            # shared instances) may not be the packaged MiniLM the int8 build is a twin of.
+            injected = self._encoder
+            if injected is not None and not isinstance(injected, TextEncoder):
+                self._query_encoder = injected  # a stand-in encoder: queries go through it too
+                return injected
+            in_use = injected.config if injected is not None else self.config.encoder
+            backend = replace(self.config, encoder=in_use).resolved_query_backend()
+            if backend == in_use.backend:
                 self._query_encoder = self.encoder
             else:
                 # One ORT thread: single queries do not parallelise (see EncoderConfig.query_threads).
-                self._query_encoder = TextEncoder(
-                    replace(self.config.encoder, backend=backend, num_threads=1)
-                )
+                self._query_encoder = TextEncoder(replace(in_use, backend=backend, num_threads=1))
         return self._query_encoder
 
     def _encode_products(self, texts: Sequence[str]) -> np.ndarray:
@@ -480,11 +485,21 @@ class HybridSearcher:
 
     @classmethod
     def load(
-        cls, directory: Path, *, encoder: TextEncoder | None = None, query_encoder: TextEncoder | None = None
+        cls,
+        directory: Path,
+        *,
+        encoder: TextEncoder | None = None,
+        query_encoder: TextEncoder | None = None,
+        query_backend: Literal["saved", "auto", "torch", "onnx-int8"] | None = "saved",
     ) -> HybridSearcher:
+        """Load a saved index. `query_backend` (if given) replaces the saved one: how queries
+        are encoded is a serving choice, not part of the index."""
         directory = Path(directory)
         meta = json.loads((directory / "searcher.json").read_text())
-        self = cls(HybridConfig.from_dict(meta["config"]), encoder=encoder, query_encoder=query_encoder)
+        config = HybridConfig.from_dict(meta["config"])
+        if query_backend != "saved":
+            config = replace(config, query_backend=query_backend)
+        self = cls(config, encoder=encoder, query_encoder=query_encoder)
         self.ids_ = list(meta["ids"])
         self.key_of_ = {pid: i for i, pid in enumerate(self.ids_)}
         self.products_ = {}

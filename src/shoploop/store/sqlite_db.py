@@ -114,13 +114,19 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 class SqliteDatabase:
     """Owns the connections to one database file; shared by the four SQLite stores."""
 
-    def __init__(self, path: Path, *, synchronous: str = "NORMAL", cache_mb: int = 64) -> None:
+    def __init__(
+        self, path: Path, *, synchronous: str = "NORMAL", cache_mb: int = 64, reader_cache_mb: int = 8
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise ValueError(f"synchronous must be OFF/NORMAL/FULL/EXTRA, got {synchronous!r}")
         self._synchronous = synchronous.upper()
         self._cache_kib = cache_mb * 1024
+        # Readers are one per thread, and a server has dozens of threads: a big private page
+        # cache each would add up to gigabytes, while their lookups are served well enough
+        # by the OS page cache. The single writer keeps the large cache (index pages).
+        self._reader_cache_kib = reader_cache_mb * 1024
         self._lock = threading.RLock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -184,6 +190,7 @@ class SqliteDatabase:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
+            conn.execute(f"PRAGMA cache_size=-{self._reader_cache_kib}")
             conn.execute("PRAGMA query_only=ON")
             self._local.conn = conn
             with self._lock:
