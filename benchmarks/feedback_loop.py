@@ -30,8 +30,10 @@ Protocol (search, Home Depot judgments, semi-synthetic):
 Protocol (browsing, Amazon Industrial & Scientific): the engine imports every user's training
 sequence as views; a shopper's taste is their real held-out future (valid + test item). On each
 home-feed visit they click a wanted item when it is shown and examined (else noise clicks).
-Learning feed: clicks flow back (online state + recommender retrains); non-learning feed: the
-same engine and model, no feedback. Reported: clicks per feed view over time and the final ratio.
+Learning feed: clicks flow back (online state + recommender retrains) and items a shopper was
+shown and passed over move down their next feed (impression fatigue); non-learning feed: the
+same engine and model with neither (no clicks sent, fatigue off). Reported: clicks per feed
+view over time, wanted-item clicks, and the final ratio.
 
     python benchmarks/feedback_loop.py --data-dir ../shared/data --searches 50000 \
         --out benchmarks/results/feedback_loop.json
@@ -45,6 +47,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -325,9 +328,12 @@ def run_browse(args: argparse.Namespace) -> dict[str, Any]:
         recommender=RecommenderSettings(kind="item_knn"),
         exploration=ExplorationConfig(budget=0.0),
     )
+    # The non-learning feed ignores feedback of every kind: no clicks flow back, and it does
+    # not discount items a shopper was shown and passed over (that is feedback too).
+    frozen = replace(config, serving=replace(config.serving, fatigue_rank_step=0.0))
     engines = {}
     for arm in ("learning", "frozen"):
-        eng = build_engine(config)
+        eng = build_engine(config if arm == "learning" else frozen)
         import_records(bundle.products, bundle.events, eng.stores, source="sci", progress=False)
         engines[arm] = eng.start(progress=lambda m: None)
     say(f"browse engines ready in {time.perf_counter() - started:.0f}s ({len(futures)} shoppers)")

@@ -244,3 +244,33 @@ def test_clicks_on_a_query_lift_that_item_for_the_same_query(engine):
     lifted = next(i for i in again.items if i.item_id == target.item_id)
     assert lifted.explanation["query_ctr_lift"] > 0
     assert lifted.position < target.position
+
+
+def test_home_feed_moves_past_items_the_shopper_keeps_passing_over():
+    engine, _ = make_engine()
+    shopper = next(e.user_id for e in engine.stores.events.scan(types=["purchase"]))
+    first = [i.item_id for i in engine.recommend(shopper, k=5).items]
+    second = engine.recommend(shopper, k=5)
+    assert second.items[0].item_id != first[0]  # the top item was shown once and ignored
+    assert set(first) - {i.item_id for i in second.items}  # fresh candidates came into view
+    tired = [i for i in second.items if "fatigue" in i.explanation]
+    assert all(i.item_id in first for i in tired)
+    scores = [i.score for i in second.items]
+    assert scores == sorted(scores, reverse=True)  # still served in score order
+
+    clicked = second.items[0]
+    click = {"type": "click", "user_id": shopper, "item_id": clicked.item_id, "request_id": second.request_id}
+    outcome = engine.ingest_events([{**click, "timestamp": "2026-01-01T00:00:00+00:00"}])[0]
+    assert outcome.status == "accepted", outcome.reason
+    assert clicked.item_id not in engine.online.profile(shopper).fatigue  # engaging clears it
+
+
+def test_fatigue_step_zero_serves_the_models_order_every_time():
+    from dataclasses import replace
+
+    from tests.engine.conftest import FAST
+
+    engine, _ = make_engine(replace(FAST, serving=replace(FAST.serving, fatigue_rank_step=0.0)))
+    shopper = next(e.user_id for e in engine.stores.events.scan(types=["purchase"]))
+    feeds = [[i.item_id for i in engine.recommend(shopper, k=5).items] for _ in range(3)]
+    assert feeds[0] == feeds[1] == feeds[2]

@@ -124,3 +124,29 @@ def test_replay_equals_incremental_updates(t0):
         b.update(e)
     assert a.item_ctr("pan") == b.item_ctr("pan")
     assert a.profile("u1") == b.profile("u1")
+
+
+def test_home_impressions_tire_items_by_position_and_engagement_clears_it(t0):
+    s = OnlineState(OnlineConfig(fatigue_half_life_hours=1.0), lookup=CATALOG.get)
+    s.update(impression(t0, surface="home", query=None))
+    s.update(impression(t0, request_id="r2", surface="search"))  # search lists do not tire
+    fatigue = s.profile("u1").fatigue
+    # weight 1 / log2(position + 1): slot 1 counts fully, slot 2 about 0.63
+    assert fatigue == pytest.approx({"drill": 1.0, "pan": 1 / 1.5849625})
+    s.update(impression(t0, request_id="r3", items=("pan", "drill"), surface="home", query=None))
+    assert s.profile("u1").fatigue == pytest.approx({"drill": 1.63093, "pan": 1.63093}, rel=1e-4)
+    assert s.profile("u1", now=t0 + timedelta(hours=1)).fatigue["pan"] == pytest.approx(0.815465, rel=1e-4)
+    s.update(ClickEvent(user_id="u1", item_id="pan", request_id="r3", position=1, timestamp=t0))
+    assert set(s.profile("u1").fatigue) == {"drill"}
+
+
+def test_fatigue_is_bounded_per_shopper_and_not_kept_for_anonymous_lists(t0):
+    s = OnlineState(OnlineConfig(fatigue_items=3), lookup=CATALOG.get)
+    s.update(impression(t0, items=("a", "b", "c", "d", "e"), surface="home", query=None))
+    assert set(s.profile("u1").fatigue) == {"c", "d", "e"}  # the least recently shown went first
+    anonymous = impression(t0, request_id="r9", surface="home", query=None).model_copy(
+        update={"user_id": "anonymous"}
+    )
+    s.update(anonymous)
+    assert not s.known_user("anonymous")
+    assert s.delete_user("u1")["shown_items"] == 3

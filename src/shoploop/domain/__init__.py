@@ -1,6 +1,7 @@
 """Typed records shared by every layer. No I/O lives here."""
 
 from shoploop.domain.events import (
+    ANONYMOUS_USER,
     EVENT_TYPES,
     INTERACTION_GAIN,
     AddToCartEvent,
@@ -28,6 +29,7 @@ from shoploop.domain.idmap import PADDING, IdMap
 from shoploop.domain.products import Product
 
 __all__ = [
+    "ANONYMOUS_USER",
     "EVENT_TYPES",
     "INTERACTION_GAIN",
     "PADDING",

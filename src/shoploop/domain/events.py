@@ -35,6 +35,11 @@ Surface = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z
 UserId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
+# The user id of lists served to shoppers who did not say who they are; no per-shopper
+# state is kept under it.
+ANONYMOUS_USER = "anonymous"
+
+
 def new_event_id() -> str:
     """A 32-hex-digit id that sorts by creation time (UUIDv7-like layout).
 

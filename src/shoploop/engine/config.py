@@ -40,6 +40,10 @@ class ServingSettings:
     cross_encoder_min_pairs: int = 200
     trending_refresh_seconds: float = 5.0  # trending is a snapshot at most this old
     trending_depth: int = 5000  # items kept in the snapshot (filters pick from these)
+    # Home feed impression discounting: each unit of a shopper's fatigue with an item (one
+    # showing at the top slot, less further down; see OnlineConfig) moves it this many places
+    # down their next feed. 0 serves the model's order however often it was passed over.
+    fatigue_rank_step: float = 5.0
 
 
 @dataclass(frozen=True)

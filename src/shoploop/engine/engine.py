@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from shoploop.data.ingest import EventIntake, RowOutcome
-from shoploop.domain import ImpressionEvent, Product, ShownItem
+from shoploop.domain import ANONYMOUS_USER, ImpressionEvent, Product, ShownItem
 from shoploop.domain.served import ServedItem, ServedList
 from shoploop.engine.config import EngineConfig
 from shoploop.engine.training import (
@@ -48,7 +48,7 @@ from shoploop.store.protocols import ModelVersion
 
 log = logging.getLogger("shoploop.engine")
 
-ANONYMOUS = "anonymous"
+ANONYMOUS = ANONYMOUS_USER
 
 
 class InvalidRequest(ValueError):  # noqa: N818 - reads better at call sites than InvalidRequestError
@@ -243,7 +243,9 @@ class Engine:
     def _activate(self, version: ModelVersion) -> None:
         if version.name == "search":
             searcher = HybridSearcher.load(
-                version.path, encoder=self.searcher.encoder if self.searcher else None
+                version.path,
+                encoder=self.searcher.encoder if self.searcher else None,
+                query_backend=self.config.search.query_backend,  # this engine's serving choice
             )
             # Catalog changes after the index was built are replayed, not rebuilt.
             built_at = int(version.metrics.get("catalog_version", 0))
@@ -462,7 +464,31 @@ class Engine:
             disliked=[index.get(i) for i in profile.disliked if i in index],
         )
         cands = self._eligible(self._recommended(bundle, recs, "model_score"), flt)
+        cands = self._discount_fatigue(cands, profile)
         return self._serve(surface, cands, user=user, session_id=session_id, k=k)
+
+    def _discount_fatigue(self, cands: list[Candidate], profile: UserProfile) -> list[Candidate]:
+        """Move items this shopper keeps being shown without engaging down their feed.
+
+        Each item's place becomes `model rank + step * fatigue`; the list's scores stay where
+        they were (the item now at place j takes the j-th best score), so exploration, rules
+        and the logged scores see a list that is still ordered by score.
+        """
+        step = self.config.serving.fatigue_rank_step
+        if not step or not profile.fatigue or not cands:
+            return cands
+        scores = sorted((c.score for c in cands), reverse=True)
+        keyed = []
+        for rank, cand in enumerate(cands):
+            tired = profile.fatigue.get(cand.item_id, 0.0)
+            if tired > 0.0:
+                cand.explanation["fatigue"] = round(tired, 3)
+            keyed.append((rank + step * tired, rank, cand))
+        keyed.sort(key=lambda entry: (entry[0], entry[1]))
+        reordered = [cand for _, _, cand in keyed]
+        for cand, score in zip(reordered, scores, strict=True):
+            cand.score = score
+        return reordered
 
     def similar(
         self, item_id: str, *, k: int | None = None, user_id: str | None = None, session_id: str | None = None

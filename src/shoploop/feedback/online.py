@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from shoploop.domain import (
+    ANONYMOUS_USER,
     AddToCartEvent,
     BaseEvent,
     ClickEvent,
@@ -40,6 +41,13 @@ class OnlineConfig:
     half_life_hours: float = 72.0  # how fast popularity and affinities fade
     recent_items: int = 50  # per-user history kept for the sequential model
     recent_queries: int = 20
+    # Impression fatigue: lists on these surfaces count as "shown to this shopper", weighted
+    # by 1/log2(position + 1) (roughly how likely the slot was looked at); any interaction with
+    # the item clears it. Recommenders use it to stop re-serving what a shopper keeps passing
+    # over (impression discounting), so repeat visits uncover new candidates.
+    fatigue_surfaces: tuple[str, ...] = ("home",)
+    fatigue_half_life_hours: float = 24.0
+    fatigue_items: int = 500  # per-shopper cap; the least recently shown are forgotten first
     ctr_prior_clicks: float = 1.0  # Beta prior (clicks, impressions) for smoothed CTR
     ctr_prior_impressions: float = 20.0
     # Weights of each interaction in the category / brand affinity of a shopper.
@@ -82,6 +90,7 @@ class UserState:
     disliked: set[str] = field(default_factory=set)
     ratings: dict[str, int] = field(default_factory=dict)
     sessions: set[str] = field(default_factory=set)
+    shown: OrderedDict[str, DecayedCounter] = field(default_factory=OrderedDict)  # item -> fatigue
     last_seen: float = 0.0
 
 
@@ -96,6 +105,7 @@ class UserProfile:
     brand_affinity: dict[str, float]
     purchased: frozenset[str]
     disliked: frozenset[str]
+    fatigue: dict[str, float] = field(default_factory=dict)  # item -> decayed weighted showings
 
     @property
     def is_known(self) -> bool:
@@ -120,6 +130,8 @@ class OnlineState:
         self._lookup = lookup
         self._half_life = config.half_life_hours * 3600.0
         self._weights = dict(config.affinity_weights)
+        self._fatigue_half_life = config.fatigue_half_life_hours * 3600.0
+        self._fatigue_surfaces = frozenset(config.fatigue_surfaces)
         self._lock = threading.RLock()
         # (item_id, surface, signal) -> counter; surface "*" aggregates all surfaces
         self._item: dict[tuple[str, str, str], DecayedCounter] = defaultdict(DecayedCounter)
@@ -141,6 +153,8 @@ class OnlineState:
                 query = query_key(event.query) if event.query else None
                 for shown in event.items:
                     self._count(shown.item_id, event.surface, query, "impression", ts)
+                if event.surface in self._fatigue_surfaces and event.user_id != ANONYMOUS_USER:
+                    self._tire(self._user(event.user_id), event, ts)
                 return
             user = self._user(event.user_id)
             user.last_seen = max(user.last_seen, ts)
@@ -186,6 +200,14 @@ class OnlineState:
         while len(self._impression_order) > 200_000:
             self._impressions.pop(self._impression_order.popleft(), None)
 
+    def _tire(self, user: UserState, event: ImpressionEvent, ts: float) -> None:
+        for shown in event.items:
+            counter = user.shown.pop(shown.item_id, None) or DecayedCounter()
+            counter.add(1.0 / math.log2(shown.position + 1), ts, self._fatigue_half_life)
+            user.shown[shown.item_id] = counter  # re-inserted: most recently shown last
+        while len(user.shown) > self.config.fatigue_items:
+            user.shown.popitem(last=False)
+
     def _count(
         self, item_id: str, surface: str, query: str | None, signal: str, ts: float, amount: float = 1.0
     ) -> None:
@@ -206,6 +228,7 @@ class OnlineState:
         return user
 
     def _touch(self, user: UserState, item_id: str, kind: str, ts: float) -> None:
+        user.shown.pop(item_id, None)  # engaged with: no longer "passed over"
         if kind != "dislike":
             user.recent.append((item_id, kind, ts))
         product = self._lookup(item_id)
@@ -276,6 +299,7 @@ class OnlineState:
                 brand_affinity={k: c.get(t, self._half_life) for k, c in user.brands.items()},
                 purchased=frozenset(user.purchased),
                 disliked=frozenset(user.disliked),
+                fatigue={k: c.get(t, self._fatigue_half_life) for k, c in user.shown.items()},
             )
 
     def known_user(self, user_id: str) -> bool:
@@ -291,9 +315,10 @@ class OnlineState:
         with self._lock:
             user = self._users.pop(user_id, None)
             if user is None:
-                return {"recent_items": 0, "queries": 0, "affinities": 0, "sessions": 0}
+                return {"recent_items": 0, "queries": 0, "affinities": 0, "sessions": 0, "shown_items": 0}
             return {
                 "recent_items": len(user.recent),
+                "shown_items": len(user.shown),
                 "queries": len(user.queries),
                 "affinities": len(user.categories) + len(user.brands),
                 "sessions": len(user.sessions),
