@@ -99,9 +99,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--browse-visits", type=int, default=20_000)
     p.add_argument("--browse-users", type=int, default=2000)
     p.add_argument("--browse-retrain-every", type=int, default=5000)
+    p.add_argument("--browse-seeds", type=int, default=3, help="browsing runs with seeds seed, seed+1, ...")
     p.add_argument("--img-dir", type=Path, default=ROOT / "docs" / "img")
     p.add_argument("--md", type=Path, default=None, help="Markdown summary (default: --out with .md)")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument(
+        "--parts",
+        default="search,browse",
+        help="comma-separated parts to run: search (Home Depot loop), browse (home-feed simulation)",
+    )
     return p.parse_args(argv)
 
 
@@ -374,9 +380,14 @@ def run_browse(args: argparse.Namespace) -> dict[str, Any]:
         for lo in range(0, n, w)
     ]
     final = windows[-1]
+    half = {arm: float(clicks[arm][n // 2 :].mean()) for arm in engines}
     return {
+        "seed": args.seed,
         "windows_clicks_per_view": windows,
         "final_ratio": final["learning"] / final["frozen"] if final["frozen"] else None,
+        # The last window holds only n/10 visits (a few dozen clicks): the second half of the
+        # run is the steadier comparison.
+        "second_half_ratio": half["learning"] / half["frozen"] if half["frozen"] else None,
         "total_clicks": {arm: int(clicks[arm].sum()) for arm in engines},
         "wanted_clicks": {arm: int(targets[arm].sum()) for arm in engines},
         "retrains": retrains,
@@ -491,7 +502,35 @@ def markdown(result: dict[str, Any]) -> str:
         f = b["windows_clicks_per_view"][-1]
         lines += [
             f"Home feed clicks per view, last window: learning {f['learning']:.4f}, "
-            f"non-learning {f['frozen']:.4f}, ratio {b['final_ratio']:.2f}x",
+            f"non-learning {f['frozen']:.4f}, ratio {b['final_ratio']:.2f}x (target >= 1.2x)",
+            "",
+            f"Clicks on items the shopper really wanted next: learning {b['wanted_clicks']['learning']}, "
+            f"non-learning {b['wanted_clicks']['frozen']}; all clicks: learning "
+            f"{b['total_clicks']['learning']}, non-learning {b['total_clicks']['frozen']}.",
+            "",
+            "| visits up to | clicks/view learning | non-learning | wanted/view learning | non-learning |",
+            "|---:|---:|---:|---:|---:|",
+            *(
+                f"| {w['end']} | {w['learning']:.4f} | {w['frozen']:.4f} | "
+                f"{w['learning_wanted']:.4f} | {w['frozen_wanted']:.4f} |"
+                for w in b["windows_clicks_per_view"]
+            ),
+            "",
+        ]
+    seeds = result.get("browse_seeds") or []
+    if len(seeds) > 1:
+        lines += [
+            "Across seeds (the same simulation with different shoppers and draws):",
+            "",
+            "| seed | last-window ratio | second-half ratio | wanted clicks learning / non-learning |",
+            "|---:|---:|---:|---:|",
+            *(
+                f"| {r['seed']} | {r['final_ratio']:.2f}x | {r['second_half_ratio']:.2f}x | "
+                f"{r['wanted_clicks']['learning']} / {r['wanted_clicks']['frozen']} |"
+                for r in seeds
+            ),
+            "",
+            f"Mean second-half ratio {np.mean([r['second_half_ratio'] for r in seeds]):.2f}x.",
             "",
         ]
     return "\n".join(lines)
@@ -502,9 +541,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     result: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
-    result["search"] = run_search(args)
-    if args.browse_visits > 0:
-        result["browse"] = run_browse(args)
+    parts = {part.strip() for part in args.parts.split(",") if part.strip()}
+    if unknown := parts - {"search", "browse"}:
+        raise SystemExit(f"--parts: unknown part(s) {sorted(unknown)}; use search and/or browse")
+    if "search" in parts:
+        result["search"] = run_search(args)
+    if "browse" in parts and args.browse_visits > 0:
+        runs = [
+            run_browse(argparse.Namespace(**{**vars(args), "seed": args.seed + i}))
+            for i in range(args.browse_seeds)
+        ]
+        keep = ("seed", "final_ratio", "second_half_ratio", "wanted_clicks", "total_clicks")
+        result["browse"] = runs[0]
+        result["browse_seeds"] = [{key: run[key] for key in keep} for run in runs]
     if not args.no_plots:
         result["plots"] = plots(result, args.img_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,7 @@ def test_feedback_loop_benchmark_runs(tmp_path):
             "--browse-visits", "60",
             "--browse-users", "20",
             "--browse-retrain-every", "30",
+            "--browse-seeds", "2",
             "--out", str(out),
             "--img-dir", str(tmp_path / "img"),
         ]
@@ -96,5 +97,7 @@ def test_feedback_loop_benchmark_runs(tmp_path):
     assert last["oracle"] >= last["static"]  # the oracle sorts the same pool by the truth
     assert search["retrains"]["corrected"], "the loops retrained"
     assert saved["browse"]["windows_clicks_per_view"]
+    assert [r["seed"] for r in saved["browse_seeds"]] == [0, 1]
+    assert "Across seeds" in out.with_suffix(".md").read_text()
     assert out.with_suffix(".md").read_text().startswith("# Feedback loop benchmark")
     assert result["plots"] and all(Path(p).exists() for p in result["plots"])
