@@ -415,7 +415,9 @@ class Engine:
         category = np.array(["", *[(p.category or "") if p else "" for p in ordered]], dtype=object)
         known = [p for p in ordered if p is not None]
         text = self._text_vectors(known) if len(known) == len(ordered) else None
-        model_emb = getattr(bundle.model, "_table_np", None)  # SASRec's frozen item table
+        # SASRec's frozen item table; models without one (item-kNN, EASE) leave it to co-views and text.
+        table = getattr(bundle.model, "item_embeddings", None)
+        model_emb = table() if callable(table) else None
         return Surfaces(
             meta=ItemMeta(title=titles, category=category),
             trending_scores=np.zeros(len(titles)),
