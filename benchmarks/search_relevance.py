@@ -680,38 +680,78 @@ def _cross_encoder_systems(args, ce_mod, products, train_q, test_q, judg, s, sys
     ce_train_s = time.perf_counter() - t
     top_k = 50
     ce_lat: list[float] = []
+    hybrid_pool = searcher_fns(s, mode="hybrid")[1]
 
-    def rank(q: str) -> list[str]:
-        ids = [h.item_id for h in s.search(q, k=100).items]
+    def head_scores(q: str) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+        hits = s.search(q, k=100).items
+        ids = [h.item_id for h in hits]
         head = ids[:top_k]
-        if head:
-            tq = time.perf_counter()
-            sc = ce.score(q, [title[u] for u in head])
-            ce_lat.append((time.perf_counter() - tq) * 1e3)
-            head = [head[i] for i in np.argsort(-sc, kind="stable")]
-        return head + ids[top_k:]
+        first = np.array([h.score for h in hits[:top_k]], dtype=np.float64)
+        if not head:
+            return head, ids[top_k:], first, first
+        tq = time.perf_counter()
+        sc = np.asarray(ce.score(q, [title[u] for u in head]), dtype=np.float64)
+        ce_lat.append((time.perf_counter() - tq) * 1e3)
+        return head, ids[top_k:], first, sc
 
-    def pool(q: str, uids: list[str]) -> np.ndarray:
-        return np.asarray(ce.score(q, [title[u] for u in uids]), dtype=np.float64)
+    def blend(first: np.ndarray, ce_scores: np.ndarray, weight: float) -> np.ndarray:
+        # The engine's own blend (Engine._cross_rerank): normalised first-stage and
+        # cross-encoder scores, mixed with the cross-encoder's share `weight`.
+        return (1 - weight) * _minmax01(first) + weight * _minmax01(ce_scores)
 
-    row = evaluate(
-        "hybrid+cross-encoder",
-        rank,
-        pool,
-        test_q,
-        judg,
-        args.seed,
-        mine_s=round(mine_s, 1),
-        train_s=round(ce_train_s, 1),
-        n_train_pairs=len(train),
-    )
-    if ce_lat:
-        row["ce_top50_p50_ms"] = round(float(np.percentile(ce_lat, 50)), 1)
-        row["ce_top50_p99_ms"] = round(float(np.percentile(ce_lat, 99)), 1)
-    systems.append(row)
+    # The blend weight is chosen on the validation queries (training side, never used to fit
+    # the cross-encoder's weights), as the engine's `cross_encoder_weight` would be.
+    grid = [round(float(w), 2) for w in np.linspace(0.0, 1.0, 11)]
+    valid_heads = [(q, *head_scores(q)) for q in sorted(valid_q) if q in judg.gains]
+    weight_ndcg: dict[float, float] = {}
+    valid_ideal = _pad([sorted(judg.gains[q].values(), reverse=True) for q, *_ in valid_heads])
+    for w in grid:
+        rows = []
+        for q, head, _, first, sc in valid_heads:
+            order = [head[i] for i in np.argsort(-blend(first, sc, w), kind="stable")] if head else []
+            rows.append([judg.gains[q].get(u, 0.0) for u in order[:10]])
+        ndcg = _ndcg_at_k(_pad(rows, 10), 10, valid_ideal) if rows else np.zeros(1)
+        weight_ndcg[w] = round(float(np.mean(ndcg)), 4)
+    best_w = max(grid, key=lambda w: (weight_ndcg[w], -abs(w - 0.5)))
+    log(f"cross-encoder blend weight {best_w} (validation NDCG@10 by weight: {weight_ndcg})")
+    ce_lat.clear()  # time the test queries only
+
+    def ranker(weight: float) -> RankFn:
+        def rank(q: str) -> list[str]:
+            head, tail, first, sc = head_scores(q)
+            if head:
+                head = [head[i] for i in np.argsort(-blend(first, sc, weight), kind="stable")]
+            return head + tail
+
+        return rank
+
+    def pooler(weight: float) -> PoolFn:
+        def pool(q: str, uids: list[str]) -> np.ndarray:
+            ce_scores = np.asarray(ce.score(q, [title[u] for u in uids]), dtype=np.float64)
+            return blend(hybrid_pool(q, uids), ce_scores, weight)
+
+        return pool
+
+    common = {"mine_s": round(mine_s, 1), "train_s": round(ce_train_s, 1), "n_train_pairs": len(train)}
+    for name, weight in (("hybrid+cross-encoder", best_w), ("hybrid+cross-encoder-only", 1.0)):
+        ce_lat.clear()
+        row = evaluate(
+            name, ranker(weight), pooler(weight), test_q, judg, args.seed, blend_weight=weight, **common
+        )
+        if ce_lat:
+            row["ce_top50_p50_ms"] = round(float(np.percentile(ce_lat, 50)), 1)
+            row["ce_top50_p99_ms"] = round(float(np.percentile(ce_lat, 99)), 1)
+        systems.append(row)
     notes.append(
-        f"cross-encoder re-ranks the hybrid top {top_k}; trained {ce_train_s:.0f}s on {len(train)} pairs"
+        f"cross-encoder re-ranks the hybrid top {top_k}; trained {ce_train_s:.0f}s on {len(train)} pairs; "
+        f"blend weight {best_w} chosen on {len(valid_heads)} validation (training-side) queries; "
+        "'-only' orders the head by the cross-encoder alone"
     )
+
+
+def _minmax01(x: np.ndarray) -> np.ndarray:
+    span = float(x.max() - x.min()) if x.size else 0.0
+    return (x - x.min()) / span if span > 0 else np.zeros_like(x)
 
 
 if __name__ == "__main__":
