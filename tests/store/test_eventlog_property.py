@@ -63,3 +63,29 @@ def test_sqlite_log_holds_unique_ids(plan):
             _check(log, plan)
         finally:
             log.close()
+
+
+optional_text = st.none() | st.text(alphabet="abcxyz-", min_size=1, max_size=6)
+context_values = st.none() | st.integers(-3, 3) | st.text(max_size=3)
+
+
+@settings(max_examples=40)
+@given(
+    session=optional_text,
+    request=optional_text,
+    position=st.none() | st.integers(1, 50),
+    context=st.dictionaries(st.sampled_from(["a", "b", "coupon"]), context_values, max_size=3),
+)
+def test_sqlite_log_round_trips_optional_fields_exactly(session, request, position, context):
+    # The stored payload leaves out None-valued fields; reading it back must give the same
+    # event, including None values that are data (inside `context`).
+    event = click("e1", "u1", T0, request_id=request).model_copy(
+        update={"session_id": session, "position": position, "context": context}
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        log = SqliteEventLog(Path(tmp) / "s.sqlite")
+        try:
+            log.append([event])
+            assert list(log.scan()) == [event]
+        finally:
+            log.close()

@@ -50,7 +50,7 @@ CREATE TABLE events (
     ts INTEGER NOT NULL,                 -- microseconds since the epoch, UTC
     item_id TEXT,
     request_id TEXT,
-    payload TEXT NOT NULL                -- the full event, same shape as event_to_dict
+    payload TEXT NOT NULL                -- the full event as JSON, None-valued fields left out
 );
 CREATE INDEX events_ts ON events (ts);
 CREATE INDEX events_user_ts ON events (user_id, ts);
