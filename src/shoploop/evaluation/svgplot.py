@@ -49,7 +49,7 @@ def _empty(width: int, height: int, title: str) -> str:
 
 
 def line_chart(
-    x_labels: Sequence[str],
+    x_labels: Sequence[str | int | float],
     series: Mapping[str, Sequence[float | None]],
     *,
     title: str = "",
@@ -87,7 +87,7 @@ def line_chart(
     for i in range(0, n, step):
         parts.append(
             f'<text x="{sx(i):.1f}" y="{top + ph + 16}" text-anchor="middle" class="tick">'
-            f"{escape(x_labels[i])}</text>"
+            f"{escape(str(x_labels[i]))}</text>"
         )
     if y_label:
         parts.append(
