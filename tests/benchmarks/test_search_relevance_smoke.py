@@ -38,7 +38,12 @@ def _data(tmp: Path) -> None:
     pd.DataFrame(rows).to_csv(tmp / "judgments.csv", index=False)
 
 
+CE_ROWS = ("hybrid+cross-encoder", "hybrid+cross-encoder-only")
+
+
 def test_search_relevance_smoke(tmp_path: Path):
+    from tests.ranking.test_cross_encoder import build_tiny_bert
+
     _data(tmp_path)
     out = tmp_path / "res.json"
     res = search_relevance.main(
@@ -54,6 +59,10 @@ def test_search_relevance_smoke(tmp_path: Path):
             str(tmp_path / "cache"),
             "--work-dir",
             str(tmp_path / "work"),
+            "--ce-model",
+            build_tiny_bert(tmp_path / "tiny-ce"),
+            "--ce-minutes",
+            "0.1",
         ]
     )
     saved = json.loads(out.read_text())
@@ -62,4 +71,8 @@ def test_search_relevance_smoke(tmp_path: Path):
     for r in saved["systems"]:
         assert 0.0 <= r["ndcg@10"] <= 1.0 and 0.0 <= r["pool_ndcg@10"] <= 1.0
     assert out.with_suffix(".md").read_text().startswith("# Search relevance")
+    assert not [n for n in saved["notes"] if "failed" in n], saved["notes"]
+    blended, alone = (next(r for r in saved["systems"] if r["system"] == n) for n in CE_ROWS)
+    assert 0.0 <= blended["blend_weight"] <= 1.0 and alone["blend_weight"] == 1.0
+    assert blended["latency_p99_ms"] == alone["latency_p99_ms"]  # one scoring pass serves both rows
     assert res["n_test_queries"] > 0 and res["n_train_queries"] > res["n_test_queries"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +162,30 @@ def test_onnx_fp32_export_matches_torch(tiny_bert: str, tmp_path: Path) -> None:
     np.testing.assert_allclose(
         ce.score("red hammer", docs, backend="onnx-int8"), ce.score("red hammer", docs), atol=1e-4
     )
+
+
+def test_auto_backend_follows_precision(tiny_bert: str) -> None:
+    bf16 = CrossEncoderReranker(tiny_config(tiny_bert, backend="auto", precision="bf16"))
+    fp32 = CrossEncoderReranker(tiny_config(tiny_bert, backend="auto", precision="fp32"))
+    assert bf16.scoring_backend() == "torch"  # bf16 torch beats int8 ONNX where bf16 is native
+    assert fp32.scoring_backend() == "onnx-int8"
+    assert fp32.scoring_backend("torch") == "torch"  # an explicit per-call backend wins
+
+
+def test_bf16_scores_rank_like_fp32_and_the_record_says_which(tiny_bert: str, tmp_path: Path) -> None:
+    from scipy.stats import spearmanr
+
+    ce = CrossEncoderReranker(tiny_config(tiny_bert, precision="bf16")).fit(toy_pairs(0), toy_pairs(1, 8))
+    assert ce.record_.precision == "bf16"
+    ce.save(tmp_path / "ce")
+    fp32 = CrossEncoderReranker.load(tmp_path / "ce")
+    assert fp32.record_.precision == "bf16"
+    fp32.config = replace(fp32.config, precision="fp32")
+    docs = [f"{c} {t} deluxe" for c in COLOURS for t in THINGS]
+    for query in ["red hammer", "blue hose"]:
+        b, f = ce.score(query, docs), fp32.score(query, docs)
+        assert b.dtype == np.float32 and len(set(b.tolist())) > len(docs) // 2  # not rounded into ties
+        assert spearmanr(b, f).statistic > 0.9
 
 
 @pytest.mark.slow

@@ -191,7 +191,7 @@ class Engine:
                 f"the cross-encoder needs at least {settings.cross_encoder_min_pairs}",
             )
         config = CrossEncoderConfig(
-            time_budget_minutes=settings.cross_encoder_minutes, seed=self.config.seed, backend="onnx-int8"
+            time_budget_minutes=settings.cross_encoder_minutes, seed=self.config.seed, backend="auto"
         )
         model = CrossEncoderReranker(config).fit(pairs.train, pairs.valid)
         record = getattr(model, "record_", None)

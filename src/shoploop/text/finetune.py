@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from shoploop.text.encoder import packaged_minilm_path, set_offline
+from shoploop.text.precision import Precision, autocast, resolve_precision
 
 __all__ = ["BiEncoderFinetuneConfig", "finetune_bi_encoder", "recall_at_k_over_corpus"]
 
@@ -56,6 +57,7 @@ class BiEncoderFinetuneConfig:
     seed: int = 0
     time_budget_minutes: float = 15.0
     num_threads: int = 2
+    precision: Precision = "auto"  # training forward passes: fp32, bf16 autocast, or auto (bf16 if fast)
     progress: bool = True
     log_every_steps: int = 25
 
@@ -68,6 +70,7 @@ class _Record:
     steps: int = 0
     train_seconds: float = 0.0
     stopped_reason: str = ""
+    precision: str = ""  # what the training forward passes ran in ("fp32" or "bf16")
     n_train_pairs: int = 0
     n_valid_queries: int = 0
 
@@ -224,7 +227,8 @@ def finetune_bi_encoder(
                     )
                 cols.append(negs)
             features = [model.tokenize(c) for c in cols]
-            loss = loss_fn(features, None)
+            with autocast(cfg.precision):
+                loss = loss_fn(features, None)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -285,6 +289,7 @@ def finetune_bi_encoder(
     if best_state is not None:
         model.load_state_dict(best_state)
     rec.steps, rec.stopped_reason, rec.train_seconds = step, stop, time.perf_counter() - t0
+    rec.precision = resolve_precision(cfg.precision)
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir), safe_serialization=True)
