@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -99,10 +100,20 @@ def test_bce_fit_reduces_training_loss(tiny_bert: str) -> None:
 
 def test_early_stopping_stops_when_validation_does_not_improve(tiny_bert: str) -> None:
     # lr = 0: the model cannot change, so the first evaluation already exhausts patience = 1
-    cfg = tiny_config(tiny_bert, lr=0.0, eval_every_steps=1, patience=1)
+    cfg = tiny_config(tiny_bert, lr=0.0, eval_every_steps=1, patience=1, min_schedule_share=0.0)
     ce = CrossEncoderReranker(cfg).fit(toy_pairs(0), toy_pairs(1, 12))
     assert ce.record_.stopped_reason == "early_stopping"
     assert ce.record_.steps == 1
+
+
+def test_early_stopping_waits_for_the_given_share_of_the_schedule(tiny_bert: str) -> None:
+    base = tiny_config(tiny_bert, lr=0.0, eval_every_steps=1, epochs=2)
+    full = CrossEncoderReranker(base).fit(toy_pairs(0), toy_pairs(1, 12)).record_
+    assert full.stopped_reason != "early_stopping"  # patience 50 is never exhausted
+    half = replace(base, patience=1, min_schedule_share=0.5)
+    rec = CrossEncoderReranker(half).fit(toy_pairs(0), toy_pairs(1, 12)).record_
+    assert rec.stopped_reason == "early_stopping"
+    assert rec.steps == math.ceil(full.steps / 2)
 
 
 def test_time_budget_stops_cleanly(tiny_bert: str) -> None:
@@ -162,6 +173,17 @@ def test_onnx_fp32_export_matches_torch(tiny_bert: str, tmp_path: Path) -> None:
     np.testing.assert_allclose(
         ce.score("red hammer", docs, backend="onnx-int8"), ce.score("red hammer", docs), atol=1e-4
     )
+
+
+def test_shape_buckets_do_not_change_scores(tiny_bert: str) -> None:
+    ce = CrossEncoderReranker(tiny_config(tiny_bert, precision="fp32", epochs=1)).fit(toy_pairs(0))
+    docs = [f"{c} {t} deluxe model {'x ' * i}" for i, (c, t) in enumerate(zip(COLOURS, THINGS, strict=False))]
+    together = ce.score("red hammer", docs[:5])  # 5 rows padded to 8, widths rounded up to 8
+    alone = np.array([ce.score("red hammer", [d])[0] for d in docs[:5]])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    feats = ce._collate(ce._encode(["q"] * 3, docs[:3]), bucket_rows=True)
+    assert feats["input_ids"].shape[0] == 8 and feats["input_ids"].shape[1] % 8 == 0
+    assert feats["attention_mask"][3:].sum(axis=1).tolist() == [1] * 5
 
 
 def test_auto_backend_follows_precision(tiny_bert: str) -> None:
