@@ -696,28 +696,15 @@ def _cross_encoder_systems(args, ce_mod, products, train_q, test_q, judg, s, sys
         ce_lat.append((time.perf_counter() - tq) * 1e3)
         return head, ids[top_k:], first, sc
 
-    def blend(first: np.ndarray, ce_scores: np.ndarray, weight: float) -> np.ndarray:
-        # The engine's own blend (Engine._cross_rerank): normalised first-stage and
-        # cross-encoder scores, mixed with the cross-encoder's share `weight`.
-        return (1 - weight) * _minmax01(first) + weight * _minmax01(ce_scores)
-
     # The blend weight is chosen on the validation queries (training side, never used to fit
     # the cross-encoder's weights), as the engine's `cross_encoder_weight` would be.
     grid = [round(float(w), 2) for w in np.linspace(0.0, 1.0, 11)]
     valid_heads = [(q, *head_scores(q)) for q in sorted(valid_q) if q in judg.gains]
-    weight_ndcg: dict[float, float] = {}
-    valid_ideal = _pad([sorted(judg.gains[q].values(), reverse=True) for q, *_ in valid_heads])
-    for w in grid:
-        rows = []
-        for q, head, _, first, sc in valid_heads:
-            order = [head[i] for i in np.argsort(-blend(first, sc, w), kind="stable")] if head else []
-            rows.append([judg.gains[q].get(u, 0.0) for u in order[:10]])
-        ndcg = _ndcg_at_k(_pad(rows, 10), 10, valid_ideal) if rows else np.zeros(1)
-        weight_ndcg[w] = round(float(np.mean(ndcg)), 4)
+    weight_ndcg = {w: round(_heads_ndcg(valid_heads, w, judg), 4) for w in grid}
     best_w = max(grid, key=lambda w: (weight_ndcg[w], -abs(w - 0.5)))
     log(f"cross-encoder blend weight {best_w} (validation NDCG@10 by weight: {weight_ndcg})")
     precision = ce.record_.precision or "fp32"
-    precision_check = _precision_check(ce, valid_heads, head_scores, blend, best_w, judg, precision)
+    precision_check = _precision_check(ce, valid_heads, head_scores, best_w, judg, precision)
     ce_lat.clear()  # time the test queries only
 
     # Both test rows order the same cross-encoder scores (blended, or alone): score each test query
@@ -730,9 +717,7 @@ def _cross_encoder_systems(args, ce_mod, products, train_q, test_q, judg, s, sys
             if q not in heads:
                 heads[q] = head_scores(q)
             head, tail, first, sc = heads[q]
-            if head:
-                head = [head[i] for i in np.argsort(-blend(first, sc, weight), kind="stable")]
-            return head + tail
+            return _blended_order(head, first, sc, weight) + tail
 
         return rank
 
@@ -741,7 +726,7 @@ def _cross_encoder_systems(args, ce_mod, products, train_q, test_q, judg, s, sys
             key = (q, tuple(uids))
             if key not in pool_ce:
                 pool_ce[key] = np.asarray(ce.score(q, [title[u] for u in uids]), dtype=np.float64)
-            return blend(hybrid_pool(q, uids), pool_ce[key], weight)
+            return ce_mod.blend_with_first_stage(hybrid_pool(q, uids), pool_ce[key], weight)
 
         return pool
 
@@ -774,36 +759,48 @@ def _cross_encoder_systems(args, ce_mod, products, train_q, test_q, judg, s, sys
         notes.append(precision_check)
 
 
-def _precision_check(ce, valid_heads, head_scores, blend, weight, judg, precision, n: int = 300) -> str:
+def _blended_order(head: list[str], first: np.ndarray, ce_scores: np.ndarray, weight: float) -> list[str]:
+    """The head re-ordered as the engine orders it (Engine._cross_rerank's blend, stable ties)."""
+    from shoploop.ranking.cross_encoder import blend_with_first_stage
+
+    if not head:
+        return []
+    return [head[i] for i in np.argsort(-blend_with_first_stage(first, ce_scores, weight), kind="stable")]
+
+
+def _heads_ndcg(heads: list[tuple], weight: float, judg: Judgments) -> float:
+    """Mean full-catalog NDCG@10 of (query, head, tail, first-stage scores, CE scores) heads."""
+    if not heads:
+        return 0.0
+    rows = [
+        [judg.gains[q].get(u, 0.0) for u in _blended_order(head, first, sc, weight)[:10]]
+        for q, head, _, first, sc in heads
+    ]
+    ideal = _pad([sorted(judg.gains[q].values(), reverse=True) for q, *_ in heads])
+    return float(np.mean(_ndcg_at_k(_pad(rows, 10), 10, ideal)))
+
+
+def _precision_check(ce, valid_heads, head_scores, weight, judg, precision, n: int = 300) -> str:
     """When the cross-encoder scored in bf16, re-score some validation heads in fp32 and compare the
     blended NDCG@10, so the table says what the faster arithmetic costs in quality."""
     if precision != "bf16" or not valid_heads:
         return ""
     cfg = ce.config
-    rows = {"bf16": [], "fp32": []}
-    lat = {"bf16": [], "fp32": []}
+    nd, p50 = {}, {}
     subset = valid_heads[:n]
-    ideal = _pad([sorted(judg.gains[q].values(), reverse=True) for q, *_ in subset])
     for mode in ("fp32", "bf16"):
         ce.config = replace(cfg, precision=mode)
+        heads, lat = [], []
         for q, *_ in subset:
             t = time.perf_counter()
-            head, _, first, sc = head_scores(q, backend="torch")
-            lat[mode].append((time.perf_counter() - t) * 1e3)
-            order = [head[i] for i in np.argsort(-blend(first, sc, weight), kind="stable")] if head else []
-            rows[mode].append([judg.gains[q].get(u, 0.0) for u in order[:10]])
+            heads.append((q, *head_scores(q, backend="torch")))
+            lat.append((time.perf_counter() - t) * 1e3)
+        nd[mode], p50[mode] = _heads_ndcg(heads, weight, judg), float(np.percentile(lat, 50))
     ce.config = cfg
-    nd = {m: float(np.mean(_ndcg_at_k(_pad(r, 10), 10, ideal))) for m, r in rows.items()}
-    p50 = {m: float(np.percentile(v, 50)) for m, v in lat.items()}
     return (
         f"cross-encoder arithmetic on {len(subset)} validation queries: fp32 NDCG@10 {nd['fp32']:.4f} "
         f"(search + top-50 p50 {p50['fp32']:.0f} ms) vs bf16 {nd['bf16']:.4f} ({p50['bf16']:.0f} ms)"
     )
-
-
-def _minmax01(x: np.ndarray) -> np.ndarray:
-    span = float(x.max() - x.min()) if x.size else 0.0
-    return (x - x.min()) / span if span > 0 else np.zeros_like(x)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shoploop.ranking.cross_encoder import CrossEncoderConfig, CrossEncoderReranker, pool_ndcg
+from shoploop.ranking.cross_encoder import (
+    CrossEncoderConfig,
+    CrossEncoderReranker,
+    blend_with_first_stage,
+    pool_ndcg,
+)
 from shoploop.ranking.training_pairs import GradedPair
 
 COLOURS = ["red", "blue", "green", "black", "white", "yellow"]
@@ -173,6 +178,15 @@ def test_onnx_fp32_export_matches_torch(tiny_bert: str, tmp_path: Path) -> None:
     np.testing.assert_allclose(
         ce.score("red hammer", docs, backend="onnx-int8"), ce.score("red hammer", docs), atol=1e-4
     )
+
+
+def test_blend_with_first_stage_hand_computed() -> None:
+    first = np.array([10.0, 5.0, 0.0])  # normalised: 1, 0.5, 0
+    cross = np.array([-1.0, 3.0, 1.0])  # normalised: 0, 1, 0.5
+    np.testing.assert_allclose(blend_with_first_stage(first, cross, 0.25), [0.75, 0.625, 0.125])
+    np.testing.assert_allclose(blend_with_first_stage(first, cross, 1.0), [0.0, 1.0, 0.5])
+    # a constant column carries no order: only the other one decides
+    np.testing.assert_allclose(blend_with_first_stage(np.ones(3), cross, 0.5), [0.0, 0.5, 0.25])
 
 
 def test_shape_buckets_do_not_change_scores(tiny_bert: str) -> None:

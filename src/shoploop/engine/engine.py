@@ -38,7 +38,7 @@ from shoploop.feedback.ltr import LearnedRanker
 from shoploop.feedback.online import OnlineState, UserProfile
 from shoploop.feedback.training_data import join_logs
 from shoploop.privacy import Pseudonymizer
-from shoploop.ranking.cross_encoder import CrossEncoderConfig, CrossEncoderReranker
+from shoploop.ranking.cross_encoder import CrossEncoderConfig, CrossEncoderReranker, blend_with_first_stage
 from shoploop.ranking.rules import Candidate, RuleBook, RuleContext, apply_rules
 from shoploop.recommend.surfaces import ItemMeta, Recommendation, Surfaces
 from shoploop.retrieval.filters import Filters
@@ -217,9 +217,8 @@ class Engine:
         head, tail = cands[:top], cands[top:]
         texts = [self.products[c.item_id].text() if c.item_id in self.products else "" for c in head]
         raw = model.score(query, texts)
-        weight = self.config.serving.cross_encoder_weight
-        first = _minmax(np.array([c.score for c in head], dtype=float))
-        blended = (1 - weight) * first + weight * _minmax(raw.astype(float))
+        first = np.array([c.score for c in head], dtype=float)
+        blended = blend_with_first_stage(first, raw, self.config.serving.cross_encoder_weight)
         offset = max((c.score for c in tail), default=0.0)
         for c, value, logit in zip(head, blended, raw, strict=True):
             c.explanation["cross_encoder"] = float(logit)

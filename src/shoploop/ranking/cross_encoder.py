@@ -20,7 +20,8 @@ Scoring backends: ``torch`` (at the configured ``precision``: fp32, or bf16 auto
 native bf16 units — see ``shoploop.text.precision``) and ``onnx-int8`` (the fine-tuned model
 exported to ONNX and dynamically quantised to int8 with onnxruntime; faster than fp32 torch with
 near-identical rankings — see ``benchmarks/reranker_probe.py``). ``auto`` picks torch where bf16 is
-fast (measured top-50 p50: bf16 67 ms, int8 ONNX 90 ms, fp32 165 ms) and int8 ONNX elsewhere.
+fast and int8 ONNX elsewhere (benchmarks/search_relevance.py, 300 validation queries: search + top-50
+p50 fp32 208 ms vs bf16 88 ms, same NDCG@10).
 Training runs its forward passes under the same precision (about 1.9x the steps per second in bf16).
 
 Persistence: ``save(dir)`` writes ``cross_encoder.json`` (config + training record), ``model/``
@@ -48,7 +49,7 @@ from shoploop.ranking.training_pairs import GradedPair, group_by_query
 from shoploop.text.encoder import packaged_minilm_path, set_offline
 from shoploop.text.precision import Precision, autocast, keep_fp32, resolve_precision
 
-__all__ = ["CrossEncoderConfig", "CrossEncoderReranker", "GradedPair"]
+__all__ = ["CrossEncoderConfig", "CrossEncoderReranker", "GradedPair", "blend_with_first_stage"]
 
 Backend = Literal["auto", "torch", "onnx-int8"]
 _SHAPE_BUCKET = 8  # batch rows and sequence length are padded to multiples of this when scoring
@@ -178,7 +179,8 @@ class CrossEncoderReranker:
 
         Why buckets: oneDNN builds (and caches) a kernel per input shape, and in bf16 building one
         is expensive. Scoring a top-50 head and then a judged pool of arbitrary size with exact
-        shapes thrashed that cache: measured top-50 p99 181 ms with exact shapes, 86 ms bucketed.
+        shapes thrashed that cache (a micro-benchmark on the 2-core AMX box alternating such calls:
+        top-50 p99 181 ms with exact shapes, 86 ms bucketed).
         """
         n, width = len(items), _round_up(max(len(ids) for ids, _ in items), _SHAPE_BUCKET)
         if bucket_rows:
@@ -626,6 +628,18 @@ class CrossEncoderReranker:
         if (directory / _ONNX_INT8).exists():
             self._onnx_path = directory / _ONNX_INT8
         return self
+
+
+def blend_with_first_stage(first: np.ndarray, cross: np.ndarray, weight: float) -> np.ndarray:
+    """Min-max-normalised first-stage and cross-encoder scores mixed with the cross-encoder's share
+    ``weight`` (higher = better), so the re-ranker refines retrieval rather than overruling it."""
+
+    def minmax(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        span = float(x.max() - x.min()) if x.size else 0.0
+        return (x - x.min()) / span if span > 0 else np.zeros_like(x)
+
+    return (1 - weight) * minmax(first) + weight * minmax(cross)
 
 
 def _round_up(n: int, multiple: int) -> int:
