@@ -31,7 +31,7 @@ def test_ingest_benchmark_smoke(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "NAIVE_DEFAULT_CAP", 20)  # fsync per event is slow; keep it tiny
     out = tmp_path / "out.json"
     result = bench.main(
-        ["--events", "2000", "--batch-size", "500", "--out", str(out),
+        ["--events", "2000", "--batch-size", "500", "--compare-batch-size", "125", "--out", str(out),
          "--results-dir", str(tmp_path / "results"), "--workdir", str(tmp_path / "work")]
     )  # fmt: skip
     saved = json.loads(out.read_text())
@@ -39,6 +39,8 @@ def test_ingest_benchmark_smoke(tmp_path, monkeypatch):
     methods = saved["methods"]
     assert methods["batch_wal_normal"]["stored"] == 2000
     assert methods["batch_wal_normal"]["inserted"] == 2000
+    assert methods["batch_wal_normal_other_size"]["stored"] == 2000
+    assert "125 events per batch" in methods["batch_wal_normal_other_size"]["label"]
     assert methods["reimport"]["rows_added"] == 0
     assert methods["reimport"]["duplicates"] == 2000
     assert methods["naive_row_commit_wal"]["stored"] == 2000

@@ -196,11 +196,29 @@ def test_a_version_1_home_is_upgraded_in_place_and_keeps_its_events(tmp_path, t0
     )
     conn.close()
     db = SqliteDatabase(path)  # a home written by schema v1, before the event-by-item index went
-    assert db.schema_version == SCHEMA_VERSION == 2
+    assert db.schema_version == SCHEMA_VERSION == 3
     indexes = {r[0] for r in db.reader().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert "events_item" not in indexes and "events_user_ts" in indexes
-    assert [e.event_id for e in SqliteEventLog(db).scan()] == ["e1"]
+    assert "events_item" not in indexes and {"events_user_ts", "events_key"} <= indexes
+    assert not any(name.startswith("sqlite_autoindex_events") for name in indexes)  # UNIQUE(text) gone
+    log = SqliteEventLog(db)
+    assert [e.event_id for e in log.scan()] == ["e1"]
+    # The migration filled in the hash key, so the old event is still recognised on re-send.
+    result = log.append([view("e1", "u1", t0), view("e2", "u1", t0)])
+    assert result.inserted == ["e2"] and result.duplicates == ["e1"]
     db.close()
+
+
+def test_hash_key_collisions_neither_lose_events_nor_let_duplicates_in(tmp_path, t0, monkeypatch):
+    import shoploop.store.sqlite_events as sqlite_events
+
+    monkeypatch.setattr(sqlite_events, "event_key", lambda event_id: 7)  # every id collides
+    log = SqliteEventLog(tmp_path / "s.sqlite")
+    first = log.append([view("a", "u1", t0), view("b", "u1", t0)])
+    assert first.inserted == ["a", "b"]
+    second = log.append([view("b", "u1", t0), view("c", "u2", t0), view("c", "u2", t0)])
+    assert second.inserted == ["c"] and second.duplicates == ["b", "c"]
+    assert sorted(e.event_id for e in log.scan()) == ["a", "b", "c"]
+    log.close()
 
 
 def test_catalog_change_feed_rolls_back_with_the_upsert(tmp_path):

@@ -12,16 +12,17 @@ from shoploop.domain import Event, ImpressionEvent
 from shoploop.domain.events import EVENT_ADAPTER
 from shoploop.store.memory import to_micros, types_filter, utcnow
 from shoploop.store.protocols import AppendResult
-from shoploop.store.sqlite_db import SqliteDatabase, open_database
+from shoploop.store.sqlite_db import SqliteDatabase, event_key, open_database
 
 _INSERT = (
-    "INSERT OR IGNORE INTO events "
-    "(event_id, type, user_id, session_id, ts, item_id, request_id, payload) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events "
+    "(event_key, event_id, type, user_id, session_id, ts, item_id, request_id, payload) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# One bound JSON array instead of thousands of `?` placeholders (SQLite caps variables).
-_EXISTING = "SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?))"
-_ADDED_SINCE = "SELECT event_id FROM events WHERE seq > ?"
+# Stored ids among candidate keys. One bound JSON array instead of thousands of `?`
+# placeholders (SQLite caps variables). Callers compare the returned ids, not just keys, so a
+# hash collision between different ids never makes a new event look like a duplicate.
+_EXISTING = "SELECT event_id FROM events WHERE event_key IN (SELECT value FROM json_each(?))"
 _FETCH = 2000
 
 
@@ -34,6 +35,7 @@ def _row(event: Event) -> tuple:
     # cut the dump's cost by about a third (None inside `context` is kept: it is data).
     fields = event.__dict__
     return (
+        event_key(fields["event_id"]),
         fields["event_id"],
         fields["type"],
         fields["user_id"],
@@ -69,10 +71,10 @@ class SqliteEventLog:
 
         # A re-sent batch (client retry, re-import) is recognised from its first id, and then
         # only the unknown events are serialised. This is a hint read outside the
-        # transaction; the authoritative answer comes from the insert itself below.
+        # transaction; the authoritative check runs inside it, below.
         known: set[str] = set()
         if self._exists(next(iter(unique))):
-            known = self._existing(list(unique))
+            known = self._existing(self._db.reader(), {eid: event_key(eid) for eid in unique})
         # Serialise before taking the write lock: a bad event fails the batch without
         # touching the database, and the lock is held only for SQL.
         rows = [_row(event) for eid, event in unique.items() if eid not in known]
@@ -80,16 +82,13 @@ class SqliteEventLog:
         added: set[str] = set()
         if rows:
             with self._db.write() as conn:
-                last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-                before = conn.total_changes
+                # Inside the write transaction no other writer (thread or process) can add
+                # rows, so ids found here are exactly the ones stored since the hint.
+                stored = self._existing(conn, {row[1]: row[0] for row in rows})
+                if stored:
+                    rows = [row for row in rows if row[1] not in stored]
                 conn.executemany(_INSERT, rows)
-                if conn.total_changes - before == len(rows):
-                    added = {row[0] for row in rows}  # common case: nothing was ignored
-                else:
-                    # Some ids were stored by another writer since the hint was read; the
-                    # rows this transaction added are exactly those after the old max seq
-                    # (new rowids are always max + 1).
-                    added = {r[0] for r in conn.execute(_ADDED_SINCE, (last_seq,))}
+            added = {row[1] for row in rows}
 
         inserted: list[str] = []
         duplicates: list[str] = []
@@ -102,11 +101,14 @@ class SqliteEventLog:
         return AppendResult(inserted=inserted, duplicates=duplicates)
 
     def _exists(self, event_id: str) -> bool:
-        sql = "SELECT 1 FROM events WHERE event_id = ?"
-        return self._db.reader().execute(sql, (event_id,)).fetchone() is not None
+        sql = "SELECT 1 FROM events WHERE event_key = ? AND event_id = ?"
+        return self._db.reader().execute(sql, (event_key(event_id), event_id)).fetchone() is not None
 
-    def _existing(self, event_ids: list[str]) -> set[str]:
-        return {r[0] for r in self._db.reader().execute(_EXISTING, (json.dumps(event_ids),))}
+    @staticmethod
+    def _existing(conn: sqlite3.Connection, keys: dict[str, int]) -> set[str]:
+        """The ids among `keys` (event id -> its event_key) that are already stored."""
+        found = conn.execute(_EXISTING, (json.dumps(list(keys.values())),))
+        return {r[0] for r in found if r[0] in keys}
 
     def scan(
         self,
