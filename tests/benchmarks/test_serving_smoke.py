@@ -20,13 +20,16 @@ def test_serving_benchmark_smoke(tmp_path):
             "--out", str(out),
             "--duration", "1",
             "--concurrency", "2",
+            "--search-sweep", "1,2",
             "--batch", "20",
             "--no-dense",
             "--recommender", "item_knn",
             "--startup-timeout", "300",
         ]
     )  # fmt: skip
-    assert set(result["phases"]) == {"bare_fastapi", "search", "home", "intake"}
+    assert set(result["phases"]) == {"bare_fastapi", "search", "search_1_clients", "home", "intake"}
+    assert result["phases"]["search_1_clients"]["clients"] == 1
+    assert result["search_slo"]["judged"] in {"search", "search_1_clients"}
     for name, phase in result["phases"].items():
         assert phase["requests"] > 0, name
         assert phase["errors"] == 0, name

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from shoploop.api.background import RetrainHook
@@ -56,6 +57,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.handler_threads()
         if engine.started_at is None:
             # Blocking model loading/training off the event loop (but before serving traffic).
             await asyncio.to_thread(engine.start, train_if_missing=train_if_missing)

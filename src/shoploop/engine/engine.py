@@ -245,10 +245,12 @@ class Engine:
                 version.path,
                 encoder=self.searcher.encoder if self.searcher else None,
                 query_backend=self.config.search.query_backend,  # this engine's serving choice
+                share_products=self.products,
             )
             # Catalog changes after the index was built are replayed, not rebuilt.
             built_at = int(version.metrics.get("catalog_version", 0))
             self._replay_catalog(searcher, built_at)
+            searcher.warm_up()  # before it takes traffic (start-up, or a hot swap after retraining)
             with self._lock:
                 self.searcher = searcher
         elif version.name == "recommender":

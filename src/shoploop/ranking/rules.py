@@ -187,6 +187,8 @@ def apply_rules(
         (r for r in rules if r.active_at(ctx.now) and scope_matches(r.scope, ctx)),
         key=lambda r: (-r.priority, r.rule_id),
     )
+    if not live:  # the common case: nothing to apply, so nothing to copy (a hot path)
+        return RuleOutcome(items=list(items), redirect=None, applied=[])
     applied: list[str] = []
     for rule in live:
         if rule.kind == "redirect":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -106,16 +107,34 @@ class HybridSearcher:
         self.config = config
         self._encoder = encoder
         self._query_encoder = query_encoder
+        # Encoders are built lazily, and a server calls in from many threads at once: without
+        # the lock, the first burst of queries each built its own ONNX session (seconds of CPU
+        # apiece) while the burst waited (benchmarks/serving.py).
+        self._encoder_lock = threading.RLock()
 
     # ------------------------------------------------------------------ encoders
     @property
     def encoder(self) -> TextEncoder:
         if self._encoder is None:
-            self._encoder = TextEncoder(self.config.encoder)
+            with self._encoder_lock:
+                if self._encoder is None:
+                    self._encoder = TextEncoder(self.config.encoder)
         return self._encoder
 
     @property
     def query_encoder(self) -> TextEncoder:
+        if self._query_encoder is None:
+            with self._encoder_lock:
+                return self._build_query_encoder()
+        return self._query_encoder
+
+    def warm_up(self) -> None:
+        """Build the query encoder and run one query through it, so the first shopper's search
+        does not pay for loading a model (servers call this before taking traffic)."""
+        if self.config.use_dense and getattr(self, "dense_", None) is not None:
+            self.query_encoder.encode_query("warm up")
+
+    def _build_query_encoder(self) -> TextEncoder:
         if self._query_encoder is None:
             # "auto" looks at the product encoder actually in use: an injected one (tests,
             # shared instances) may not be the packaged MiniLM the int8 build is a twin of.
@@ -491,9 +510,11 @@ class HybridSearcher:
         encoder: TextEncoder | None = None,
         query_encoder: TextEncoder | None = None,
         query_backend: Literal["saved", "auto", "torch", "onnx-int8"] | None = "saved",
+        share_products: Mapping[str, Product] | None = None,
     ) -> HybridSearcher:
         """Load a saved index. `query_backend` (if given) replaces the saved one: how queries
-        are encoded is a serving choice, not part of the index."""
+        are encoded is a serving choice, not part of the index. `share_products` (the caller's
+        catalog): saved products equal to the caller's are not kept twice in memory."""
         directory = Path(directory)
         meta = json.loads((directory / "searcher.json").read_text())
         config = HybridConfig.from_dict(meta["config"])
@@ -508,6 +529,9 @@ class HybridSearcher:
             for line in fh:
                 row = json.loads(line)
                 p = Product.model_validate(row["product"])
+                if share_products is not None:
+                    same = share_products.get(p.item_id)
+                    p = same if same is not None and same == p else p
                 self.products_[int(row["key"])] = p
                 self.columns_.set(int(row["key"]), p)
         self.columns_._grow(len(self.ids_))
