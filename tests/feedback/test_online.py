@@ -103,7 +103,14 @@ def test_recent_items_window_is_bounded(t0):
         s.update(
             ViewEvent(user_id="u", item_id="drill" if n % 2 else "pan", timestamp=t0 + timedelta(seconds=n))
         )
-    assert len(s.profile("u").recent_items) == 3
+    assert s.profile("u").recent_items == ("drill", "pan", "drill")  # the newest three, oldest first
+
+
+def test_recent_queries_window_keeps_the_newest(t0):
+    s = OnlineState(OnlineConfig(recent_queries=2), lookup=CATALOG.get)
+    for n, q in enumerate(["drill", "Cordless  Drill", "pan", "garden hose"]):
+        s.update(SearchEvent(user_id="u", query=q, timestamp=t0 + timedelta(seconds=n)))
+    assert s.profile("u").recent_queries == ("pan", "garden hose")
 
 
 def test_delete_user_forgets_everything_about_them(state, t0):

@@ -18,6 +18,7 @@ from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from shoploop.domain import (
     ANONYMOUS_USER,
@@ -80,18 +81,55 @@ class DecayedCounter:
         return self.value * math.pow(0.5, (ts - self.at) / half_life)
 
 
-@dataclass
 class UserState:
-    recent: deque[tuple[str, str, float]]  # (item_id, event type, unix ts), oldest first
-    queries: deque[str]
-    categories: dict[str, DecayedCounter] = field(default_factory=lambda: defaultdict(DecayedCounter))
-    brands: dict[str, DecayedCounter] = field(default_factory=lambda: defaultdict(DecayedCounter))
-    purchased: set[str] = field(default_factory=set)
-    disliked: set[str] = field(default_factory=set)
-    ratings: dict[str, int] = field(default_factory=dict)
-    sessions: set[str] = field(default_factory=set)
-    shown: OrderedDict[str, DecayedCounter] = field(default_factory=OrderedDict)  # item -> fatigue
-    last_seen: float = 0.0
+    """One shopper's live state.
+
+    Containers are created on first use (`_part`): most shoppers only ever fill two or three
+    of them, and nine empty deques/sets/dicts cost ~2.7 KB per shopper, ~270 MB for the 100k
+    shoppers of benchmarks/serving.py's intake phase. Readers treat None as empty. The two
+    bounded histories are short lists trimmed on append (`_push`): a deque allocates a
+    64-slot block (~0.6 KB) even for one entry.
+    """
+
+    __slots__ = (
+        "brands",  # dict[str, DecayedCounter]
+        "categories",  # dict[str, DecayedCounter]
+        "disliked",  # set[str]
+        "last_seen",
+        "purchased",  # set[str]
+        "queries",  # list[str], oldest first, at most config.recent_queries
+        "ratings",  # dict[str, int]
+        "recent",  # list[(item_id, event type, unix ts)], oldest first, at most config.recent_items
+        "sessions",  # set[str]
+        "shown",  # OrderedDict[item_id, DecayedCounter]: fatigue, most recently shown last
+    )
+
+    def __init__(self) -> None:
+        self.recent: list[tuple[str, str, float]] | None = None
+        self.queries: list[str] | None = None
+        self.categories: dict[str, DecayedCounter] | None = None
+        self.brands: dict[str, DecayedCounter] | None = None
+        self.purchased: set[str] | None = None
+        self.disliked: set[str] | None = None
+        self.ratings: dict[str, int] | None = None
+        self.sessions: set[str] | None = None
+        self.shown: OrderedDict[str, DecayedCounter] | None = None
+        self.last_seen = 0.0
+
+
+def _push(history: list[Any], value: Any, limit: int) -> None:
+    history.append(value)
+    if len(history) > limit:
+        del history[: len(history) - limit]
+
+
+def _part(user: UserState, name: str, factory: Callable[[], Any]) -> Any:
+    """`user.<name>`, created by `factory` on first use."""
+    value = getattr(user, name)
+    if value is None:
+        value = factory()
+        setattr(user, name, value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -159,16 +197,16 @@ class OnlineState:
             user = self._user(event.user_id)
             user.last_seen = max(user.last_seen, ts)
             if event.session_id:
-                user.sessions.add(event.session_id)
+                _part(user, "sessions", set).add(event.session_id)
             if isinstance(event, SearchEvent):
                 if event.query.strip():
-                    user.queries.append(query_key(event.query))
+                    _push(_part(user, "queries", list), query_key(event.query), self.config.recent_queries)
                 return
             surface, query = self._impressions.get(getattr(event, "request_id", None) or "", ("*", None))
             if isinstance(event, PurchaseEvent):
                 for line in event.items:
                     self._count(line.item_id, surface, query, "purchase", ts, line.quantity)
-                    user.purchased.add(line.item_id)
+                    _part(user, "purchased", set).add(line.item_id)
                     self._touch(user, line.item_id, "purchase", ts)
                 return
             item_id = getattr(event, "item_id", None)
@@ -178,9 +216,9 @@ class OnlineState:
             if signal:
                 self._count(item_id, surface, query, signal, ts)
             if isinstance(event, DislikeEvent):
-                user.disliked.add(item_id)
+                _part(user, "disliked", set).add(item_id)
             if isinstance(event, RatingEvent):
-                user.ratings[item_id] = event.rating
+                _part(user, "ratings", dict)[item_id] = event.rating
             if isinstance(event, ViewEvent | ClickEvent | AddToCartEvent | RatingEvent | DislikeEvent):
                 self._touch(user, item_id, event.type, ts)
 
@@ -201,12 +239,13 @@ class OnlineState:
             self._impressions.pop(self._impression_order.popleft(), None)
 
     def _tire(self, user: UserState, event: ImpressionEvent, ts: float) -> None:
+        fatigue: OrderedDict[str, DecayedCounter] = _part(user, "shown", OrderedDict)
         for shown in event.items:
-            counter = user.shown.pop(shown.item_id, None) or DecayedCounter()
+            counter = fatigue.pop(shown.item_id, None) or DecayedCounter()
             counter.add(1.0 / math.log2(shown.position + 1), ts, self._fatigue_half_life)
-            user.shown[shown.item_id] = counter  # re-inserted: most recently shown last
-        while len(user.shown) > self.config.fatigue_items:
-            user.shown.popitem(last=False)
+            fatigue[shown.item_id] = counter  # re-inserted: most recently shown last
+        while len(fatigue) > self.config.fatigue_items:
+            fatigue.popitem(last=False)
 
     def _count(
         self, item_id: str, surface: str, query: str | None, signal: str, ts: float, amount: float = 1.0
@@ -220,27 +259,29 @@ class OnlineState:
     def _user(self, user_id: str) -> UserState:
         user = self._users.get(user_id)
         if user is None:
-            user = UserState(
-                recent=deque(maxlen=self.config.recent_items),
-                queries=deque(maxlen=self.config.recent_queries),
-            )
+            user = UserState()
             self._users[user_id] = user
         return user
 
     def _touch(self, user: UserState, item_id: str, kind: str, ts: float) -> None:
-        user.shown.pop(item_id, None)  # engaged with: no longer "passed over"
+        if user.shown:
+            user.shown.pop(item_id, None)  # engaged with: no longer "passed over"
         if kind != "dislike":
-            user.recent.append((item_id, kind, ts))
+            _push(_part(user, "recent", list), (item_id, kind, ts), self.config.recent_items)
         product = self._lookup(item_id)
         if product is None:
             return
         weight = self._weights.get(kind, 1.0)
         if kind == "rating":
-            weight *= (user.ratings.get(item_id, 3) - 3) / 2  # 1 star pushes away, 5 pulls in
+            rating = (user.ratings or {}).get(item_id, 3)
+            weight *= (rating - 3) / 2  # 1 star pushes away, 5 pulls in
+        categories = _part(user, "categories", lambda: defaultdict(DecayedCounter))
         for level in product.category_path:
-            user.categories[level].add(weight, ts, self._half_life)
+            categories[level].add(weight, ts, self._half_life)
         if product.brand:
-            user.brands[product.brand].add(weight, ts, self._half_life)
+            _part(user, "brands", lambda: defaultdict(DecayedCounter))[product.brand].add(
+                weight, ts, self._half_life
+            )
 
     # ---- reads ----------------------------------------------------------------------
     def _now(self, now: datetime | None) -> float:
@@ -293,13 +334,13 @@ class OnlineState:
             t = self._now(now)
             return UserProfile(
                 user_id=user_id or "",
-                recent_items=tuple(item for item, _, _ in user.recent),
-                recent_queries=tuple(user.queries),
-                category_affinity={k: c.get(t, self._half_life) for k, c in user.categories.items()},
-                brand_affinity={k: c.get(t, self._half_life) for k, c in user.brands.items()},
-                purchased=frozenset(user.purchased),
-                disliked=frozenset(user.disliked),
-                fatigue={k: c.get(t, self._fatigue_half_life) for k, c in user.shown.items()},
+                recent_items=tuple(item for item, _, _ in user.recent or ()),
+                recent_queries=tuple(user.queries or ()),
+                category_affinity={k: c.get(t, self._half_life) for k, c in (user.categories or {}).items()},
+                brand_affinity={k: c.get(t, self._half_life) for k, c in (user.brands or {}).items()},
+                purchased=frozenset(user.purchased or ()),
+                disliked=frozenset(user.disliked or ()),
+                fatigue={k: c.get(t, self._fatigue_half_life) for k, c in (user.shown or {}).items()},
             )
 
     def known_user(self, user_id: str) -> bool:
@@ -317,11 +358,11 @@ class OnlineState:
             if user is None:
                 return {"recent_items": 0, "queries": 0, "affinities": 0, "sessions": 0, "shown_items": 0}
             return {
-                "recent_items": len(user.recent),
-                "shown_items": len(user.shown),
-                "queries": len(user.queries),
-                "affinities": len(user.categories) + len(user.brands),
-                "sessions": len(user.sessions),
+                "recent_items": len(user.recent or ()),
+                "shown_items": len(user.shown or ()),
+                "queries": len(user.queries or ()),
+                "affinities": len(user.categories or ()) + len(user.brands or ()),
+                "sessions": len(user.sessions or ()),
             }
 
     def stats(self) -> dict[str, int | float]:
