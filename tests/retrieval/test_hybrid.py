@@ -150,3 +150,22 @@ def test_compound_join_and_price_filter_without_prices(fake_encoder):
     # No product has a price: the parsed filter is reported but not applied (else nothing is found).
     r = s.search("deckover under $20", k=2)
     assert set(ids(r)) == {"d1", "d2"} and r.understood.notes
+
+
+def test_bm25_matched_terms_cover_main_delta_deleted_and_saved_documents(tmp_path):
+    idx = BM25Index(BM25Config()).fit([0, 1], ["cordless drill kit", "garden hose"])
+    q = idx.analyze("drill hose cordless")
+    assert idx.matched_terms(0, q) == sorted(set(idx.analyze("cordless drill")))
+    assert idx.matched_terms(1, q) == idx.analyze("hose")
+    assert idx.matched_terms(7, q) == []  # unknown key
+    idx.upsert([1], ["cordless hose reel"])  # the delta copy replaces the main one
+    assert idx.matched_terms(1, q) == sorted(set(idx.analyze("cordless hose")))
+    idx.delete([0])
+    assert idx.matched_terms(0, q) == []
+    idx.save(tmp_path / "bm25")
+    loaded = BM25Index.load(tmp_path / "bm25")
+    assert loaded.matched_terms(1, q) == idx.matched_terms(1, q)
+    assert loaded.doc_tokens(1) == idx.doc_tokens(1)
+    # A token never matches inside a longer one ("hose" is not in "hoses").
+    plural = BM25Index(BM25Config(stem=False)).fit([0], ["hoses"])
+    assert plural.matched_terms(0, ["hose"]) == [] and plural.matched_terms(0, ["hoses"]) == ["hoses"]

@@ -12,6 +12,7 @@ impression does not outrank one with 300 out of 1,000.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections import OrderedDict, defaultdict, deque
@@ -153,6 +154,7 @@ class UserProfile:
 _ITEM_SIGNAL = {ClickEvent: "click", AddToCartEvent: "cart"}
 
 
+@functools.lru_cache(maxsize=8192)  # called per (query, item) pair while ranking one list
 def query_key(query: str) -> str:
     """How per-query counters are keyed: case and spacing do not make a different query."""
     return " ".join(query.lower().split())

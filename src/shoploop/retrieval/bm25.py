@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -147,6 +147,18 @@ class BM25Index:
             return self.delta_[key]
         i = self.key_to_main_.get(int(key))
         return [] if i is None or key in self.deleted_ else self.main_docs_[i].split()
+
+    def matched_terms(self, key: int, tokens: Iterable[str]) -> list[str]:
+        """The query `tokens` that occur in the live document under `key`, sorted."""
+        if key in self.delta_:
+            doc = set(self.delta_[key])
+            return sorted(t for t in set(tokens) if t in doc)
+        i = self.key_to_main_.get(int(key))
+        if i is None or key in self.deleted_:
+            return []
+        # Substring tests on the stored joined document: no split of every hit per query.
+        padded = f" {self.main_docs_[i]} "
+        return sorted(t for t in set(tokens) if f" {t} " in padded)
 
     def _set_main_docs(self, docs: list[str]) -> None:
         # Main-index documents are kept for rebuilds, df and "matched terms", as one

@@ -438,7 +438,7 @@ class HybridSearcher:
                 if c.ranks[i, r] > 0
             }
             expl = {
-                "matched_terms": sorted(qset & set(self.bm25_.doc_tokens(key))),
+                "matched_terms": self.bm25_.matched_terms(key, qset),
                 "retrievers": found,
                 "scores": {name: float(c.scores[i, r]) for r, name in enumerate(c.retrievers)},
                 "category_boost": float(self.fusion_.intent_weight * c.prior[i]) if len(c.prior) else 0.0,

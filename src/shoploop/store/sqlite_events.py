@@ -24,6 +24,7 @@ _INSERT = (
 # hash collision between different ids never makes a new event look like a duplicate.
 _EXISTING = "SELECT event_id FROM events WHERE event_key IN (SELECT value FROM json_each(?))"
 _FETCH = 2000
+_HINT_MIN = 64
 
 
 def _row(event: Event) -> tuple:
@@ -73,7 +74,9 @@ class SqliteEventLog:
         # only the unknown events are serialised. This is a hint read outside the
         # transaction; the authoritative check runs inside it, below.
         known: set[str] = set()
-        if self._exists(next(iter(unique))):
+        # (Small batches, like the one impression a served list logs, skip the hint: the
+        # check inside the transaction costs the same as the hint would.)
+        if len(unique) > _HINT_MIN and self._exists(next(iter(unique))):
             known = self._existing(self._db.reader(), {eid: event_key(eid) for eid in unique})
         # Serialise before taking the write lock: a bad event fails the batch without
         # touching the database, and the lock is held only for SQL.
