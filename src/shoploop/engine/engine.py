@@ -635,11 +635,8 @@ class Engine:
         start = (page - 1) * k
         shown = ranked[start : start + k]
         shown_p = propensities[start : start + k]
-        # model_construct: every field comes from validated products and from numbers made
-        # finite and in range just here; re-validating 20 items per list was ~10% of a search
-        # request's interpreter time in the serving benchmark.
         items = tuple(
-            ServedItem.model_construct(
+            ServedItem(
                 item_id=c.item_id,
                 position=start + n + 1,
                 score=float(c.score) if np.isfinite(c.score) else 0.0,
@@ -686,10 +683,8 @@ class Engine:
             request_id=served.request_id,
             surface=served.surface,
             query=(served.query or "")[:1000] or None,
-            items=tuple(  # copies of the served items' checked values: no second validation
-                ShownItem.model_construct(
-                    item_id=i.item_id, position=i.position, score=i.score, propensity=i.propensity
-                )
+            items=tuple(
+                ShownItem(item_id=i.item_id, position=i.position, score=i.score, propensity=i.propensity)
                 for i in served.items
             ),
             policy=served.policy,
