@@ -96,7 +96,7 @@ _PRODUCT_FIELDS = frozenset(Product.model_fields)
 
 # Rows per transaction. Each commit rewrites every index page it dirtied, and event ids are
 # random, so a batch touches leaf pages all over the id and user indexes whatever its size:
-# bigger batches amortise that. On 500k events, 20,000 per batch stored ~10% more events/s
+# bigger batches amortise that. On 500k events, 20,000 per batch stored 7-10% more events/s
 # than 5,000 (benchmarks/ingest.py reports both); a batch of ~15 MB of JSON is still small.
 DEFAULT_BATCH_SIZE = 20_000
 
