@@ -482,6 +482,56 @@ def test_experiment_lifecycle_records_exposures(fresh):
     assert r.status_code == 422 and error(r)["field"] == "variants"
 
 
+def test_experiment_variants_must_be_servable(fresh):
+    client, _, _ = fresh
+    base = {"surface": "search", "primary_metric": {"name": "click"}}
+    cases = [
+        ({"model_version": "recommender:v2"}, "variants[1].model_version", "cannot differ per variant"),
+        ({"model_version": "ranker:v9"}, "variants[1].model_version", "registry has no ranker v9"),
+        ({"model_version": "ranker"}, "variants[1].model_version", "is not 'name:vN'"),
+        ({"policy": "greedy"}, "variants[1].policy", "must be one of"),
+    ]
+    for n, (treatment, field, why) in enumerate(cases):
+        body = {
+            **base,
+            "id": f"v{n}",
+            "variants": [{"name": "c", "share": 0.5}, {"name": "t", "share": 0.5, **treatment}],
+        }
+        r = client.post("/v1/experiments", json=body, headers=ADMIN)
+        assert r.status_code == 422, r.text
+        assert error(r)["field"] == field and why in error(r)["message"], r.text
+        assert client.get(f"/v1/experiments/v{n}", headers=ADMIN).status_code == 404  # nothing stored
+
+
+def test_a_search_experiment_serves_each_shopper_their_variant(fresh):
+    from shoploop.feedback.exploration import ExplorationConfig, ExplorationPolicy
+
+    client, engine, _ = fresh
+    engine.exploration = ExplorationPolicy(ExplorationConfig(budget=1.0))  # the default always explores
+    body = {
+        "id": "calm-search",
+        "surface": "search",
+        "variants": [
+            {"name": "explore", "share": 0.5},
+            {"name": "calm", "share": 0.5, "policy": "deterministic"},
+        ],
+        "primary_metric": {"name": "click"},
+    }
+    assert client.post("/v1/experiments", json=body, headers=ADMIN).status_code == 201
+    from shoploop.evaluation.ab import assign
+
+    policies: dict[str, set[str]] = {"explore": set(), "calm": set()}
+    for n in range(40):
+        user = f"variant-user-{n}"
+        arm = assign(user, salt="calm-search", variants=["explore", "calm"], shares=[0.5, 0.5])
+        served = client.get("/v1/search", params={"q": "drill", "user_id": user}, headers=SEARCH).json()
+        policies[arm].add(served["policy"])
+    assert policies["calm"] == {"deterministic"}  # the variant switched exploration off
+    assert policies["explore"] and policies["explore"] != {"deterministic"}  # the control explored
+    got = client.get("/v1/experiments/calm-search", headers=ADMIN).json()
+    assert sum(got["exposures"].values()) == 40
+
+
 # ------------------------------------------------------------------------------------------ operations
 def test_health_ready_and_metrics(shared):
     client, _, _ = shared

@@ -127,8 +127,18 @@ class VariantIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=64)
     share: float = Field(gt=0, le=1)
-    model_version: str | None = Field(default=None, max_length=200)
-    policy: str | None = Field(default=None, max_length=100)
+    model_version: str | None = Field(
+        default=None,
+        max_length=200,
+        description="re-ranker versions this variant's searches use instead of the active ones, "
+        "'name:vN' or 'name:none' joined by '+' (names: cross_encoder, ranker)",
+        examples=["ranker:v3", "ranker:v3+cross_encoder:none"],
+    )
+    policy: str | None = Field(
+        default=None,
+        max_length=100,
+        description="'deterministic' (no exploration) or 'explore' (the default)",
+    )
     description: str = Field(default="", max_length=1000)
 
 
@@ -140,12 +150,12 @@ class ExperimentIn(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "id": "home-feed-sasrec-vs-knn",
-                    "name": "Home feed: sequential model vs item-kNN",
-                    "surface": "home",
+                    "id": "search-ranker-v1",
+                    "name": "Search: learned ranker v1 vs no learned ranker",
+                    "surface": "search",
                     "variants": [
-                        {"name": "control", "share": 0.5, "model_version": "recommender:v1"},
-                        {"name": "treatment", "share": 0.5, "model_version": "recommender:v2"},
+                        {"name": "control", "share": 0.5, "model_version": "ranker:none"},
+                        {"name": "treatment", "share": 0.5, "model_version": "ranker:v1"},
                     ],
                     "primary_metric": {"name": "conversion", "kind": "proportion"},
                     "guardrails": [{"name": "click", "kind": "proportion", "max_relative_harm": 0.05}],

@@ -31,6 +31,7 @@ from shoploop.engine.training import (
     train_recommender,
     train_searcher,
 )
+from shoploop.engine.variants import ServingOverride, VariantSpecError
 from shoploop.feedback.click_pairs import click_pairs
 from shoploop.feedback.exploration import ExplorationPolicy
 from shoploop.feedback.features import FeatureContext
@@ -94,6 +95,9 @@ class Engine:
         self.cross_encoder: CrossEncoderReranker | None = None  # fine-tuned from feedback, optional
         self.ranker: LearnedRanker | None = None  # learned re-ranker; None = heuristic scores
         self.versions: dict[str, int] = {}
+        # Re-ranker versions that A/B variants serve instead of the active ones, loaded on first
+        # use: (name, version) -> model.
+        self._variant_models: dict[tuple[str, int], Any] = {}
         self._catalog_version = 0
         self._lock = threading.RLock()  # guards model swaps and catalog mutations
         self._requests = 0
@@ -203,14 +207,15 @@ class Engine:
         }
         return register(self.stores, "cross_encoder", model.save, metrics=metrics, config=asdict(config))
 
-    def _cross_rerank(self, query: str, cands: list[Candidate]) -> list[Candidate]:
+    def _cross_rerank(
+        self, query: str, cands: list[Candidate], model: CrossEncoderReranker | None
+    ) -> list[Candidate]:
         """Re-order the top candidates with the fine-tuned cross-encoder, when one is active.
 
         Only the top `cross_encoder_top` are scored (the cost is per pair); within them the
         final score blends the normalised first-stage score with the normalised cross-encoder
         score, so the re-ranker refines rather than overrules retrieval.
         """
-        model = self.cross_encoder
         top = self.config.serving.cross_encoder_top
         if model is None or not cands:
             return cands
@@ -283,7 +288,52 @@ class Engine:
 
     @property
     def model_version(self) -> str:
-        return "+".join(f"{name}:v{v}" for name, v in sorted(self.versions.items())) or "untrained"
+        return self._served_versions(None)
+
+    def _served_versions(self, override: ServingOverride | None) -> str:
+        """`name:vN` of every model a list was served with, the variant's swaps applied."""
+        versions: dict[str, int | None] = dict(self.versions)
+        if override is not None:
+            versions.update(override.models)
+        parts = [f"{name}:v{v}" for name, v in sorted(versions.items()) if v is not None]
+        return "+".join(parts) or "untrained"
+
+    def _model(self, name: str, override: ServingOverride | None) -> Any:
+        """The `name` model to serve with: the active one, or the variant's version (None = without)."""
+        active = self.ranker if name == "ranker" else self.cross_encoder
+        if override is None or name not in override.models:
+            return active
+        version = override.models[name]
+        if version is None:
+            return None
+        if version == self.versions.get(name):
+            return active
+        key = (name, version)
+        model = self._variant_models.get(key)
+        if model is None:
+            model = self.load_variant_model(name, version)
+        return model
+
+    def load_variant_model(self, name: str, version: int) -> Any:
+        """Load (once) a registered re-ranker version for A/B variants; raises VariantSpecError
+        when the registry has no such version."""
+        key = (name, version)
+        with self._lock:
+            if key in self._variant_models:
+                return self._variant_models[key]
+            try:
+                mv = self.stores.registry.get(name, version)
+            except KeyError as err:
+                raise VariantSpecError("model_version", f"the registry has no {name} v{version}") from err
+            loader = LearnedRanker.load if name == "ranker" else CrossEncoderReranker.load
+            model = loader(mv.path)
+            self._variant_models[key] = model
+            return model
+
+    def forget_variant_models(self) -> None:
+        """Drop the models loaded for experiments (called when the running set changes)."""
+        with self._lock:
+            self._variant_models.clear()
 
     # ------------------------------------------------------------------ validation helpers
     def _check_k(self, k: int, page: int = 1) -> None:
@@ -319,7 +369,9 @@ class Engine:
         filters: Filters | Mapping[str, Any] | None = None,
         k: int | None = None,
         page: int = 1,
+        override: ServingOverride | None = None,
     ) -> ServedList:
+        """`override`: what an A/B variant serves instead (see `shoploop.engine.variants`)."""
         k = self.config.serving.default_k if k is None else k
         self._check_k(k, page)
         if not isinstance(query, str):
@@ -355,8 +407,8 @@ class Engine:
                 score += ctr_lift
             cands.append(Candidate(hit.item_id, score, expl))
         cands.sort(key=lambda c: -c.score)
-        cands = self._cross_rerank(query, cands)
-        ranker = self.ranker
+        cands = self._cross_rerank(query, cands, self._model("cross_encoder", override))
+        ranker = self._model("ranker", override)
         if ranker is not None:  # the learned ranker replaces the heuristic scores above
             ctx = FeatureContext(self.online, self.products.get, query=query, profile=profile)
             cands = ranker.rerank(cands, ctx)
@@ -375,6 +427,7 @@ class Engine:
             understood=understood,
             facets=result.facets,
             total=result.n_candidates,
+            override=override,
         )
 
     def _personal_boost(self, item_id: str, profile: UserProfile, expl: dict[str, Any]) -> float:
@@ -604,6 +657,7 @@ class Engine:
         facets: dict[str, dict[str, int]] | None = None,
         total: int | None = None,
         anchor: str | None = None,
+        override: ServingOverride | None = None,
     ) -> ServedList:
         request_id = uuid.uuid4().hex
         now = datetime.now(UTC)
@@ -621,7 +675,8 @@ class Engine:
         )
         propensities = np.ones(len(ranked))
         policy = "deterministic"
-        if ranked and not pinned and page == 1:
+        explore = override is None or override.policy != "deterministic"
+        if ranked and not pinned and page == 1 and explore:
             # Seeded by (engine seed, list number): the same traffic replayed against the same
             # engine explores identically, which simulations and regression tests rely on.
             with self._lock:
@@ -652,7 +707,7 @@ class Engine:
             surface=surface,
             items=items,
             policy=policy,
-            model_version=self.model_version,
+            model_version=self._served_versions(override),
             query=query,
             understood_query=understood,
             facets=facets or {},

@@ -12,6 +12,7 @@ from shoploop.api.deps import AdminAuth, EngineDep, ExperimentsDep
 from shoploop.api.errors import ERROR_RESPONSES, NOT_FOUND, ApiError
 from shoploop.api.schemas import ExperimentIn, ExperimentOut, ModelInfo, Reason
 from shoploop.engine import Engine, NotFound
+from shoploop.engine.variants import VariantSpecError, parse_model_version, serving_override
 from shoploop.evaluation.ab import Experiment, MetricSpec, Variant
 from shoploop.ranking.rules import Rule
 from shoploop.store.protocols import ModelVersion
@@ -145,6 +146,25 @@ def delete_rule(engine: EngineDep, rule_id: RuleId) -> Response:
 def refresh_running(request: Request) -> None:
     """Serving routes read this cached list instead of the store on every request."""
     request.app.state.running_experiments = request.app.state.experiments.list(status="running")
+    request.app.state.engine.forget_variant_models()  # reloaded on demand for what still runs
+
+
+def _check_variants(engine: Engine, body: ExperimentIn) -> None:
+    """Every variant must be servable: known models and policy, registered versions."""
+    for i, variant in enumerate(body.variants):
+        where = f"variants[{i}]"
+        try:
+            serving_override(variant.name, variant.model_version, variant.policy)
+        except VariantSpecError as err:
+            raise ApiError(422, "invalid_request", f"{where}.{err}", f"{where}.{err.field}") from err
+        for name, version in parse_model_version(variant.model_version).items():
+            if version is None:
+                continue
+            try:
+                engine.stores.registry.get(name, version)
+            except KeyError:
+                reason = f"{where}.model_version: the registry has no {name} v{version}"
+                raise ApiError(422, "invalid_request", reason, f"{where}.model_version") from None
 
 
 def experiment_out(store: Any, exp: Experiment, events: list[Any] | None = None) -> ExperimentOut:
@@ -192,10 +212,13 @@ def list_experiments(experiments: ExperimentsDep) -> list[ExperimentOut]:
         "with the control on the primary metric and checks guardrails and sample-ratio mismatch."
     ),
 )
-def create_experiment(request: Request, experiments: ExperimentsDep, body: ExperimentIn) -> ExperimentOut:
+def create_experiment(
+    request: Request, engine: EngineDep, experiments: ExperimentsDep, body: ExperimentIn
+) -> ExperimentOut:
     exp_id = body.id or f"exp-{uuid.uuid4().hex[:8]}"
     if experiments.get(exp_id) is not None:
         raise ApiError(409, "conflict", f"experiment {exp_id!r} exists", "id")
+    _check_variants(engine, body)
     exp = Experiment(
         id=exp_id,
         name=body.name,

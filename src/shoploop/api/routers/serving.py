@@ -21,6 +21,7 @@ from shoploop.api.settings import ApiSettings
 from shoploop.domain import Product
 from shoploop.domain.served import ServedList
 from shoploop.engine import InvalidRequest
+from shoploop.engine.variants import ServingOverride, VariantSpecError, serving_override
 
 log = logging.getLogger("shoploop.api")
 router = APIRouter(tags=["search & recommendations"], dependencies=[ReadAuth], responses=ERROR_RESPONSES)
@@ -62,6 +63,28 @@ def after_serve(request: Request, served: ServedList, user_id: str | None, sessi
                 state.experiments.record_exposures(exposures)
             except Exception:  # an experiment store hiccup must not fail the shopper's request
                 log.exception("could not record A/B exposures")
+
+
+def variant_override(request: Request, user_id: str | None, surface: str) -> ServingOverride | None:
+    """What the shopper's A/B variant serves instead of the defaults (the first running
+    experiment on `surface` that assigns them decides). A variant the engine cannot serve (an
+    experiment stored before variants were checked) is logged and served the defaults."""
+    running = request.app.state.running_experiments
+    if not running or not user_id:
+        return None
+    for exp in running:
+        if exp.surface not in (None, surface):
+            continue
+        name = exp.assign(user_id)
+        if name is None:
+            continue
+        variant = next(v for v in exp.variants if v.name == name)
+        try:
+            return serving_override(f"{exp.id}/{name}", variant.model_version, variant.policy)
+        except VariantSpecError as err:
+            log.warning("experiment %s variant %s cannot be served: %s", exp.id, name, err)
+            return None
+    return None
 
 
 def _check_k(settings: ApiSettings, k: int | None, page: int = 1) -> None:
@@ -107,8 +130,15 @@ def search(
     _check_k(settings, k, page)
     filters = {"category": category, "brand": brand, "min_price": min_price, "max_price": max_price}
     filters["in_stock"] = in_stock
+    override = variant_override(request, user_id, "search")
     try:
-        served = engine.search(q, user_id=user_id, session_id=session_id, filters=filters, k=k, page=page)
+        try:
+            served = engine.search(
+                q, user_id=user_id, session_id=session_id, filters=filters, k=k, page=page, override=override
+            )
+        except VariantSpecError as err:  # the variant's model version left the registry
+            log.warning("serving defaults instead of %s: %s", override.label if override else "?", err)
+            served = engine.search(q, user_id=user_id, session_id=session_id, filters=filters, k=k, page=page)
     except InvalidRequest as err:
         if err.field == "query":  # the engine's name for what the API calls `q`
             raise InvalidRequest("q", err.reason) from err
