@@ -486,7 +486,8 @@ def test_experiment_variants_must_be_servable(fresh):
     client, _, _ = fresh
     base = {"surface": "search", "primary_metric": {"name": "click"}}
     cases = [
-        ({"model_version": "recommender:v2"}, "variants[1].model_version", "cannot differ per variant"),
+        ({"model_version": "search:v2"}, "variants[1].model_version", "cannot differ per variant"),
+        ({"model_version": "recommender:v7"}, "variants[1].model_version", "registry has no recommender v7"),
         ({"model_version": "ranker:v9"}, "variants[1].model_version", "registry has no ranker v9"),
         ({"model_version": "ranker"}, "variants[1].model_version", "is not 'name:vN'"),
         ({"policy": "greedy"}, "variants[1].policy", "must be one of"),

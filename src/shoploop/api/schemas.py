@@ -130,9 +130,10 @@ class VariantIn(BaseModel):
     model_version: str | None = Field(
         default=None,
         max_length=200,
-        description="re-ranker versions this variant's searches use instead of the active ones, "
-        "'name:vN' or 'name:none' joined by '+' (names: cross_encoder, ranker)",
-        examples=["ranker:v3", "ranker:v3+cross_encoder:none"],
+        description="model versions this variant's shoppers are served instead of the active "
+        "ones, 'name:vN' or 'name:none' joined by '+': cross_encoder and ranker on search, "
+        "recommender on the home feed",
+        examples=["ranker:v3", "ranker:v3+cross_encoder:none", "recommender:v2"],
     )
     policy: str | None = Field(
         default=None,

@@ -298,9 +298,18 @@ class Engine:
         parts = [f"{name}:v{v}" for name, v in sorted(versions.items()) if v is not None]
         return "+".join(parts) or "untrained"
 
+    def _recommender(self, override: ServingOverride | None) -> tuple[RecommenderBundle, Surfaces]:
+        """The home feed's bundle and surfaces: the active ones or the variant's version."""
+        self._bundle()  # a clear error when none is trained yet
+        return self._model("recommender", override)
+
     def _model(self, name: str, override: ServingOverride | None) -> Any:
         """The `name` model to serve with: the active one, or the variant's version (None = without)."""
-        active = self.ranker if name == "ranker" else self.cross_encoder
+        active = {
+            "ranker": self.ranker,
+            "cross_encoder": self.cross_encoder,
+            "recommender": (self.recs, self.surfaces),
+        }[name]
         if override is None or name not in override.models:
             return active
         version = override.models[name]
@@ -325,8 +334,14 @@ class Engine:
                 mv = self.stores.registry.get(name, version)
             except KeyError as err:
                 raise VariantSpecError("model_version", f"the registry has no {name} v{version}") from err
-            loader = LearnedRanker.load if name == "ranker" else CrossEncoderReranker.load
-            model = loader(mv.path)
+            model: Any
+            if name == "recommender":
+                bundle = RecommenderBundle.load(mv.path)
+                model = (bundle, self._surfaces_for(bundle))
+            elif name == "ranker":
+                model = LearnedRanker.load(mv.path)
+            else:
+                model = CrossEncoderReranker.load(mv.path)
             self._variant_models[key] = model
             return model
 
@@ -501,19 +516,21 @@ class Engine:
         session_id: str | None = None,
         k: int | None = None,
         filters: Filters | Mapping[str, Any] | None = None,
+        override: ServingOverride | None = None,
     ) -> ServedList:
-        """Personalised feed from the shopper's recent history; trending for unknown shoppers."""
+        """Personalised feed from the shopper's recent history; trending for unknown shoppers.
+        `override`: what an A/B variant serves instead (see `shoploop.engine.variants`)."""
         k = self.config.serving.default_k if k is None else k
         self._check_k(k)
         user = self._user(user_id)
         flt = self._filters(filters)
-        bundle = self._bundle()
+        bundle, surfaces = self._recommender(override)
         profile = self.online.profile(user)
         index = bundle.items
         history = [index.get(i) for i in profile.recent_items if i in index]
         if not history:
             return self.trending(k=k, user_id=user_id, session_id=session_id, filters=flt, surface=surface)
-        recs = self.surfaces.home_feed(
+        recs = surfaces.home_feed(
             history,
             max(k * 4, 50),  # room for the live stock / filter check below
             purchased=[index.get(i) for i in profile.purchased if i in index],
@@ -521,7 +538,7 @@ class Engine:
         )
         cands = self._eligible(self._recommended(bundle, recs, "model_score"), flt)
         cands = self._discount_fatigue(cands, profile)
-        return self._serve(surface, cands, user=user, session_id=session_id, k=k)
+        return self._serve(surface, cands, user=user, session_id=session_id, k=k, override=override)
 
     def _discount_fatigue(self, cands: list[Candidate], profile: UserProfile) -> list[Candidate]:
         """Move items this shopper keeps being shown without engaging down their feed.

@@ -3,15 +3,17 @@
 An experiment's variant (`shoploop.evaluation.ab.Variant`) names a `model_version` and/or a
 `policy`. The engine honours, on search:
 
-* `model_version`: re-ranker versions to serve instead of the active ones, in the same
-  `name:vN` form as a served list's `model_version`, joined by `+` — e.g. `ranker:v3`, or
-  `ranker:v3+cross_encoder:none` (`none`: serve without that model). The registry must hold
-  each named version; it is loaded on first use and kept while the experiment runs.
+* `model_version`: model versions to serve instead of the active ones, in the same `name:vN`
+  form as a served list's `model_version`, joined by `+` — e.g. `ranker:v3`,
+  `ranker:v3+cross_encoder:none` (`none`: serve without that re-ranker) or `recommender:v2`
+  (the home feed's model). The registry must hold each named version; it is loaded on first
+  use and kept while the experiment runs.
 * `policy`: `deterministic` (never explore: every list in the ranker's order) or `explore`
   (the engine's exploration policy, the default).
 
-Only the re-rankers can be swapped per request: the search index and the recommender are
-large, shared by every shopper, and change through retraining and promotion instead.
+Search honours the re-rankers (`ranker`, `cross_encoder`), the home feed the `recommender`.
+The search index cannot be swapped per request: it is the largest model, and it changes
+through retraining and promotion instead.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-SWAPPABLE_MODELS = ("cross_encoder", "ranker")
+SWAPPABLE_MODELS = ("cross_encoder", "ranker", "recommender")
+_REQUIRED = ("recommender",)  # a feed cannot be served without one
 POLICIES = ("deterministic", "explore")
 _PART = re.compile(r"^(?P<name>[a-z_]+):(?:v?(?P<version>\d+)|(?P<none>none))$")
 
@@ -59,6 +62,8 @@ def parse_model_version(text: str | None) -> dict[str, int | None]:
             )
         if name in models:
             raise VariantSpecError("model_version", f"{name!r} is named twice")
+        if match["none"] and name in _REQUIRED:
+            raise VariantSpecError("model_version", f"{name!r} cannot be 'none'")
         models[name] = None if match["none"] else int(match["version"])
     return models
 

@@ -10,6 +10,7 @@ its threadpool instead of blocking the event loop.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -87,6 +88,18 @@ def variant_override(request: Request, user_id: str | None, surface: str) -> Ser
     return None
 
 
+def serve_variant(
+    override: ServingOverride | None, serve: Callable[[ServingOverride | None], ServedList]
+) -> ServedList:
+    """`serve(override)`; the defaults if the variant's model version has left the registry
+    (a shopper gets a list either way; the log says which models served it)."""
+    try:
+        return serve(override)
+    except VariantSpecError as err:
+        log.warning("serving defaults instead of %s: %s", override.label if override else "?", err)
+        return serve(None)
+
+
 def _check_k(settings: ApiSettings, k: int | None, page: int = 1) -> None:
     if k is not None and k > settings.max_k:
         raise ApiError(422, "invalid_request", f"k: must be at most {settings.max_k}", "k")
@@ -130,15 +143,13 @@ def search(
     _check_k(settings, k, page)
     filters = {"category": category, "brand": brand, "min_price": min_price, "max_price": max_price}
     filters["in_stock"] = in_stock
-    override = variant_override(request, user_id, "search")
     try:
-        try:
-            served = engine.search(
-                q, user_id=user_id, session_id=session_id, filters=filters, k=k, page=page, override=override
-            )
-        except VariantSpecError as err:  # the variant's model version left the registry
-            log.warning("serving defaults instead of %s: %s", override.label if override else "?", err)
-            served = engine.search(q, user_id=user_id, session_id=session_id, filters=filters, k=k, page=page)
+        served = serve_variant(
+            variant_override(request, user_id, "search"),
+            lambda o: engine.search(
+                q, user_id=user_id, session_id=session_id, filters=filters, k=k, page=page, override=o
+            ),
+        )
     except InvalidRequest as err:
         if err.field == "query":  # the engine's name for what the API calls `q`
             raise InvalidRequest("q", err.reason) from err
@@ -159,7 +170,10 @@ def home(
 ) -> Response:
     _check_k(settings, k)
     filters = {"category": category} if category else None
-    served = engine.recommend(user_id, session_id=session_id, k=k, filters=filters)
+    served = serve_variant(
+        variant_override(request, user_id, "home"),
+        lambda o: engine.recommend(user_id, session_id=session_id, k=k, filters=filters, override=o),
+    )
     after_serve(request, served, user_id, session_id)
     return _json(served)
 
