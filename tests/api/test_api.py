@@ -533,6 +533,25 @@ def test_a_search_experiment_serves_each_shopper_their_variant(fresh):
     assert sum(got["exposures"].values()) == 40
 
 
+def test_the_server_picks_up_catalog_changes_written_by_another_process():
+    import time
+
+    from shoploop.domain import Product
+
+    client, engine, _ = make_client(store_sync_seconds=0.1)
+    with client:
+        # Written to the stores directly, as `shoploop import` in another process would.
+        engine.stores.catalog.upsert([Product(item_id="sync-1", title="Qwertzuiop garden gnome", price=5.0)])
+        deadline = time.monotonic() + 5.0
+        found = False
+        while not found and time.monotonic() < deadline:
+            r = client.get("/v1/search", params={"q": "qwertzuiop gnome", "k": 3}, headers=SEARCH)
+            found = any(i["item_id"] == "sync-1" for i in r.json()["items"])
+            time.sleep(0.05)
+        assert found
+        assert client.app.state.store_sync.last_changes == {"catalog": 1}
+
+
 # ------------------------------------------------------------------------------------------ operations
 def test_health_ready_and_metrics(shared):
     client, _, _ = shared

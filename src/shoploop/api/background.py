@@ -1,4 +1,5 @@
-"""Background work started by the server's lifespan: the retraining loop.
+"""Background work started by the server's lifespan: the retraining loop, and the sync with
+what other processes write to the shop's home (`StoreSync`).
 
 `shoploop.feedback.retrain.RetrainLoop` learns a ranker from the logs, gates it and
 promotes it (the engine swaps it in at once). It is blocking, so it runs in a worker
@@ -55,3 +56,37 @@ class RetrainHook:
             with contextlib.suppress(Exception):  # shutting down either way
                 await asyncio.wait_for(self.task, timeout=30)
             self.status = "stopped"
+
+
+class StoreSync:
+    """Every `interval_seconds`, `engine.sync_with_stores()` in a worker thread: catalog
+    changes and model promotions/rollbacks made by another process (the CLI, a retraining
+    job) reach the running server within seconds instead of at its next restart."""
+
+    def __init__(self, engine: Any, interval_seconds: float) -> None:
+        self.engine = engine
+        self.interval_seconds = interval_seconds
+        self.task: asyncio.Task[None] | None = None
+        self.last_changes: dict[str, int] = {}
+
+    def start(self) -> None:
+        if self.interval_seconds > 0:
+            self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_seconds)
+            try:
+                changed = await asyncio.to_thread(self.engine.sync_with_stores)
+            except Exception:  # a locked or briefly unavailable store: try again next round
+                log.exception("sync with the shop's stores failed")
+                continue
+            if changed:
+                self.last_changes = changed
+                log.info("picked up changes written by another process: %s", changed)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task

@@ -44,6 +44,9 @@ class ApiSettings(BaseModel):
     retrain_interval_seconds: float = Field(default=3600.0, gt=0)
     # How many recent served lists / events the live dashboard and /metrics gauges look at.
     live_window: int = Field(default=50_000, ge=100)
+    # How often the server looks for catalog changes and model promotions/rollbacks written
+    # by other processes (CLI, retraining job); 0 turns it off.
+    store_sync_seconds: float = Field(default=5.0, ge=0)
     # Threads that run the (synchronous, CPU-bound) route handlers; None = CPU cores + 1. The
     # engine holds the GIL for most of a request, so more threads only add lock hand-offs:
     # with 8 clients on 2 cores, 3 threads served search at 175 req/s, p99 69 ms, and the

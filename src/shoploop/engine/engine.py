@@ -809,6 +809,36 @@ class Engine:
     def get_product(self, item_id: str) -> Product:
         return self._product(item_id)
 
+    # ------------------------------------------------------------------ other writers
+    def sync_with_stores(self) -> dict[str, int]:
+        """Pick up what another process wrote to this shop's home since the last look: catalog
+        changes (a `shoploop import` while the server runs) and model promotions or rollbacks
+        (the CLI, a retraining job). Returns what changed: {"catalog": n items, model: version}.
+        Servers call this every few seconds, so nothing written elsewhere needs a restart."""
+        changed: dict[str, int] = {}
+        with self._lock:
+            changes = self.stores.catalog.changes_since(self._catalog_version)
+            if changes:
+                latest = {c.item_id: c.op for c in changes}
+                upserts = self.stores.catalog.get_many([i for i, op in latest.items() if op == "upsert"])
+                deletes = [i for i, op in latest.items() if op == "delete"]
+                self.products.update(upserts)
+                for item_id in deletes:
+                    self.products.pop(item_id, None)
+                if self.searcher is not None:
+                    if upserts:
+                        self.searcher.upsert(list(upserts.values()))
+                    if deletes:
+                        self.searcher.delete(deletes)
+                self._catalog_version = max(c.version for c in changes)
+                changed["catalog"] = len(latest)
+        for name in ("search", "recommender", "cross_encoder", "ranker"):
+            active = self.stores.registry.active(name)
+            if active is not None and active.version != self.versions.get(name):
+                self._activate(active)
+                changed[name] = active.version
+        return changed
+
     # ------------------------------------------------------------------ privacy
     def delete_user(self, user_id: str) -> dict[str, Any]:
         """Erase a shopper: events, quarantined rows naming them, and derived online state."""

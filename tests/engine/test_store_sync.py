@@ -1,0 +1,35 @@
+"""A running engine picks up what another process writes to the same shop home."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from shoploop.domain import Product
+from shoploop.engine import build_engine
+from tests.engine.conftest import FAST, make_engine
+
+
+def test_catalog_changes_and_model_promotions_from_another_process_reach_a_running_engine(tmp_path):
+    config = replace(FAST, home=tmp_path / "shop")
+    server, _ = make_engine(config, n_products=80, n_users=30)
+    other = build_engine(config)  # e.g. `shoploop import` / `shoploop promote`: own connections
+    assert server.sync_with_stores() == {}  # nothing new yet
+
+    new = Product(item_id="zz-1", title="Zyzzyva telescopic ladder", category_path=("Tools",), price=99.0)
+    other.stores.catalog.upsert([new])
+    gone = next(iter(server.products))
+    other.stores.catalog.delete([gone])
+    assert not any(i.item_id == "zz-1" for i in server.search("zyzzyva ladder", k=5).items)
+    assert server.sync_with_stores() == {"catalog": 2}
+    assert server.search("zyzzyva ladder", k=5).items[0].item_id == "zz-1"
+    assert gone not in server.products
+    assert server.sync_with_stores() == {}  # applied once
+
+    first = server.versions["recommender"]
+    retrained = other.train("recommender")
+    other.stores.registry.promote("recommender", retrained.version, reason="test")
+    assert server.sync_with_stores() == {"recommender": retrained.version}
+    assert server.versions["recommender"] == retrained.version
+    other.stores.registry.rollback("recommender", reason="test")
+    assert server.sync_with_stores() == {"recommender": first}
+    assert server.recommend(None, k=3).model_version.count(f"recommender:v{first}") == 1
