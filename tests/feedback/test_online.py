@@ -57,6 +57,10 @@ def test_click_counts_per_surface_and_query(state, t0):
     assert state.item_ctr("drill") == pytest.approx(2 / 21)
     assert state.item_ctr("pan") == pytest.approx(1 / 21)
     assert state.query_item_ctr(" DRILL ", "drill") == pytest.approx(2 / 21)
+    # The batch form: every shown item with its smoothed CTR, items never shown left out.
+    both = state.query_item_ctrs("Drill", ["drill", "pan", "never-shown"])
+    assert both == {"drill": pytest.approx(2 / 21), "pan": pytest.approx(1 / 21)}
+    assert state.query_item_ctrs("drill", ["drill"], min_shown=2.0) == {}
 
 
 def test_counts_decay_with_time(state, t0):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import threading
 import time
 import uuid
@@ -406,17 +407,20 @@ class Engine:
             )
         except InvalidQuery as err:
             raise InvalidRequest(err.field, err.reason) from err
-        understood = asdict(result.understood)
+        # Shallow copies: dataclasses.asdict deep-copies recursively, ~70 us a search.
+        understood = {
+            k: v.copy() if isinstance(v, list | dict) else v for k, v in vars(result.understood).items()
+        }
         profile = self.online.profile(user)
         scores = _minmax(np.array([h.score for h in result.items], dtype=float))
         cands = []
-        query_key = query  # OnlineState normalises case and spacing itself
+        lifts = self._query_ctr_lifts(query, [h.item_id for h in result.items])
         for hit, base in zip(result.items, scores, strict=True):
             expl = dict(hit.explanation)
             expl["retrieval_score"] = hit.score
             score = float(base)
             score += self._personal_boost(hit.item_id, profile, expl)
-            ctr_lift = self._query_ctr_lift(query_key, hit.item_id)
+            ctr_lift = lifts.get(hit.item_id, 0.0)
             if ctr_lift:
                 expl["query_ctr_lift"] = ctr_lift
                 score += ctr_lift
@@ -453,23 +457,21 @@ class Engine:
         cat = max((profile.category_affinity.get(c, 0.0) for c in product.category_path), default=0.0)
         brand = profile.brand_affinity.get(product.brand or "", 0.0)
         # Squash unbounded decayed counts into (-1, 1) so one heavy shopper cannot swamp relevance.
-        affinity = float(np.tanh(0.2 * cat) * 0.7 + np.tanh(0.2 * brand) * 0.3)
+        affinity = math.tanh(0.2 * cat) * 0.7 + math.tanh(0.2 * brand) * 0.3
         if item_id in profile.disliked:
             affinity -= 1.0
         if affinity:
             expl["personal_affinity"] = affinity
         return weight * affinity
 
-    def _query_ctr_lift(self, query: str, item_id: str) -> float:
+    def _query_ctr_lifts(self, query: str, item_ids: Sequence[str]) -> dict[str, float]:
+        """Score lift per item from its click-through rate for this query (shown ≥ once)."""
         weight = self.config.serving.query_ctr_weight
         if not weight or not query:
-            return 0.0
-        shown = self.online.query_item_signal(query, item_id, "impression")
-        if shown < 1:
-            return 0.0
-        ctr = self.online.query_item_ctr(query, item_id)
+            return {}
         baseline = self.online.config.ctr_prior_clicks / self.online.config.ctr_prior_impressions
-        return weight * float(np.tanh((ctr - baseline) * 10))
+        ctrs = self.online.query_item_ctrs(query, item_ids, min_shown=1.0)
+        return {item: weight * math.tanh((ctr - baseline) * 10) for item, ctr in ctrs.items()}
 
     # ------------------------------------------------------------------ recommendations
     def _bundle(self) -> RecommenderBundle:

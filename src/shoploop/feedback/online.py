@@ -312,6 +312,29 @@ class OnlineState:
         prior_c, prior_n = self.config.ctr_prior_clicks, self.config.ctr_prior_impressions
         return (c + prior_c) / (max(n, c) + prior_n)
 
+    def query_item_ctrs(
+        self, query: str, item_ids: Iterable[str], *, min_shown: float = 1.0, now: datetime | None = None
+    ) -> dict[str, float]:
+        """`query_item_ctr` for each of `item_ids` shown at least `min_shown` (decayed) times
+        for the query; one pass with the key normalised once (called on every search)."""
+        key = query_key(query)
+        t = self._now(now)
+        half_life = self._half_life
+        table = self._query_item
+        prior_c, prior_n = self.config.ctr_prior_clicks, self.config.ctr_prior_impressions
+        out: dict[str, float] = {}
+        for item_id in item_ids:
+            shown = table.get((key, item_id, "impression"))
+            if shown is None:
+                continue
+            n = shown.get(t, half_life)
+            if n < min_shown:
+                continue
+            clicks = table.get((key, item_id, "click"))
+            c = clicks.get(t, half_life) if clicks else 0.0
+            out[item_id] = (c + prior_c) / (max(n, c) + prior_n)
+        return out
+
     def query_item_signal(
         self, query: str, item_id: str, signal: str, *, now: datetime | None = None
     ) -> float:
