@@ -274,3 +274,34 @@ def test_fatigue_step_zero_serves_the_models_order_every_time():
     shopper = next(e.user_id for e in engine.stores.events.scan(types=["purchase"]))
     feeds = [[i.item_id for i in engine.recommend(shopper, k=5).items] for _ in range(3)]
     assert feeds[0] == feeds[1] == feeds[2]
+
+
+def test_served_search_items_carry_the_retrievers_explanation(engine):
+    served = engine.search("cordless drill", k=5)
+    top = served.items[0].explanation
+    # The searcher's per-hit detail (built only for shown items) comes first, then the engine's.
+    assert list(top)[:4] == ["matched_terms", "retrievers", "scores", "category_boost"]
+    assert "drill" in top["matched_terms"] and top["retrievers"]["bm25"]["rank"] >= 1
+    assert isinstance(top["retrieval_score"], float)
+    assert all("retrievers" in item.explanation for item in served.items)
+
+
+def test_candidate_detail_is_merged_once_and_survives_rules():
+    from shoploop.ranking.rules import Candidate, RuleContext, apply_rules
+
+    calls = []
+
+    def detail():
+        calls.append(1)
+        return {"matched_terms": ["drill"], "note": "searcher"}
+
+    from shoploop.domain import Product
+    from shoploop.ranking.rules import Rule
+
+    cand = Candidate("p1", 1.0, {"note": "engine"}, detail=detail)
+    pin = Rule(rule_id="r", name="promo", kind="pin", item_id="p2", position=1)
+    products = {"p1": Product(item_id="p1", title="a"), "p2": Product(item_id="p2", title="b")}
+    out = apply_rules([cand], [pin], RuleContext(surface="search"), products).items  # copies candidates
+    assert [c.item_id for c in out] == ["p2", "p1"] and calls == []
+    assert out[1].full_explanation() == {"matched_terms": ["drill"], "note": "engine"}  # engine wins
+    assert out[1].full_explanation() is out[1].explanation and calls == [1]

@@ -44,7 +44,7 @@ from shoploop.ranking.cross_encoder import CrossEncoderConfig, CrossEncoderReran
 from shoploop.ranking.rules import Candidate, RuleBook, RuleContext, apply_rules
 from shoploop.recommend.surfaces import ItemMeta, Recommendation, Surfaces
 from shoploop.retrieval.filters import Filters
-from shoploop.retrieval.hybrid import HybridSearcher, InvalidQuery
+from shoploop.retrieval.hybrid import HybridSearcher, InvalidQuery, SearchHit
 from shoploop.store.home import Stores
 from shoploop.store.protocols import ModelVersion
 
@@ -416,19 +416,21 @@ class Engine:
         cands = []
         lifts = self._query_ctr_lifts(query, [h.item_id for h in result.items])
         for hit, base in zip(result.items, scores, strict=True):
-            expl = dict(hit.explanation)
-            expl["retrieval_score"] = hit.score
+            expl: dict[str, Any] = {"retrieval_score": hit.score}
             score = float(base)
             score += self._personal_boost(hit.item_id, profile, expl)
             ctr_lift = lifts.get(hit.item_id, 0.0)
             if ctr_lift:
                 expl["query_ctr_lift"] = ctr_lift
                 score += ctr_lift
-            cands.append(Candidate(hit.item_id, score, expl))
+            # The searcher's per-hit detail is only built for items that end up shown.
+            cands.append(Candidate(hit.item_id, score, expl, detail=_hit_detail(hit)))
         cands.sort(key=lambda c: -c.score)
         cands = self._cross_rerank(query, cands, self._model("cross_encoder", override))
         ranker = self._model("ranker", override)
         if ranker is not None:  # the learned ranker replaces the heuristic scores above
+            for cand in cands:  # its features read the retrievers' scores in the explanation
+                cand.full_explanation()
             ctx = FeatureContext(self.online, self.products.get, query=query, profile=profile)
             cands = ranker.rerank(cands, ctx)
         categories = tuple(c for c, _ in result.understood.predicted_categories)
@@ -716,7 +718,7 @@ class Engine:
                 score=float(c.score) if np.isfinite(c.score) else 0.0,
                 propensity=float(min(max(p, 1e-9), 1.0)),
                 reasons=tuple(c.reasons),
-                explanation=c.explanation,
+                explanation=c.full_explanation(),
                 **self._display(c.item_id),
             )
             for n, (c, p) in enumerate(zip(shown, shown_p, strict=True))
@@ -887,6 +889,10 @@ class Engine:
             "served_lists": self._requests,
             "online": self.online.stats(),
         }
+
+
+def _hit_detail(hit: SearchHit) -> Callable[[], dict[str, Any]]:
+    return lambda: hit.explanation
 
 
 def _passes(p: Product, flt: Filters) -> bool:

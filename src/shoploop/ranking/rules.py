@@ -21,7 +21,7 @@ import os
 import tempfile
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,12 +125,23 @@ class RuleContext:
 
 @dataclass
 class Candidate:
-    """A ranked item on its way out; rules edit score and explanation in place."""
+    """A ranked item on its way out; rules edit score and explanation in place.
+
+    `detail` (optional) yields more explanation computed only when needed — for items that
+    are shown, or when a learned ranker reads explanations as features; `full_explanation()`
+    merges it in front of `explanation`."""
 
     item_id: str
     score: float
     explanation: dict[str, Any] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    detail: Callable[[], dict[str, Any]] | None = None
+
+    def full_explanation(self) -> dict[str, Any]:
+        if self.detail is not None:
+            self.explanation = {**self.detail(), **self.explanation}
+            self.detail = None
+        return self.explanation
 
 
 @dataclass
@@ -194,7 +205,7 @@ def apply_rules(
         if rule.kind == "redirect":
             return RuleOutcome(items=[], redirect=rule.redirect_url, applied=[rule.rule_id])
 
-    out = [Candidate(c.item_id, c.score, dict(c.explanation), list(c.reasons)) for c in items]
+    out = [Candidate(c.item_id, c.score, dict(c.explanation), list(c.reasons), c.detail) for c in items]
 
     hidden: set[str] = set()
     for rule in (r for r in live if r.kind == "hide"):

@@ -18,11 +18,12 @@ all components share, so a filter is one boolean mask.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -74,11 +75,35 @@ class UnderstoodQuery:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass
 class SearchHit:
-    item_id: str
-    score: float
-    explanation: dict[str, Any]
+    """One result. `explanation` (matched terms, each retriever's rank and score) is built on
+    first read: a search returns ~50 hits as re-ranking headroom while a page shows ~20, and
+    explaining every hit up front was ~5% of a served search's interpreter time."""
+
+    __slots__ = ("_explain", "_explanation", "item_id", "score")
+
+    def __init__(
+        self,
+        item_id: str,
+        score: float,
+        explanation: dict[str, Any] | None = None,
+        *,
+        explain: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self.item_id = item_id
+        self.score = score
+        self._explanation = explanation
+        self._explain = explain
+
+    @property
+    def explanation(self) -> dict[str, Any]:
+        if self._explanation is None:
+            self._explanation = self._explain() if self._explain is not None else {}
+            self._explain = None
+        return self._explanation
+
+    def __repr__(self) -> str:
+        return f"SearchHit({self.item_id!r}, {self.score!r})"
 
 
 @dataclass
@@ -429,23 +454,30 @@ class HybridSearcher:
         order = np.argsort(-fused, kind="stable")
         facets = self.columns_.facets(c.keys)
         qset = set(uq.bm25_tokens)
-        hits: list[SearchHit] = []
-        for i in order[:k].tolist():
-            key = int(c.keys[i])
-            found = {
-                name: {"rank": int(c.ranks[i, r]), "score": float(c.scores[i, r])}
-                for r, name in enumerate(c.retrievers)
-                if c.ranks[i, r] > 0
-            }
-            expl = {
-                "matched_terms": self.bm25_.matched_terms(key, qset),
-                "retrievers": found,
-                "scores": {name: float(c.scores[i, r]) for r, name in enumerate(c.retrievers)},
-                "category_boost": float(self.fusion_.intent_weight * c.prior[i]) if len(c.prior) else 0.0,
-            }
-            hits.append(SearchHit(self.ids_[key], float(fused[i]), expl))
+        hits = [
+            SearchHit(
+                self.ids_[int(c.keys[i])],
+                float(fused[i]),
+                explain=functools.partial(self._explain_hit, c, i, qset),
+            )
+            for i in order[:k].tolist()
+        ]
         timings["fuse"] = (time.perf_counter() - t0) * 1e3
         return SearchResult(hits, facets, uq, len(c.keys), timings)
+
+    def _explain_hit(self, c: Candidates, i: int, qset: set[str]) -> dict[str, Any]:
+        key = int(c.keys[i])
+        found = {
+            name: {"rank": int(c.ranks[i, r]), "score": float(c.scores[i, r])}
+            for r, name in enumerate(c.retrievers)
+            if c.ranks[i, r] > 0
+        }
+        return {
+            "matched_terms": self.bm25_.matched_terms(key, qset),
+            "retrievers": found,
+            "scores": {name: float(c.scores[i, r]) for r, name in enumerate(c.retrievers)},
+            "category_boost": float(self.fusion_.intent_weight * c.prior[i]) if len(c.prior) else 0.0,
+        }
 
     def score_items(self, query: str, item_ids: Sequence[str]) -> np.ndarray:
         """Fused scores for given items (e.g. re-ranking a judged pool); unknown/deleted items get -inf.
