@@ -533,6 +533,24 @@ def test_a_search_experiment_serves_each_shopper_their_variant(fresh):
     assert sum(got["exposures"].values()) == 40
 
 
+def test_one_running_experiment_per_surface(fresh):
+    client, _, _ = fresh
+    arms = [{"name": "a", "share": 0.5}, {"name": "b", "share": 0.5}]
+    first = {"id": "s1", "surface": "search", "variants": arms, "primary_metric": {"name": "click"}}
+    assert client.post("/v1/experiments", json=first, headers=ADMIN).status_code == 201
+    for n, surface in enumerate(["search", None]):  # the same surface, or every surface
+        clash = {**first, "id": f"clash{n}", "surface": surface}
+        r = client.post("/v1/experiments", json=clash, headers=ADMIN)
+        assert r.status_code == 409 and error(r)["field"] == "surface" and "'s1'" in error(r)["message"]
+    home = {**first, "id": "h1", "surface": "home"}
+    assert client.post("/v1/experiments", json=home, headers=ADMIN).status_code == 201  # no overlap
+    draft = {**first, "id": "s2", "start": False}
+    assert client.post("/v1/experiments", json=draft, headers=ADMIN).status_code == 201
+    assert client.post("/v1/experiments/s2/start", headers=ADMIN).status_code == 409
+    assert client.post("/v1/experiments/s1/stop", headers=ADMIN).status_code == 200
+    assert client.post("/v1/experiments/s2/start", headers=ADMIN).status_code == 200
+
+
 def test_the_server_picks_up_catalog_changes_written_by_another_process():
     import time
 

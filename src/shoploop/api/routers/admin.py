@@ -219,6 +219,8 @@ def create_experiment(
     if experiments.get(exp_id) is not None:
         raise ApiError(409, "conflict", f"experiment {exp_id!r} exists", "id")
     _check_variants(engine, body)
+    if body.start:
+        _check_surface_free(experiments, body.surface, exp_id)
     exp = Experiment(
         id=exp_id,
         name=body.name,
@@ -263,10 +265,26 @@ def get_experiment(
     return experiment_out(experiments, exp, events)
 
 
+def _check_surface_free(store: Any, surface: str | None, experiment_id: str) -> None:
+    """One running experiment per surface: a shopper's variant decides what they are served,
+    and two overlapping experiments would each count exposures to the other's treatment."""
+    for other in store.list(status="running"):
+        if other.id == experiment_id:
+            continue
+        if surface is None or other.surface is None or other.surface == surface:
+            where = f"surface {surface!r}" if surface == other.surface else "an overlapping surface"
+            raise ApiError(
+                409, "conflict", f"experiment {other.id!r} already runs on {where}; stop it first", "surface"
+            )
+
+
 def _transition(request: Request, experiment_id: str, action: str) -> ExperimentOut:
     store = request.app.state.experiments
-    if store.get(experiment_id) is None:
+    current = store.get(experiment_id)
+    if current is None:
         raise NotFound("experiment", experiment_id)
+    if action == "start":
+        _check_surface_free(store, current.surface, experiment_id)
     try:
         exp = getattr(store, action)(experiment_id, datetime.now(UTC))
     except ValueError as err:
