@@ -533,6 +533,28 @@ def test_a_search_experiment_serves_each_shopper_their_variant(fresh):
     assert sum(got["exposures"].values()) == 40
 
 
+def test_a_variant_whose_model_cannot_load_is_served_the_defaults(fresh):
+    from shoploop.engine.training import register
+
+    client, engine, _ = fresh
+    broken = register(
+        engine.stores, "cross_encoder", lambda d: (d / "junk.txt").write_text("x"), metrics={}, config={}
+    ).version
+    body = {
+        "id": "broken-ce",
+        "surface": "search",
+        "variants": [
+            {"name": "control", "share": 0.5},
+            {"name": "treatment", "share": 0.5, "model_version": f"cross_encoder:v{broken}"},
+        ],
+        "primary_metric": {"name": "click"},
+    }
+    assert client.post("/v1/experiments", json=body, headers=ADMIN).status_code == 201
+    for n in range(12):  # about half of them are in the treatment
+        r = client.get("/v1/search", params={"q": "drill", "user_id": f"b-{n}"}, headers=SEARCH)
+        assert r.status_code == 200 and "cross_encoder" not in r.json()["model_version"]
+
+
 def test_one_running_experiment_per_surface(fresh):
     client, _, _ = fresh
     arms = [{"name": "a", "share": 0.5}, {"name": "b", "share": 0.5}]

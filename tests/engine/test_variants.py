@@ -117,6 +117,27 @@ def test_an_unknown_version_is_a_clear_error(engine_with_two_cross_encoders):
     assert err.value.field == "model_version" and "no cross_encoder v999" in err.value.reason
 
 
+def test_a_damaged_variant_artifact_is_a_clear_error_once(engine_with_two_cross_encoders, tmp_path):
+    import shutil
+
+    from shoploop.engine.training import register
+
+    engine, _ = engine_with_two_cross_encoders
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "junk.txt").write_text("not a model")
+    version = register(
+        engine.stores, "cross_encoder", lambda d: shutil.copytree(tmp_path / "broken", d, dirs_exist_ok=True),
+        metrics={}, config={},
+    ).version  # fmt: skip
+    broken = ServingOverride("e/b", {"cross_encoder": version})
+    for _ in range(2):  # the second time from the remembered failure, without loading again
+        with pytest.raises(VariantSpecError) as err:
+            engine.search("drill", k=5, override=broken)
+        assert err.value.field == "model_version" and "could not be loaded" in err.value.reason
+    engine.forget_variant_models()
+    assert not engine._variant_failures
+
+
 def test_a_deterministic_variant_never_explores(engine_with_two_cross_encoders):
     engine, _ = engine_with_two_cross_encoders
     calm = ServingOverride("e/b", {}, "deterministic")

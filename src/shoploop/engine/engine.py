@@ -99,6 +99,7 @@ class Engine:
         # Re-ranker versions that A/B variants serve instead of the active ones, loaded on first
         # use: (name, version) -> model.
         self._variant_models: dict[tuple[str, int], Any] = {}
+        self._variant_failures: dict[tuple[str, int], str] = {}  # -> why it could not be loaded
         self._catalog_version = 0
         self._lock = threading.RLock()  # guards model swaps and catalog mutations
         self._requests = 0
@@ -331,18 +332,26 @@ class Engine:
         with self._lock:
             if key in self._variant_models:
                 return self._variant_models[key]
+            if key in self._variant_failures:  # do not retry a broken artifact on every request
+                raise VariantSpecError("model_version", self._variant_failures[key])
             try:
                 mv = self.stores.registry.get(name, version)
             except KeyError as err:
                 raise VariantSpecError("model_version", f"the registry has no {name} v{version}") from err
             model: Any
-            if name == "recommender":
-                bundle = RecommenderBundle.load(mv.path)
-                model = (bundle, self._surfaces_for(bundle))
-            elif name == "ranker":
-                model = LearnedRanker.load(mv.path)
-            else:
-                model = CrossEncoderReranker.load(mv.path)
+            try:
+                if name == "recommender":
+                    bundle = RecommenderBundle.load(mv.path)
+                    model = (bundle, self._surfaces_for(bundle))
+                elif name == "ranker":
+                    model = LearnedRanker.load(mv.path)
+                else:
+                    model = CrossEncoderReranker.load(mv.path)
+            except Exception as err:  # a damaged or half-deleted artifact directory
+                reason = f"{name} v{version} could not be loaded from {mv.path}: {err}"
+                log.exception("A/B variant model: %s", reason)
+                self._variant_failures[key] = reason
+                raise VariantSpecError("model_version", reason) from err
             self._variant_models[key] = model
             return model
 
@@ -350,6 +359,7 @@ class Engine:
         """Drop the models loaded for experiments (called when the running set changes)."""
         with self._lock:
             self._variant_models.clear()
+            self._variant_failures.clear()
 
     # ------------------------------------------------------------------ validation helpers
     def _check_k(self, k: int, page: int = 1) -> None:
