@@ -96,8 +96,8 @@ class Engine:
         self.cross_encoder: CrossEncoderReranker | None = None  # fine-tuned from feedback, optional
         self.ranker: LearnedRanker | None = None  # learned re-ranker; None = heuristic scores
         self.versions: dict[str, int] = {}
-        # Re-ranker versions that A/B variants serve instead of the active ones, loaded on first
-        # use: (name, version) -> model.
+        # Model versions that A/B variants serve instead of the active ones, loaded on first
+        # use: (name, version) -> model (for the recommender: its bundle and surfaces).
         self._variant_models: dict[tuple[str, int], Any] = {}
         self._variant_failures: dict[tuple[str, int], str] = {}  # -> why it could not be loaded
         self._catalog_version = 0
@@ -326,8 +326,8 @@ class Engine:
         return model
 
     def load_variant_model(self, name: str, version: int) -> Any:
-        """Load (once) a registered re-ranker version for A/B variants; raises VariantSpecError
-        when the registry has no such version."""
+        """Load (once) a registered model version for A/B variants; raises VariantSpecError
+        when the registry has no such version or its artifact cannot be loaded."""
         key = (name, version)
         with self._lock:
             if key in self._variant_models:
