@@ -1,5 +1,9 @@
 """`Annotated` dependencies: the engine, the settings, the live state, and scope checks.
 
+They are `async def` although they never await: FastAPI runs a plain `def` dependency in
+its threadpool, i.e. one thread hand-off per dependency per request, and these only read
+app state.
+
 Auth: a key in `X-API-Key` (or `Authorization: Bearer <key>`). 401 = no key or a key we do
 not know; 403 = a known key without the route's scope. `admin` holds every scope. Reads
 (search, recommendations, product lookups) need no key when `public_reads` is on, but a
@@ -22,19 +26,19 @@ _key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API 
 _bearer = HTTPBearer(auto_error=False, description="the same API key as a bearer token")
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
 
-def get_live(request: Request) -> LiveStats:
+async def get_live(request: Request) -> LiveStats:
     return request.app.state.live
 
 
-def get_experiments(request: Request) -> Any:
+async def get_experiments(request: Request) -> Any:
     return request.app.state.experiments
 
 
@@ -68,7 +72,7 @@ def _check(settings: ApiSettings, key: str | None, scope: str, *, open_read: boo
 def require(scope: str, *, read: bool = False) -> Any:
     """A dependency that admits a request holding `scope`; `read=True` honours public_reads."""
 
-    def dependency(
+    async def dependency(
         request: Request,
         header_key: Annotated[str | None, Security(_key_header)] = None,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
