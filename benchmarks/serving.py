@@ -363,8 +363,12 @@ def run_phases(
         ]
         return "POST", "/v1/events", {"json": {"events": events}}, args.batch
 
-    makers = {"bare": (bare_port, bare), "search": (engine_port, search), "home": (engine_port, home)}
-    makers["intake"] = (engine_port, intake)
+    makers = {
+        "bare": (bare_port, bare),
+        "search": (engine_port, search),
+        "home": (engine_port, home),
+        "intake": (engine_port, intake),
+    }
     phases = {}
     for name, kind, clients in plan:
         port, make = makers[kind]

@@ -48,9 +48,9 @@ class ApiSettings(BaseModel):
     # by other processes (CLI, retraining job); 0 turns it off.
     store_sync_seconds: float = Field(default=5.0, ge=0)
     # Threads that run the (synchronous, CPU-bound) route handlers; None = CPU cores + 1. The
-    # engine holds the GIL for most of a request, so more threads only add lock hand-offs:
-    # with 8 clients on 2 cores, 3 threads served search at 175 req/s, p99 69 ms, and the
-    # framework's default of 40 at 145 req/s, p99 118 ms (benchmarks/serving.py).
+    # engine holds the GIL for most of a request, so more threads only add lock hand-offs
+    # (spot runs of benchmarks/serving.py's search phase, 8 clients on 2 cores: 3 threads
+    # 175 req/s, p99 69 ms; the framework's default of 40: 145 req/s, p99 118 ms).
     worker_threads: int | None = Field(default=None, ge=1, le=1000)
 
     def handler_threads(self) -> int:

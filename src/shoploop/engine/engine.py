@@ -46,7 +46,7 @@ from shoploop.recommend.surfaces import ItemMeta, Recommendation, Surfaces
 from shoploop.retrieval.filters import Filters
 from shoploop.retrieval.hybrid import HybridSearcher, InvalidQuery, SearchHit
 from shoploop.store.home import Stores
-from shoploop.store.protocols import ModelVersion
+from shoploop.store.protocols import CatalogChange, ModelVersion
 
 log = logging.getLogger("shoploop.engine")
 
@@ -277,16 +277,7 @@ class Engine:
         self.versions[version.name] = version.version
 
     def _replay_catalog(self, searcher: HybridSearcher, since: int) -> None:
-        changes = self.stores.catalog.changes_since(since)
-        if not changes:
-            return
-        latest = {c.item_id: c.op for c in changes}
-        upserts = [self.products[i] for i, op in latest.items() if op == "upsert" and i in self.products]
-        deletes = [i for i, op in latest.items() if op == "delete"]
-        if upserts:
-            searcher.upsert(upserts)
-        if deletes:
-            searcher.delete(deletes)
+        _apply_to_searcher(searcher, self.stores.catalog.changes_since(since), self.products)
 
     @property
     def model_version(self) -> str:
@@ -834,16 +825,13 @@ class Engine:
             changes = self.stores.catalog.changes_since(self._catalog_version)
             if changes:
                 latest = {c.item_id: c.op for c in changes}
-                upserts = self.stores.catalog.get_many([i for i, op in latest.items() if op == "upsert"])
-                deletes = [i for i, op in latest.items() if op == "delete"]
-                self.products.update(upserts)
-                for item_id in deletes:
+                self.products.update(
+                    self.stores.catalog.get_many([i for i, op in latest.items() if op == "upsert"])
+                )
+                for item_id in (i for i, op in latest.items() if op == "delete"):
                     self.products.pop(item_id, None)
                 if self.searcher is not None:
-                    if upserts:
-                        self.searcher.upsert(list(upserts.values()))
-                    if deletes:
-                        self.searcher.delete(deletes)
+                    _apply_to_searcher(self.searcher, changes, self.products)
                 self._catalog_version = max(c.version for c in changes)
                 changed["catalog"] = len(latest)
         for name in ("search", "recommender", "cross_encoder", "ranker"):
@@ -899,6 +887,20 @@ class Engine:
             "served_lists": self._requests,
             "online": self.online.stats(),
         }
+
+
+def _apply_to_searcher(
+    searcher: HybridSearcher, changes: Sequence[CatalogChange], products: Mapping[str, Product]
+) -> None:
+    """Bring `searcher` up to date with catalog `changes` (the last change per item wins);
+    upserted products are read from `products`, the engine's copy of the catalog."""
+    latest = {c.item_id: c.op for c in changes}
+    upserts = [products[i] for i, op in latest.items() if op == "upsert" and i in products]
+    deletes = [i for i, op in latest.items() if op == "delete"]
+    if upserts:
+        searcher.upsert(upserts)
+    if deletes:
+        searcher.delete(deletes)
 
 
 def _hit_detail(hit: SearchHit) -> Callable[[], dict[str, Any]]:

@@ -1,7 +1,7 @@
 """What an A/B variant changes in the lists the engine serves.
 
 An experiment's variant (`shoploop.evaluation.ab.Variant`) names a `model_version` and/or a
-`policy`. The engine honours, on search:
+`policy`. The engine honours:
 
 * `model_version`: model versions to serve instead of the active ones, in the same `name:vN`
   form as a served list's `model_version`, joined by `+` — e.g. `ranker:v3`,
@@ -18,6 +18,7 @@ through retraining and promotion instead.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ def parse_model_version(text: str | None) -> dict[str, int | None]:
     return models
 
 
+@functools.lru_cache(maxsize=256)  # per request for every shopper in an experiment; specs rarely change
 def serving_override(label: str, model_version: str | None, policy: str | None) -> ServingOverride | None:
     """The override for a variant, or None when it serves exactly what the engine would."""
     models = parse_model_version(model_version)

@@ -299,8 +299,13 @@ class OnlineState:
         """Beta-smoothed, time-decayed click-through rate of an item on a surface."""
         clicks = self.item_count(item_id, "click", surface=surface, now=now)
         shown = self.item_count(item_id, "impression", surface=surface, now=now)
-        prior_c, prior_n = self.config.ctr_prior_clicks, self.config.ctr_prior_impressions
-        return (clicks + prior_c) / (max(shown, clicks) + prior_n)
+        return self._smoothed_ctr(clicks, shown)
+
+    def _smoothed_ctr(self, clicks: float, shown: float) -> float:
+        """(clicks + prior clicks) / (shown + prior impressions); shown is at least clicks."""
+        return (clicks + self.config.ctr_prior_clicks) / (
+            max(shown, clicks) + self.config.ctr_prior_impressions
+        )
 
     def query_item_ctr(self, query: str, item_id: str, *, now: datetime | None = None) -> float:
         key = query_key(query)
@@ -309,8 +314,7 @@ class OnlineState:
         shown = self._query_item.get((key, item_id, "impression"))
         c = clicks.get(t, self._half_life) if clicks else 0.0
         n = shown.get(t, self._half_life) if shown else 0.0
-        prior_c, prior_n = self.config.ctr_prior_clicks, self.config.ctr_prior_impressions
-        return (c + prior_c) / (max(n, c) + prior_n)
+        return self._smoothed_ctr(c, n)
 
     def query_item_ctrs(
         self, query: str, item_ids: Iterable[str], *, min_shown: float = 1.0, now: datetime | None = None
@@ -321,7 +325,6 @@ class OnlineState:
         t = self._now(now)
         half_life = self._half_life
         table = self._query_item
-        prior_c, prior_n = self.config.ctr_prior_clicks, self.config.ctr_prior_impressions
         out: dict[str, float] = {}
         for item_id in item_ids:
             shown = table.get((key, item_id, "impression"))
@@ -331,8 +334,7 @@ class OnlineState:
             if n < min_shown:
                 continue
             clicks = table.get((key, item_id, "click"))
-            c = clicks.get(t, half_life) if clicks else 0.0
-            out[item_id] = (c + prior_c) / (max(n, c) + prior_n)
+            out[item_id] = self._smoothed_ctr(clicks.get(t, half_life) if clicks else 0.0, n)
         return out
 
     def query_item_signal(

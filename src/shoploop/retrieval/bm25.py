@@ -67,7 +67,10 @@ class BM25Index:
         import bm25s
 
         self.main_keys_ = keys
-        self._set_main_docs([" ".join(t) for t in toks])
+        # Main-index documents are kept for rebuilds, df and "matched terms", as one
+        # space-joined string each: a list of token strings per document cost ~115 MiB on a
+        # 46k-product catalog, the joined strings ~15 MiB (splitting on demand is ~1 us).
+        self.main_docs_ = [" ".join(t) for t in toks]
         self.key_to_main_ = {int(k): i for i, k in enumerate(keys)}
         self.deleted_: set[int] = set()
         self.delta_: dict[int, list[str]] = {}
@@ -160,12 +163,6 @@ class BM25Index:
         padded = f" {self.main_docs_[i]} "
         return sorted(t for t in set(tokens) if f" {t} " in padded)
 
-    def _set_main_docs(self, docs: list[str]) -> None:
-        # Main-index documents are kept for rebuilds, df and "matched terms", as one
-        # space-joined string each: a list of token strings per document cost ~115 MiB on a
-        # 46k-product catalog, the joined strings ~15 MiB (splitting on demand is ~1 us).
-        self.main_docs_ = docs
-
     def live_keys(self) -> np.ndarray:
         main = [k for k in self.main_keys_.tolist() if k not in self.deleted_]
         return np.asarray(sorted(set(main) | set(self.delta_)), dtype=np.int64)
@@ -199,7 +196,7 @@ class BM25Index:
             keys = z["keys"].astype(np.int64)
             docs = [str(d) for d in z["tokens"].tolist()]
         self.main_keys_ = keys
-        self._set_main_docs(docs)
+        self.main_docs_ = docs  # joined strings, as in _build
         self.key_to_main_ = {int(k): i for i, k in enumerate(keys)}
         self.df_ = Counter()
         for doc in docs:

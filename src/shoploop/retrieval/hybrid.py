@@ -82,24 +82,16 @@ class SearchHit:
 
     __slots__ = ("_explain", "_explanation", "item_id", "score")
 
-    def __init__(
-        self,
-        item_id: str,
-        score: float,
-        explanation: dict[str, Any] | None = None,
-        *,
-        explain: Callable[[], dict[str, Any]] | None = None,
-    ) -> None:
+    def __init__(self, item_id: str, score: float, explain: Callable[[], dict[str, Any]]) -> None:
         self.item_id = item_id
         self.score = score
-        self._explanation = explanation
         self._explain = explain
+        self._explanation: dict[str, Any] | None = None
 
     @property
     def explanation(self) -> dict[str, Any]:
         if self._explanation is None:
-            self._explanation = self._explain() if self._explain is not None else {}
-            self._explain = None
+            self._explanation = self._explain()
         return self._explanation
 
     def __repr__(self) -> str:
@@ -456,9 +448,7 @@ class HybridSearcher:
         qset = set(uq.bm25_tokens)
         hits = [
             SearchHit(
-                self.ids_[int(c.keys[i])],
-                float(fused[i]),
-                explain=functools.partial(self._explain_hit, c, i, qset),
+                self.ids_[int(c.keys[i])], float(fused[i]), functools.partial(self._explain_hit, c, i, qset)
             )
             for i in order[:k].tolist()
         ]

@@ -12,7 +12,7 @@ from shoploop.api.deps import AdminAuth, EngineDep, ExperimentsDep
 from shoploop.api.errors import ERROR_RESPONSES, NOT_FOUND, ApiError
 from shoploop.api.schemas import ExperimentIn, ExperimentOut, ModelInfo, Reason
 from shoploop.engine import Engine, NotFound
-from shoploop.engine.variants import VariantSpecError, parse_model_version, serving_override
+from shoploop.engine.variants import VariantSpecError, serving_override
 from shoploop.evaluation.ab import Experiment, MetricSpec, Variant
 from shoploop.ranking.rules import Rule
 from shoploop.store.protocols import ModelVersion
@@ -154,10 +154,10 @@ def _check_variants(engine: Engine, body: ExperimentIn) -> None:
     for i, variant in enumerate(body.variants):
         where = f"variants[{i}]"
         try:
-            serving_override(variant.name, variant.model_version, variant.policy)
+            override = serving_override(variant.name, variant.model_version, variant.policy)
         except VariantSpecError as err:
             raise ApiError(422, "invalid_request", f"{where}.{err}", f"{where}.{err.field}") from err
-        for name, version in parse_model_version(variant.model_version).items():
+        for name, version in (override.models if override else {}).items():
             if version is None:
                 continue
             try:
