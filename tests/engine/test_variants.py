@@ -160,7 +160,14 @@ def test_a_variant_serves_the_home_feed_from_another_recommender_version():
         products, interactions, RecommenderSettings(kind="popularity"), text_vectors=None, seed=0
     )
     v2 = register(engine.stores, "recommender", other.save, metrics=metrics, config={}).version
-    shopper = next(u for u in {e.user_id for e in bundle.events} if engine.online.profile(u).is_known)
+    index = engine.recs.items
+    # A shopper with history the recommender knows (others get the trending fallback); sorted
+    # so the pick does not depend on the hash seed.
+    shopper = next(
+        u
+        for u in sorted({e.user_id for e in bundle.events})
+        if any(i in index for i in engine.online.profile(u).recent_items)
+    )
 
     active = engine.recommend(shopper, k=5)
     swapped = engine.recommend(shopper, k=5, override=ServingOverride("e/b", {"recommender": v2}))
