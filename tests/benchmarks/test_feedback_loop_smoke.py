@@ -87,6 +87,9 @@ def test_feedback_loop_benchmark_runs(tmp_path, monkeypatch):
             "--browse-users", "20",
             "--browse-retrain-every", "30",
             "--browse-seeds", "2",
+            "--browse-burn-in", "20",
+            "--browse-active", "5",
+            "--browse-interest-size", "3",
             "--out", str(out),
             "--img-dir", str(tmp_path / "img"),
         ]
@@ -100,6 +103,10 @@ def test_feedback_loop_benchmark_runs(tmp_path, monkeypatch):
     assert search["retrains"]["corrected"], "the loops retrained"
     assert saved["browse"]["windows_clicks_per_view"]
     assert [r["seed"] for r in saved["browse_seeds"]] == [0, 1]
+    browse = saved["browse"]
+    assert browse["burn_in_visits"] == 20 and browse["before_learning_clicks_per_view"] is not None
+    for trend in (browse["trend"]["learning"], browse["trend"]["frozen"], browse["lift_trend"]):
+        assert trend["ci_low"] <= trend["change"] <= trend["ci_high"]
     assert "Across seeds" in out.with_suffix(".md").read_text()
     assert out.with_suffix(".md").read_text().startswith("# Feedback loop benchmark")
     assert result["plots"] and all(Path(p).exists() for p in result["plots"])

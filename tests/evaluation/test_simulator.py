@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shoploop.evaluation.simulator import (
     BrowsingShopperConfig,
     BrowsingShoppers,
     SearchShopperConfig,
     SearchShoppers,
+    arrival_schedule,
+    text_neighbourhoods,
 )
 
 
@@ -116,3 +121,73 @@ def test_browsing_shopper_clicks_and_consumes_what_they_want_next():
         frozen, "v", np.random.default_rng(0), feedback=False
     )
     assert frozen.received == []
+
+
+def test_interest_items_are_clicked_once_each_and_the_interest_lasts():
+    engine = FakeEngine(["like1", "x", "like2"])
+    cfg = BrowsingShopperConfig(eta=0.0, target_click=1.0, interest_click=1.0, noise=0.0)
+    sim = BrowsingShoppers({"u": ["want"]}, cfg, {"u": frozenset({"like1", "like2", "like3"})})
+    out = sim.visit(engine, "u", np.random.default_rng(0))
+    assert out.clicks.tolist() == [1, 0, 1] and out.interest_clicks == 2 and out.target_clicks == 0
+    assert sim.visit(engine, "u", np.random.default_rng(0)).clicks.sum() == 0  # both consumed
+    fresh = sim.visit(FakeEngine(["like3", "want"]), "u", np.random.default_rng(0))
+    assert fresh.clicks.tolist() == [1, 1]  # the interest itself is not used up
+    assert (fresh.interest_clicks, fresh.target_clicks) == (1, 1)
+
+
+def test_an_unknown_shopper_has_no_interests_only_noise():
+    cfg = BrowsingShopperConfig(eta=0.0, interest_click=1.0, noise=0.0)
+    out = BrowsingShoppers({}, cfg).visit(FakeEngine(["a", "b"]), "nobody", np.random.default_rng(0))
+    assert out.clicks.sum() == 0
+
+
+def test_text_neighbourhoods_pick_the_most_similar_other_items():
+    texts = {
+        "drill1": "cordless drill 18v battery",
+        "drill2": "cordless drill 12v battery",
+        "drill3": "hammer drill corded",
+        "paint": "white wall paint gallon",
+        "brush": "paint brush wide",
+    }
+    near = text_neighbourhoods(texts, {"u": ["drill1"], "v": ["paint"], "w": ["nope"]}, size=1)
+    assert near["u"] == {"drill2"}  # the closest other item, never the seed itself
+    assert near["v"] == {"brush"}
+    assert near["w"] == frozenset()  # an unknown seed item contributes nothing
+    # drill3 shares only "drill" (a common word): below the default similarity floor
+    assert text_neighbourhoods(texts, {"u": ["drill1"]}, size=2)["u"] == {"drill2"}
+    two = text_neighbourhoods(texts, {"u": ["drill1"]}, size=2, min_similarity=0.05)["u"]
+    assert two == {"drill2", "drill3"}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n_users=st.integers(1, 60),
+    n_visits=st.integers(0, 400),
+    active=st.integers(1, 80),
+    seed=st.integers(0, 2**16),
+)
+def test_arrival_schedule_shape(n_users, n_visits, active, seed):
+    users = [f"u{i}" for i in range(n_users)]
+    out = arrival_schedule(users, n_visits, np.random.default_rng(seed), active=active)
+    assert len(out) == n_visits and set(out) <= set(users)
+    if n_visits:
+        # the first visits come from the first `active` shoppers only
+        first = out[: min(n_visits, 5)]
+        assert len(set(first)) <= min(active, n_users)
+
+
+def test_arrival_schedule_bunches_each_shoppers_visits_and_uses_the_population():
+    users = [f"u{i}" for i in range(2000)]
+    out = arrival_schedule(users, 20_000, np.random.default_rng(3), active=100)
+    counts = Counter(out)
+    assert len(counts) > 1500  # most of the population turns up
+    assert 8 < np.mean(list(counts.values())) < 13  # about n_visits / users visits each
+    first = {u: out.index(u) for u in counts}
+    last = {u: len(out) - 1 - out[::-1].index(u) for u in counts}
+    spans = np.array([last[u] - first[u] for u in counts])
+    assert np.median(spans) < 20_000 / 5  # a shopper's visits fall in a stretch of the run
+
+
+def test_arrival_schedule_needs_shoppers():
+    with pytest.raises(ValueError, match="users"):
+        arrival_schedule([], 10, np.random.default_rng(0))

@@ -11,10 +11,13 @@ would.
   up to `patience` slots), clicks an examined item with a probability that rises with
   its true grade (1 = irrelevant .. 3 = exact), and sometimes buys (less often, also
   rising with the grade). Items without a judgment count as irrelevant (grade 1).
-* `BrowsingShoppers` (Amazon Industrial & Scientific sequences): a shopper's taste is
-  their real held-out future (the items they really consumed next). On the home feed
-  they click one of those when it is shown and examined, else a random examined item
-  with a small noise probability; a clicked future item is consumed.
+* `BrowsingShoppers` (Amazon Industrial & Scientific sequences): a shopper wants their
+  real held-out future (the items they really consumed next) and, less strongly, items
+  like those (an interest neighbourhood, e.g. `text_neighbourhoods`): the interest stays
+  for the whole run, as a hobby or a trade does, so there is something lasting for a feed
+  to learn. On the home feed they click an examined item with a probability set by which
+  of the two it is in (else a small noise probability); an item once clicked is consumed
+  (not clicked again), so a feed that keeps showing the same things earns less and less.
 
 All randomness comes from the caller's `numpy.random.Generator`, so arms of a benchmark
 can replay the same shoppers with common random numbers.
@@ -186,6 +189,7 @@ class BrowsingShopperConfig:
     eta: float = 1.0
     patience: int = 10
     target_click: float = 0.9  # click probability of an examined item the shopper wants next
+    interest_click: float = 0.2  # ... of an examined item in the shopper's interest neighbourhood
     noise: float = 0.01  # click probability of any other examined item
     k: int = 10
 
@@ -196,18 +200,21 @@ class BrowseOutcome:
     request_id: str | None
     items: list[str]
     clicks: np.ndarray
-    target_clicks: int
+    target_clicks: int  # clicks on the shopper's real next items
+    interest_clicks: int = 0  # clicks on other items in their interest neighbourhood
 
 
 @dataclass
 class BrowsingShoppers:
-    """Shoppers whose wants are their real next items (consumed when clicked)."""
+    """Shoppers who want their real next items and, less strongly, items like them."""
 
     futures: dict[str, list[str]]  # user -> items they really consumed next, in order
     config: BrowsingShopperConfig = field(default_factory=BrowsingShopperConfig)
+    interests: Mapping[str, frozenset[str]] = field(default_factory=dict)  # user -> items like their wants
 
     def __post_init__(self) -> None:
         self._wants = {u: list(items) for u, items in self.futures.items()}
+        self._clicked: dict[str, set[str]] = {}
 
     def remaining(self, user_id: str) -> list[str]:
         return self._wants.get(user_id, [])
@@ -219,19 +226,26 @@ class BrowsingShoppers:
         served = engine.recommend(user_id, k=c.k)
         items = [i.item_id for i in served.items]
         wants = self._wants.setdefault(user_id, [])
+        liked = self.interests.get(user_id, frozenset())
+        clicked = self._clicked.setdefault(user_id, set())
         u_exam, u_click = rng.random((2, c.k))
         clicks = np.zeros(len(items), dtype=int)
-        hits = 0
+        hits = interest_hits = 0
         for n, item in enumerate(items):
             rank = n + 1
             if rank > c.patience or u_exam[n] >= rank ** (-c.eta):
                 continue
             wanted = item in wants
-            if u_click[n] < (c.target_click if wanted else c.noise):
+            interesting = not wanted and item in liked and item not in clicked
+            p = c.target_click if wanted else c.interest_click if interesting else c.noise
+            if u_click[n] < p:
                 clicks[n] = 1
+                clicked.add(item)
                 if wanted:
                     wants.remove(item)
                     hits += 1
+                elif interesting:
+                    interest_hits += 1
         if feedback and clicks.any():
             now = _now()
             engine.ingest_events(
@@ -244,8 +258,70 @@ class BrowsingShoppers:
                         "position": item.position,
                         "timestamp": now,
                     }
-                    for item, clicked in zip(served.items, clicks, strict=True)
-                    if clicked
+                    for item, clicked_here in zip(served.items, clicks, strict=True)
+                    if clicked_here
                 ]
             )
-        return BrowseOutcome(user_id, served.request_id, items, clicks, hits)
+        return BrowseOutcome(user_id, served.request_id, items, clicks, hits, interest_hits)
+
+
+def text_neighbourhoods(
+    texts: Mapping[str, str], seeds: Mapping[str, Sequence[str]], size: int, *, min_similarity: float = 0.2
+) -> dict[str, frozenset[str]]:
+    """Per user, the items most like their seed items by TF-IDF cosine of the item text.
+
+    texts: item id -> text (title, category, brand); seeds: user -> item ids (e.g. their real
+    next items). Each seed contributes its `size` nearest other items with cosine at least
+    `min_similarity`; the seeds themselves are left out. Deliberately a different text model
+    from anything the engine ranks with, so the simulated taste is not the model's own notion
+    of similarity.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    ids = list(texts)
+    row = {item: i for i, item in enumerate(ids)}
+    matrix = TfidfVectorizer(sublinear_tf=True, min_df=1).fit_transform([texts[i] for i in ids])
+    out: dict[str, frozenset[str]] = {}
+    for user, items in seeds.items():
+        own = [row[i] for i in items if i in row]
+        near: set[str] = set()
+        if own:
+            sims = (matrix[own] @ matrix.T).toarray()
+            for seed_row, sim in zip(own, sims, strict=True):
+                sim[own] = -1.0
+                top = np.argsort(-sim, kind="stable")[:size]
+                near.update(ids[j] for j in top if sim[j] >= min_similarity and j != seed_row)
+        out[user] = frozenset(near)
+    return out
+
+
+def arrival_schedule(
+    users: Sequence[str], n_visits: int, rng: np.random.Generator, *, active: int = 200
+) -> list[str]:
+    """Who visits at each step when shoppers come and go: `active` shoppers are around at a time,
+    each visit is by one of them at random, and after a visit that shopper leaves with
+    probability `(len(users) - active) / n_visits`, replaced by the next newcomer (so the
+    run meets about everyone once, each for about `n_visits / len(users)` visits).
+
+    Unlike picking from the whole population every step, a shopper's visits are bunched in a
+    stretch of the run, and every stretch mixes first and later visits in the same proportions.
+    A trend over the run is then the system learning from everyone's feedback, not the same
+    shoppers getting older. Newcomers are drawn without replacement, then the order repeats.
+    """
+    if not users:
+        raise ValueError("users: need at least one shopper")
+    order = [users[i] for i in rng.permutation(len(users))]
+    active = max(1, min(active, len(order)))
+    present = order[:active]
+    next_up = active
+    # Leaving at this rate brings in about len(users) - active newcomers over the run, so
+    # the population lasts; a larger share would recycle shoppers whose wants are used up.
+    leave = min(1.0, max(len(order) - active, 1) / max(n_visits, 1))
+    out = []
+    for _ in range(n_visits):
+        slot = int(rng.integers(active))
+        out.append(present[slot])
+        if rng.random() < leave:
+            present[slot] = order[next_up % len(order)]
+            next_up += 1
+    return out
