@@ -436,6 +436,8 @@ def run_browse(args: argparse.Namespace) -> dict[str, Any]:
         # CTR of the non-learning feed in the burn-in's second half: where both arms start from.
         "before_learning_clicks_per_view": float(burn_clicks[burn // 2 :].mean()) if burn else None,
         "burn_in_visits": burn,
+        # the burn-in's clicks per view in windows of the same size (both arms alike), for the plot
+        "burn_in_windows": [float(burn_clicks[lo : lo + w].mean()) for lo in range(0, burn - w + 1, w)],
         "first_half_clicks_per_view": first_half,
         "second_half_clicks_per_view": half,
         # Does the CTR rise over the run? Least-squares slope of clicks per visit against the
@@ -527,10 +529,19 @@ def plots(result: dict[str, Any], img_dir: Path) -> list[str]:
     if browse:
         wins = browse["windows_clicks_per_view"]
         xs = [w["end"] for w in wins]
+        step = xs[0] if xs else 1
+        before = browse.get("burn_in_windows") or []
+        bx = [step * (i - len(before) + 1) for i in range(len(before))]  # ends at 0: learning starts
         fig, ax = plt.subplots(figsize=(7, 4))
-        ax.plot(xs, [w["learning"] for w in wins], "o-", label="learning feed (clicks flow back)")
-        ax.plot(xs, [w["frozen"] for w in wins], "s--", label="non-learning feed")
-        ax.set_xlabel("home-feed visits")
+        for arm, style, label in (
+            ("learning", "o-", "learning feed (clicks flow back)"),
+            ("frozen", "s--", "non-learning feed"),
+        ):
+            ax.plot(bx + xs, before + [w[arm] for w in wins], style, label=label)
+        if before:
+            ax.axvline(0, color="grey", lw=1)
+            ax.text(0, ax.get_ylim()[0], " learning starts", va="bottom", color="grey")
+        ax.set_xlabel("home-feed visits (before 0: burn-in, both arms on the non-learning feed)")
         ax.set_ylabel("clicks per feed view")
         ax.set_title("Home feed on Amazon Industrial & Scientific shoppers")
         ax.legend()
