@@ -58,6 +58,7 @@ from shoploop.retrieval.bm25 import BM25Config, BM25Index
 from shoploop.retrieval.config import HybridConfig
 from shoploop.retrieval.dense import DenseConfig
 from shoploop.retrieval.hybrid import HybridSearcher, InvalidQuery
+from shoploop.text.blas import limit_blas_threads
 from shoploop.text.encoder import EncoderConfig, ProgressLog, TextEncoder, encode_with_cache
 
 RankFn = Callable[[str], list[str]]
@@ -400,6 +401,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
     notes: list[str] = []
+    # As Engine.start does: numpy's BLAS on one thread, so its spinning workers do not slow the
+    # cross-encoder that runs next in a search (shoploop.text.blas).
+    limit_blas_threads(1)
 
     pdf = pd.read_csv(args.data_dir / "products.csv", dtype={"product_uid": str})
     jdf = pd.read_csv(args.data_dir / "judgments.csv", dtype={"product_uid": str, "search_term": str})

@@ -44,6 +44,9 @@ class ServingSettings:
     # showing at the top slot, less further down; see OnlineConfig) moves it this many places
     # down their next feed. 0 serves the model's order however often it was passed over.
     fatigue_rank_step: float = 5.0
+    # numpy's BLAS threads from `start()` on (None: leave them alone). One, because spinning
+    # BLAS workers slow the cross-encoder that runs next in the same request (text.blas).
+    blas_threads: int | None = 1
 
 
 @dataclass(frozen=True)

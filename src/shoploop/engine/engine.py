@@ -47,6 +47,7 @@ from shoploop.retrieval.filters import Filters
 from shoploop.retrieval.hybrid import HybridSearcher, InvalidQuery, SearchHit
 from shoploop.store.home import Stores
 from shoploop.store.protocols import CatalogChange, ModelVersion
+from shoploop.text.blas import limit_blas_threads
 
 log = logging.getLogger("shoploop.engine")
 
@@ -114,6 +115,8 @@ class Engine:
         """Load the catalog and the active models (training them if there are none), replay state."""
         say = progress or log.info
         t0 = time.perf_counter()
+        if self.config.serving.blas_threads is not None:
+            limit_blas_threads(self.config.serving.blas_threads)
         self.products.clear()
         self.products.update((p.item_id, p) for p in self.stores.catalog.iter_products())
         self._catalog_version = self.stores.catalog.version
