@@ -3,7 +3,7 @@
 On CPUs with native bfloat16 matrix units (Intel AMX, AVX512-BF16) autocasting the transformer's
 matrix products to bf16 roughly halves the time of a training step and of scoring a batch
 (benchmarks/search_relevance.py on Home Depot, 2-core AMX box: search + cross-encoder top-50 p50
-208 -> 88 ms with the same NDCG@10; cross-encoder training steps in a 12-minute budget roughly
+198 -> 80 ms with the same NDCG@10; cross-encoder training steps in a 12-minute budget roughly
 doubled), while the weights and the optimiser state stay fp32. Without such
 units bf16 is emulated and slower than fp32, so ``"auto"`` only turns it on where the CPU has them.
 ``SHOPLOOP_PRECISION=fp32|bf16`` overrides ``"auto"`` for a whole process.
