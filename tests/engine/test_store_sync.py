@@ -33,3 +33,41 @@ def test_catalog_changes_and_model_promotions_from_another_process_reach_a_runni
     other.stores.registry.rollback("recommender", reason="test")
     assert server.sync_with_stores() == {"recommender": first}
     assert server.recommend(None, k=3).model_version.count(f"recommender:v{first}") == 1
+
+
+def test_events_another_process_appends_reach_a_running_engine_once(tmp_path):
+    from datetime import UTC, datetime
+
+    config = replace(FAST, home=tmp_path / "shop")
+    server, _ = make_engine(config, n_products=80, n_users=30)
+    other = build_engine(config)  # e.g. `shoploop import` of an event file: its own connections
+    item = next(iter(server.products))
+    now = datetime.now(UTC)
+    ts = now.isoformat()
+
+    def carts() -> float:
+        return server.online.item_count(item, "cart", now=now)
+
+    base = carts()
+    server.ingest_events([{"type": "add_to_cart", "user_id": "own-1", "item_id": item, "timestamp": ts}])
+    assert carts() == base + 1  # applied at intake ...
+    assert server.sync_with_stores() == {}  # ... and not again by the follower
+
+    other.ingest_events(
+        [
+            {"type": "add_to_cart", "user_id": "imported-1", "item_id": item, "timestamp": ts},
+            {"type": "view", "user_id": "imported-1", "item_id": item, "timestamp": ts},
+        ]
+    )
+    assert not server.online.known_user("imported-1")
+    server.ingest_events([{"type": "view", "user_id": "own-2", "item_id": item, "timestamp": ts}])
+    assert server.sync_with_stores() == {"events": 2}  # the other process's two, not our own view
+    assert server.online.known_user("imported-1") and carts() == base + 2
+    assert item in server.online.profile("imported-1").recent_items
+    assert server.sync_with_stores() == {}
+
+    # A privacy erasure of the newest events, then a new event: it is not missed.
+    other.delete_user("imported-1")
+    other.ingest_events([{"type": "view", "user_id": "imported-2", "item_id": item, "timestamp": ts}])
+    assert server.sync_with_stores() == {"events": 1}
+    assert server.online.known_user("imported-2")

@@ -171,3 +171,34 @@ def test_scan_is_a_snapshot_taken_at_the_call(events, t0):
     events.append([view("d", "u", minutes(t0, 3))])  # appending while iterating is allowed
     assert [first.event_id, *ids(iterator)] == ["a", "b"]
     assert ids(events.scan()) == ["a", "b", "c", "d"]
+
+
+def test_tail_follows_appends_in_order_with_their_seqs(events, t0):
+    assert events.last_seq() == 0 and events.tail(0) == []
+    # appended out of time order: tail is by append order, scan by time
+    first = events.append([view("a", "u1", minutes(t0, 5)), view("b", "u2", t0)])
+    again = events.append([view("a", "u1", t0)])  # a re-send writes nothing
+    second = events.append([view("c", "u1", minutes(t0, 1))])
+    assert again.seqs is None
+    assert first.seqs is not None and second.seqs is not None
+    assert first.seqs[1] - first.seqs[0] == 1 and second.seqs[0] == second.seqs[1] > first.seqs[1]
+    tailed = events.tail(0)
+    assert [e.event_id for _, e in tailed] == ["a", "b", "c"]
+    assert [s for s, _ in tailed] == [first.seqs[0], first.seqs[1], second.seqs[0]]
+    assert events.last_seq() == second.seqs[1]
+    assert [e.event_id for _, e in events.tail(first.seqs[0])] == ["b", "c"]
+    assert [e.event_id for _, e in events.tail(0, limit=2)] == ["a", "b"]
+    assert events.tail(events.last_seq()) == []
+
+
+def test_tail_forgets_erased_users_and_their_seqs_are_never_reused(events, t0):
+    events.append([view("a", "u1", t0), view("b", "gone", t0), view("c", "u1", t0)])
+    events.delete_user("gone")
+    assert [e.event_id for _, e in events.tail(0)] == ["a", "c"]
+    newest = events.append([view("d", "gone2", t0)]).seqs
+    follower_cursor = newest[1]
+    events.delete_user("gone2")  # the newest event erased
+    assert events.last_seq() == follower_cursor
+    later = events.append([view("e", "u1", t0)]).seqs
+    assert later[0] > follower_cursor  # a follower past "d" still sees "e"
+    assert [e.event_id for _, e in events.tail(follower_cursor)] == ["e"]

@@ -196,7 +196,7 @@ def test_a_version_1_home_is_upgraded_in_place_and_keeps_its_events(tmp_path, t0
     )
     conn.close()
     db = SqliteDatabase(path)  # a home written by schema v1, before the event-by-item index went
-    assert db.schema_version == SCHEMA_VERSION == 3
+    assert db.schema_version == SCHEMA_VERSION == 4
     indexes = {r[0] for r in db.reader().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "events_item" not in indexes and {"events_user_ts", "events_key"} <= indexes
     assert not any(name.startswith("sqlite_autoindex_events") for name in indexes)  # UNIQUE(text) gone
@@ -205,6 +205,7 @@ def test_a_version_1_home_is_upgraded_in_place_and_keeps_its_events(tmp_path, t0
     # The migration filled in the hash key, so the old event is still recognised on re-send.
     result = log.append([view("e1", "u1", t0), view("e2", "u1", t0)])
     assert result.inserted == ["e2"] and result.duplicates == ["e1"]
+    assert result.seqs == (2, 2) and log.last_seq() == 2  # v4 numbers on from the old rows
     db.close()
 
 

@@ -60,8 +60,9 @@ class RetrainHook:
 
 class StoreSync:
     """Every `interval_seconds`, `engine.sync_with_stores()` in a worker thread: catalog
-    changes and model promotions/rollbacks made by another process (the CLI, a retraining
-    job) reach the running server within seconds instead of at its next restart."""
+    changes, shopper events and model promotions/rollbacks written by another process (the
+    CLI, a retraining job) reach the running server within seconds instead of at its next
+    restart."""
 
     def __init__(self, engine: Any, interval_seconds: float) -> None:
         self.engine = engine

@@ -15,9 +15,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from shoploop.data.ingest import EventIntake, RowOutcome
 from shoploop.domain import ANONYMOUS_USER, ImpressionEvent, Product, ShownItem
 from shoploop.domain.served import ServedItem, ServedList
 from shoploop.engine.config import EngineConfig
+from shoploop.engine.event_follower import EventFollower, OwnWrites
 from shoploop.engine.training import (
     RecommenderBundle,
     collect_interactions,
@@ -46,7 +47,7 @@ from shoploop.recommend.surfaces import ItemMeta, Recommendation, Surfaces
 from shoploop.retrieval.filters import Filters
 from shoploop.retrieval.hybrid import HybridSearcher, InvalidQuery, SearchHit
 from shoploop.store.home import Stores
-from shoploop.store.protocols import CatalogChange, ModelVersion
+from shoploop.store.protocols import CatalogChange, EventLog, ModelVersion
 from shoploop.text.blas import limit_blas_threads
 
 log = logging.getLogger("shoploop.engine")
@@ -82,6 +83,9 @@ class Engine:
 
     def __init__(self, config: EngineConfig, stores: Stores) -> None:
         self.config = config
+        # Our appends go through OwnWrites, so the follower can tell them from other writers'.
+        own = OwnWrites(stores.events)
+        stores = replace(stores, events=cast(EventLog, own))
         self.stores = stores
         self.rules = RuleBook(stores.home / "rules.json" if stores.home else None)
         self.exploration = ExplorationPolicy(config.exploration)
@@ -106,6 +110,8 @@ class Engine:
         self._requests = 0
         self._explorations = 0
         self._trending: tuple[float, list[tuple[str, float]]] | None = None
+        self._events = EventFollower(own, self.online.update)
+        self._events.skip_to_end()
         self.started_at: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -127,6 +133,9 @@ class Engine:
             self._load_or_train("cross_encoder", False, say)  # fine-tuned on demand (`shoploop train`)
             self._load_or_train("ranker", False, say)  # learned from feedback, never on start-up
         n = self.online.replay(self.stores.events.scan(exclude_flagged=True))
+        # Follow the log from here (events another process appends during the replay itself
+        # are picked up at the next start-up).
+        self._events.skip_to_end()
         say(f"online state: replayed {n} events in {time.perf_counter() - t0:.1f}s total start-up")
         self.started_at = time.time()
         return self
@@ -820,10 +829,13 @@ class Engine:
     # ------------------------------------------------------------------ other writers
     def sync_with_stores(self) -> dict[str, int]:
         """Pick up what another process wrote to this shop's home since the last look: catalog
-        changes (a `shoploop import` while the server runs) and model promotions or rollbacks
-        (the CLI, a retraining job). Returns what changed: {"catalog": n items, model: version}.
+        changes and shopper events (a `shoploop import` while the server runs, another server
+        on the same home) and model promotions or rollbacks (the CLI, a retraining job).
+        Returns what changed: {"catalog": n items, "events": n applied, model: version}.
         Servers call this every few seconds, so nothing written elsewhere needs a restart."""
         changed: dict[str, int] = {}
+        if applied := self._events.follow():
+            changed["events"] = applied
         with self._lock:
             changes = self.stores.catalog.changes_since(self._catalog_version)
             if changes:

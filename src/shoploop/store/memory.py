@@ -188,6 +188,8 @@ class MemoryEventLog:
         self._rows: list[tuple[int, int, Event]] = []
         self._sorted = True
         self._seq = itertools.count(1)
+        self._appended: list[tuple[int, Event]] = []  # (seq, event) in append order, for tail()
+        self._last_seq = 0  # highest seq given out; erased events keep theirs
         self._impressions: dict[str, ImpressionEvent] = {}
         self._flags: dict[str, str] = {}
 
@@ -207,14 +209,29 @@ class MemoryEventLog:
                 batch_ids.add(eid)
                 new_rows.append((to_micros(event.timestamp), 0, event))
                 inserted.append(eid)
+            seqs = []
             for ts, _, event in new_rows:
                 if self._sorted and self._rows and ts < self._rows[-1][0]:
                     self._sorted = False
-                self._rows.append((ts, next(self._seq), event))
+                seq = self._last_seq = next(self._seq)
+                seqs.append(seq)
+                self._rows.append((ts, seq, event))
+                self._appended.append((seq, event))
                 if isinstance(event, ImpressionEvent):
                     self._impressions.setdefault(event.request_id, event)
             self._ids.update(batch_ids)
-            return AppendResult(inserted=inserted, duplicates=duplicates)
+            return AppendResult(
+                inserted=inserted, duplicates=duplicates, seqs=(seqs[0], seqs[-1]) if seqs else None
+            )
+
+    def tail(self, after_seq: int, *, limit: int = 10_000) -> list[tuple[int, Event]]:
+        with self._lock:
+            start = bisect.bisect_right(self._appended, after_seq, key=lambda row: row[0])
+            return self._appended[start : start + limit]
+
+    def last_seq(self) -> int:
+        with self._lock:
+            return self._last_seq
 
     def _ordered(self) -> list[tuple[int, int, Event]]:
         if not self._sorted:
@@ -279,6 +296,7 @@ class MemoryEventLog:
                 if event.user_id == user_id:
                     self._ids.discard(event.event_id)
             self._rows = keep
+            self._appended = [row for row in self._appended if row[1].user_id != user_id]
             self._impressions = {k: v for k, v in self._impressions.items() if v.user_id != user_id}
             self._flags.pop(user_id, None)
             return removed
@@ -387,6 +405,8 @@ class MemoryArtifactStore:
         self._models: dict[str, dict[int, _Entry]] = {}
         self._decisions: list[RegistryDecision] = []
         self._seq = itertools.count(1)
+        self._appended: list[tuple[int, Event]] = []  # (seq, event) in append order, for tail()
+        self._last_seq = 0  # highest seq given out; erased events keep theirs
         self._reg_seq = itertools.count(1)
         self._clock = clock
 

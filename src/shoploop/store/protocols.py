@@ -65,6 +65,9 @@ class AppendResult:
 
     inserted: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)  # event_ids already in the log
+    # (first, last) `seq` of the inserted events, which are contiguous: a batch is one write
+    # transaction that excludes other writers. None when nothing was inserted.
+    seqs: tuple[int, int] | None = field(default=None, compare=False)
 
 
 @runtime_checkable
@@ -94,6 +97,19 @@ class EventLog(Protocol):
         ...
 
     def count(self, *, types: Iterable[str] | None = None) -> int: ...
+
+    def tail(self, after_seq: int, *, limit: int = 10_000) -> list[tuple[int, Event]]:
+        """Up to `limit` events appended after `after_seq`, as (seq, event) in append order.
+
+        `seq` numbers appends (1, 2, ...) and is never reused, not even after events are
+        erased, so a reader in another process can follow what was written since it last
+        looked.
+        """
+        ...
+
+    def last_seq(self) -> int:
+        """The highest `seq` given out so far, erased events included (0 for a new log)."""
+        ...
 
     def get_impression(self, request_id: str) -> ImpressionEvent | None:
         """The list served under `request_id`, for joining interactions to it."""

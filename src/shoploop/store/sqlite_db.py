@@ -141,8 +141,21 @@ CREATE INDEX events_type_ts ON events (type, ts);
 CREATE INDEX events_request ON events (request_id) WHERE request_id IS NOT NULL;
 """
 
+# v4: event seqs are never reused. `seq` is the rowid, and SQLite would hand the numbers of
+# erased newest events (a privacy deletion) to the next ones, so a reader following the log by
+# seq (`EventLog.tail`) could skip them. Appends number rows explicitly from above this
+# high-water mark, which erasure raises first (AUTOINCREMENT would do the same per row, at a
+# cost on the ingest path, and needs a table rebuild).
+_SCHEMA_V4 = """
+CREATE TABLE event_seq_high_water (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
+INSERT INTO event_seq_high_water (id, seq) SELECT 1, COALESCE(MAX(seq), 0) FROM events;
+"""
+
 # _MIGRATIONS[i] takes the schema from user_version i to i + 1.
-_MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
+_MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
 
 
 def event_key(event_id: str) -> int:

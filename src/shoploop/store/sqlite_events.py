@@ -16,8 +16,13 @@ from shoploop.store.sqlite_db import SqliteDatabase, event_key, open_database
 
 _INSERT = (
     "INSERT INTO events "
-    "(event_key, event_id, type, user_id, session_id, ts, item_id, request_id, payload) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "(seq, event_key, event_id, type, user_id, session_id, ts, item_id, request_id, payload) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The highest seq ever given out: erased events keep their numbers (schema v4).
+_LAST_SEQ = (
+    "SELECT MAX((SELECT COALESCE(MAX(seq), 0) FROM events), "
+    "(SELECT seq FROM event_seq_high_water WHERE id = 1))"
 )
 # Stored ids among candidate keys. One bound JSON array instead of thousands of `?`
 # placeholders (SQLite caps variables). Callers compare the returned ids, not just keys, so a
@@ -85,6 +90,7 @@ class SqliteEventLog:
         rows = [_row(event) for eid, event in unique.items() if eid not in known]
 
         added: set[str] = set()
+        seqs: tuple[int, int] | None = None
         if rows:
             with self._db.write() as conn:
                 # Inside the write transaction no other writer (thread or process) can add
@@ -92,8 +98,12 @@ class SqliteEventLog:
                 stored = self._existing(conn, {row[1]: row[0] for row in rows})
                 if stored:
                     rows = [row for row in rows if row[1] not in stored]
-                conn.executemany(_INSERT, rows)
+                # Numbered here, above every seq ever given out (no other writer can take one).
+                top = int(conn.execute(_LAST_SEQ).fetchone()[0])
+                conn.executemany(_INSERT, [(top + n, *row) for n, row in enumerate(rows, 1)])
             added = {row[1] for row in rows}
+            if rows:
+                seqs = (top + 1, top + len(rows))
 
         inserted: list[str] = []
         duplicates: list[str] = []
@@ -103,7 +113,7 @@ class SqliteEventLog:
                 added.discard(eid)  # a repeat later in the batch is a duplicate
             else:
                 duplicates.append(eid)
-        return AppendResult(inserted=inserted, duplicates=duplicates)
+        return AppendResult(inserted=inserted, duplicates=duplicates, seqs=seqs)
 
     def _exists(self, event_id: str) -> bool:
         sql = "SELECT 1 FROM events WHERE event_key = ? AND event_id = ?"
@@ -178,6 +188,15 @@ class SqliteEventLog:
             conn.execute(f"SELECT count(*) FROM events WHERE type IN ({marks})", sorted(wanted)).fetchone()[0]
         )
 
+    def tail(self, after_seq: int, *, limit: int = 10_000) -> list[tuple[int, Event]]:
+        rows = self._db.reader().execute(
+            "SELECT seq, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+        )
+        return [(int(seq), _parse(payload)) for seq, payload in rows.fetchall()]
+
+    def last_seq(self) -> int:
+        return int(self._db.reader().execute(_LAST_SEQ).fetchone()[0])
+
     def get_impression(self, request_id: str) -> ImpressionEvent | None:
         row = (
             self._db.reader()
@@ -211,6 +230,9 @@ class SqliteEventLog:
 
     def delete_user(self, user_id: str) -> int:
         with self._db.write() as conn:
+            # Keep the numbers of erased events taken, so a follower of the log never misses
+            # an event that would otherwise reuse one (schema v4).
+            conn.execute(f"UPDATE event_seq_high_water SET seq = ({_LAST_SEQ}) WHERE id = 1")
             removed = conn.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
             conn.execute("DELETE FROM flagged_users WHERE user_id = ?", (user_id,))
         return int(removed)
