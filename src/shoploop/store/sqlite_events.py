@@ -14,11 +14,9 @@ from shoploop.store.memory import to_micros, types_filter, utcnow
 from shoploop.store.protocols import AppendResult
 from shoploop.store.sqlite_db import SqliteDatabase, event_key, open_database
 
-_INSERT = (
-    "INSERT INTO events "
-    "(seq, event_key, event_id, type, user_id, session_id, ts, item_id, request_id, payload) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_COLUMNS = "event_key, event_id, type, user_id, session_id, ts, item_id, request_id, payload"
+_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_AT = f"INSERT INTO events (seq, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # The highest seq ever given out: erased events keep their numbers (schema v4).
 _LAST_SEQ = (
     "SELECT MAX((SELECT COALESCE(MAX(seq), 0) FROM events), "
@@ -98,9 +96,12 @@ class SqliteEventLog:
                 stored = self._existing(conn, {row[1]: row[0] for row in rows})
                 if stored:
                     rows = [row for row in rows if row[1] not in stored]
-                # Numbered here, above every seq ever given out (no other writer can take one).
+                # Numbered above every seq ever given out (no other writer can take one): the
+                # first row explicitly, the rest follow as rowid max + 1 (no per-row rebuild).
                 top = int(conn.execute(_LAST_SEQ).fetchone()[0])
-                conn.executemany(_INSERT, [(top + n, *row) for n, row in enumerate(rows, 1)])
+                if rows:
+                    conn.execute(_INSERT_AT, (top + 1, *rows[0]))
+                    conn.executemany(_INSERT, rows[1:])
             added = {row[1] for row in rows}
             if rows:
                 seqs = (top + 1, top + len(rows))
