@@ -405,8 +405,6 @@ class MemoryArtifactStore:
         self._models: dict[str, dict[int, _Entry]] = {}
         self._decisions: list[RegistryDecision] = []
         self._seq = itertools.count(1)
-        self._appended: list[tuple[int, Event]] = []  # (seq, event) in append order, for tail()
-        self._last_seq = 0  # highest seq given out; erased events keep theirs
         self._reg_seq = itertools.count(1)
         self._clock = clock
 
