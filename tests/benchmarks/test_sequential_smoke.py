@@ -76,9 +76,11 @@ def test_sequential_benchmark_smoke(tmp_path: Path) -> None:
     saved = json.loads(out.read_text())
     base = {"pop", "itemknn", "ease", "sasrec-id", "sasrec-text"}
     assert set(saved["models"]) == base | {f"{m}+refit" for m in base}
-    for row in saved["models"].values():
+    for name, row in saved["models"].items():
         assert 0.0 <= row["ndcg@10"] <= 1.0
         assert row["train_seconds"] >= 0.0
+        if not name.endswith("+refit"):  # a refit trains on the validation targets
+            assert 0.0 <= row["valid_ndcg@10"] <= 1.0
     # the planted "i -> i+1" chains are easy for item-kNN
     assert saved["models"]["itemknn"]["recall@10"] > saved["models"]["pop"]["recall@10"]
     assert saved["cold_start"]["removed_items"] == 6
@@ -87,3 +89,61 @@ def test_sequential_benchmark_smoke(tmp_path: Path) -> None:
     md = out.with_suffix(".md").read_text()
     assert "| sasrec-text |" in md
     assert result["n_items"] == 30
+
+
+def write_gsasrec(directory: Path, n_items: int = 30, n_users: int = 40, seed: int = 1) -> list[int]:
+    """gSASRec-style ml-1m files; returns the validation users (rows with exact test history)."""
+    rng = np.random.default_rng(seed)
+    val_users = sorted(rng.choice(n_users, size=8, replace=False).tolist())
+    train, val_in, val_out, test_out = [], [], [], []
+    for u in range(n_users):
+        start = int(rng.integers(1, n_items + 1))
+        seq = [(start + t - 1) % n_items + 1 for t in range(int(rng.integers(6, 10)))]
+        test_out.append(seq[-1])
+        if u in val_users:  # train = all but 3, validation input = all but 2
+            train.append(seq[:-3])
+            val_in.append(seq[:-2])
+            val_out.append(seq[-2])
+        else:  # train = all but 2: the second-to-last item appears nowhere
+            train.append(seq[:-2])
+    (directory / "train_input.txt").write_text("".join(" ".join(map(str, s)) + "\n" for s in train))
+    (directory / "val_input.txt").write_text("".join(" ".join(map(str, s)) + "\n" for s in val_in))
+    (directory / "val_output.txt").write_text("".join(f"{t}\n" for t in val_out))
+    (directory / "test_output.txt").write_text("".join(f"{t}\n" for t in test_out))
+    return val_users
+
+
+def test_sequential_benchmark_reports_exact_history_cases(tmp_path: Path) -> None:
+    data = tmp_path / "ml-tiny"
+    data.mkdir()
+    val_users = write_gsasrec(data)
+    out = tmp_path / "sequential_ml-tiny.json"
+    bench = load_benchmark()
+    bench.main(
+        [
+            "--format",
+            "gsasrec",
+            "--data-dir",
+            str(data),
+            "--models",
+            "pop,itemknn,sasrec-id",
+            "--budget-minutes",
+            "0.1",
+            "--cold-start-frac",
+            "0",
+            "--sasrec-json",
+            '{"hidden": 16, "n_blocks": 1, "n_heads": 1, "max_len": 8, "train": {"epochs": 2}}',
+            "--out",
+            str(out),
+        ]
+    )
+    saved = json.loads(out.read_text())
+    for name in ("pop", "itemknn", "sasrec-id"):
+        exact = saved["models"][name]["exact_history"]
+        assert exact["n_cases"] == len(val_users)
+        low, high = exact["ndcg@10_ci95"]
+        assert 0.0 <= low <= exact["ndcg@10"] <= high <= 1.0
+    # with the complete history, the planted "i -> i+1" chain makes the next item the
+    # obvious one for item-kNN; with a gap of one item it is a step further away
+    assert saved["models"]["itemknn"]["exact_history"]["recall@10"] == 1.0
+    assert "Exact-history test cases (8 users" in out.with_suffix(".md").read_text()

@@ -195,6 +195,7 @@ def test_read_gsasrec_recovers_validation_users_history(tmp_path: Path):
     assert split.test_history == [[1, 2, 3], [6, 7, 8, 9]]
     assert split.test_target == [5, 10]
     assert (split.valid_history, split.valid_target) == ([[6, 7, 8]], [9])
+    assert split.test_exact == [1]  # only user 1's test history is complete
 
 
 def test_read_gsasrec_rejects_mismatched_lengths(tmp_path: Path):
@@ -315,6 +316,7 @@ def test_real_gsasrec_counts(shared_data: Path):
     assert len(split.valid_target) == 512
     recovered = sum(len(t) != len(h) for t, h in zip(split.test_history, split.train, strict=True))
     assert recovered == 512  # every validation user's full history is rebuilt
+    assert split.test_exact is not None and len(split.test_exact) == 512
 
 
 @pytest.mark.data

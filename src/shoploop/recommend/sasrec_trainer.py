@@ -38,6 +38,11 @@ class TrainConfig:
     num_threads: int = 2
     seed: int = 0
     grad_clip: float = 1.0
+    # Learning-rate decay on a validation plateau: after `lr_plateau_patience` epochs without a
+    # better validation NDCG@10 the rate is multiplied by `lr_plateau_factor` and training resumes
+    # from the best checkpoint (1.0 = constant rate). Needs validation data.
+    lr_plateau_factor: float = 1.0
+    lr_plateau_patience: int = 3
     # Long histories are cut into windows of max_len+1 from the end; windows beyond the
     # newest `max_windows` are dropped (1 = classic SASRec: newest window only).
     max_windows: int = 1
@@ -139,7 +144,7 @@ def train_sasrec(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     budget_s = config.budget_minutes * 60.0
     start_time = time.monotonic()
-    best, best_state, bad_epochs = -math.inf, None, 0
+    best, best_state, bad_epochs, since_decay = -math.inf, None, 0, 0
     history: list[dict] = []
     lengths = np.asarray([len(w) for w in windows])
     for epoch in range(1, config.epochs + 1):
@@ -172,11 +177,24 @@ def train_sasrec(
             score = ndcg10_full_ranking(model, valid[0], valid[1], max_len, config.eval_batch_size)
             row["valid_ndcg10"] = score
             if score > best:
-                best, bad_epochs = score, 0
+                best, bad_epochs, since_decay = score, 0, 0
                 best_state = copy.deepcopy(model.state_dict())
                 row["best"] = True
             else:
                 bad_epochs += 1
+                since_decay += 1
+                if (
+                    config.lr_plateau_factor < 1.0
+                    and since_decay >= config.lr_plateau_patience
+                    and best_state is not None
+                ):
+                    # a lower rate from the best point, rather than from wherever the noisy
+                    # steps have wandered since
+                    model.load_state_dict(best_state)
+                    for group in opt.param_groups:
+                        group["lr"] *= config.lr_plateau_factor
+                    since_decay = 0
+                    row["lr"] = opt.param_groups[0]["lr"]
         history.append(row)
         per_epoch = elapsed / epoch
         eta = min((config.epochs - epoch) * per_epoch, max(budget_s - elapsed, 0.0))

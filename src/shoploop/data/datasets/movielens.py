@@ -96,8 +96,10 @@ def _read_targets(path: Path) -> list[int]:
 def read_gsasrec(directory: Path) -> SequenceSplit:
     """The gSASRec ml-1m split. Row u of train/test is user u (line number in train_input.txt).
 
-    valid_* cover the 512 validation users only. test_history is the train line, except
-    for validation users where the exact history (val_input + val_output) is known.
+    valid_* cover the 512 validation users only. The split ships no test input: test_history
+    is the train line, which lacks the user's second-to-last item, except for validation
+    users where the exact history (val_input + val_output) is known; `test_exact` lists
+    those users, the only test cases evaluated exactly as in the gSASRec paper.
     """
     directory = Path(directory)
     train = _read_lines(require_file(directory / "train_input.txt", "gSASRec train input"))
@@ -111,12 +113,14 @@ def read_gsasrec(directory: Path) -> SequenceSplit:
             f"val_input.txt has {len(valid_history)} lines but val_output.txt {len(valid_target)}"
         )
     test_history = [list(seq) for seq in train]
+    exact: list[int] = []
     # A validation user's train line is its val_input minus the last item.
     by_train = {tuple(seq): u for u, seq in enumerate(train)}
     for history, target in zip(valid_history, valid_target, strict=True):
         user = by_train.get(tuple(history[:-1]))
         if user is not None:
             test_history[user] = [*history, target]
+            exact.append(user)
     n_items = max(
         max((max(s) for s in train if s), default=0),
         max(test_target, default=0),
@@ -135,6 +139,7 @@ def read_gsasrec(directory: Path) -> SequenceSplit:
         valid_target=valid_target,
         test_history=test_history,
         test_target=test_target,
+        test_exact=sorted(exact),
     )
     split.validate()
     return split

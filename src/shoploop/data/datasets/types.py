@@ -52,6 +52,10 @@ class SequenceSplit:
     item_text: dict[int, str] | None = None  # dense id -> text, when the dataset ships text
     # Dense id -> the dataset's own item id (ASIN, MovieLens id...), when known.
     item_ids: dict[int, str] | None = None
+    # Indices of the test cases whose history is the user's complete history before the
+    # target, when the split cannot give that for every case (gSASRec's ml-1m ships no test
+    # input, so most test histories lack the second-to-last item). None = all are complete.
+    test_exact: list[int] | None = None
 
     @property
     def n_users(self) -> int:
@@ -77,6 +81,8 @@ class SequenceSplit:
             for seq in seqs:
                 if seq and (min(seq) < 1 or max(seq) > self.n_items):
                     raise ValueError(f"{name}: item ids must lie in 1..{self.n_items}")
+        if self.test_exact is not None and any(not 0 <= i < len(self.test_target) for i in self.test_exact):
+            raise ValueError(f"test_exact: indices must lie in 0..{len(self.test_target) - 1}")
 
 
 @dataclass

@@ -1,0 +1,66 @@
+"""The SASRec training loop: windows, early stopping and learning-rate decay on a plateau."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from shoploop.recommend import sasrec_trainer
+from shoploop.recommend.sasrec import SASRecConfig, SASRecModel
+from shoploop.recommend.sasrec_trainer import TrainConfig, train_sasrec, training_windows
+
+SEQS = [[1, 2, 3, 4, 5], [2, 3, 4, 5, 6], [3, 4, 5, 6, 7], [4, 5, 6, 7, 8]] * 4
+
+
+def test_training_windows_cover_every_transition_once() -> None:
+    # max_len 3 -> windows of 4 items from the end, overlapping by one item
+    assert training_windows([[1, 2, 3, 4, 5, 6, 7]], max_len=3, max_windows=5) == [
+        [4, 5, 6, 7],
+        [1, 2, 3, 4],
+    ]
+    assert training_windows([[1, 2, 3, 4, 5, 6, 7]], max_len=3, max_windows=1) == [[4, 5, 6, 7]]
+    assert training_windows([[9]], max_len=3, max_windows=1) == []  # nothing to predict
+
+
+def tiny_model() -> SASRecModel:
+    torch.manual_seed(0)
+    cfg = SASRecConfig(max_len=6, hidden=8, n_blocks=1, n_heads=1, dropout=0.0, use_text=False)
+    return SASRecModel(cfg, n_items=8, text_emb=None)
+
+
+@pytest.fixture
+def scripted_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation NDCG 0.5 after epoch 1, then a plateau at 0.4, whatever the model does."""
+    scores = iter([0.5] + [0.4] * 50)
+    monkeypatch.setattr(sasrec_trainer, "ndcg10_full_ranking", lambda *a, **k: next(scores))
+
+
+def test_plateau_decay_lowers_the_rate_and_restarts_from_the_best_epoch(scripted_validation: None) -> None:
+    model = tiny_model()
+    config = TrainConfig(
+        epochs=20, lr=0.01, patience=5, lr_plateau_factor=0.5, lr_plateau_patience=2, num_threads=1
+    )
+    snapshots: list[dict[str, torch.Tensor]] = []
+    history = train_sasrec(
+        model,
+        SEQS,
+        ([[1, 2]], [3]),
+        config,
+        max_len=6,
+        on_epoch=lambda row: snapshots.append({k: v.clone() for k, v in model.state_dict().items()}),
+    )
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6]  # early stop after 5 bad epochs
+    assert {h["epoch"]: h["lr"] for h in history if "lr" in h} == {3: 0.005, 5: 0.0025}
+    # each decay reloads the best (epoch-1) weights, and the best weights are what is returned
+    for epoch in (3, 5):
+        for name, value in snapshots[0].items():
+            assert torch.equal(snapshots[epoch - 1][name], value), name
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, snapshots[0][name]), name
+
+
+def test_constant_rate_by_default(scripted_validation: None) -> None:
+    history = train_sasrec(
+        tiny_model(), SEQS, ([[1, 2]], [3]), TrainConfig(epochs=8, lr=0.01, patience=3, num_threads=1), 6
+    )
+    assert len(history) == 4 and not any("lr" in h for h in history)
