@@ -64,3 +64,20 @@ def test_constant_rate_by_default(scripted_validation: None) -> None:
         tiny_model(), SEQS, ([[1, 2]], [3]), TrainConfig(epochs=8, lr=0.01, patience=3, num_threads=1), 6
     )
     assert len(history) == 4 and not any("lr" in h for h in history)
+
+
+def test_attention_dropout_defaults_to_dropout_and_can_be_switched_off() -> None:
+    def attention_rates(**overrides: float | None) -> list[float]:
+        cfg = SASRecConfig(
+            max_len=6, hidden=8, n_blocks=2, n_heads=1, dropout=0.3, use_text=False, **overrides
+        )
+        return [block.attn.dropout for block in SASRecModel(cfg, n_items=8, text_emb=None).blocks]
+
+    assert attention_rates() == [0.3, 0.3]
+    assert attention_rates(attention_dropout=0.0) == [0.0, 0.0]
+    # residual and embedding dropout keep the shared rate either way
+    cfg = SASRecConfig(
+        max_len=6, hidden=8, n_blocks=1, n_heads=1, dropout=0.3, attention_dropout=0.0, use_text=False
+    )
+    model = SASRecModel(cfg, n_items=8, text_emb=None)
+    assert model.emb_drop.p == 0.3 and model.blocks[0].drop.p == 0.3
