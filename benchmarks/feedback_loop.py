@@ -455,12 +455,10 @@ def run_browse(args: argparse.Namespace) -> dict[str, Any]:
 
 def linear_trend(y: np.ndarray) -> dict[str, float]:
     """OLS slope of y against t in [0, 1] (the fitted change over the run) with a 95% CI."""
-    y = np.asarray(y, dtype=np.float64)
-    t = np.linspace(0.0, 1.0, len(y))
-    tc = t - t.mean()
-    slope = float(tc @ (y - y.mean()) / (tc @ tc))
-    resid = y - y.mean() - slope * tc
-    se = float(np.sqrt(resid @ resid / max(len(y) - 2, 1) / (tc @ tc)))
+    from scipy.stats import linregress
+
+    fit = linregress(np.linspace(0.0, 1.0, len(y)), np.asarray(y, dtype=np.float64))
+    slope, se = float(fit.slope), float(fit.stderr)
     return {"change": slope, "ci_low": slope - 1.96 * se, "ci_high": slope + 1.96 * se}
 
 

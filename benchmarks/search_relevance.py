@@ -314,6 +314,8 @@ def _save(out: Path, result: dict[str, Any]) -> None:
         "pool_headroom_share",
         "latency_p50_ms",
         "latency_p99_ms",
+        "ce_top50_p50_ms",  # the cross-encoder's share of a request: scoring the top 50
+        "ce_top50_p99_ms",
         "build_s",
         "peak_rss_mb",
     ]

@@ -157,6 +157,8 @@ def test_text_neighbourhoods_pick_the_most_similar_other_items():
     assert text_neighbourhoods(texts, {"u": ["drill1"]}, size=2)["u"] == {"drill2"}
     two = text_neighbourhoods(texts, {"u": ["drill1"]}, size=2, min_similarity=0.05)["u"]
     assert two == {"drill2", "drill3"}
+    with pytest.raises(ValueError, match="min_similarity"):
+        text_neighbourhoods(texts, {"u": ["drill1"]}, size=2, min_similarity=-1.0)
 
 
 @settings(max_examples=40, deadline=None)

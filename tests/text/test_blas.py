@@ -12,6 +12,8 @@ from shoploop.text.blas import blas_threads, limit_blas_threads
 def test_limit_sets_the_blas_thread_count_and_numpy_still_computes():
     np.ones((4, 4)) @ np.ones(4)  # make sure numpy's BLAS is loaded
     with threadpool_limits(limits=None):  # restore whatever the process had afterwards
+        threadpool_limits(limits=2, user_api="blas")
+        assert blas_threads() == 2  # so the check below sees the limit change something
         limit_blas_threads(1)
         assert blas_threads() == 1
         v = np.arange(600, dtype=np.float64).reshape(200, 3) @ np.array([1.0, 0.0, -1.0])

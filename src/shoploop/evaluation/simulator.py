@@ -278,6 +278,9 @@ def text_neighbourhoods(
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
 
+    if min_similarity < 0:  # TF-IDF cosines lie in [0, 1]; the seeds are kept out at -1
+        raise ValueError("min_similarity: must be >= 0")
+
     ids = list(texts)
     row = {item: i for i, item in enumerate(ids)}
     matrix = TfidfVectorizer(sublinear_tf=True, min_df=1).fit_transform([texts[i] for i in ids])
@@ -287,10 +290,10 @@ def text_neighbourhoods(
         near: set[str] = set()
         if own:
             sims = (matrix[own] @ matrix.T).toarray()
-            for seed_row, sim in zip(own, sims, strict=True):
-                sim[own] = -1.0
+            for sim in sims:
+                sim[own] = -1.0  # never a seed itself: below any similarity floor
                 top = np.argsort(-sim, kind="stable")[:size]
-                near.update(ids[j] for j in top if sim[j] >= min_similarity and j != seed_row)
+                near.update(ids[j] for j in top if sim[j] >= min_similarity)
         out[user] = frozenset(near)
     return out
 

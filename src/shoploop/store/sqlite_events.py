@@ -98,13 +98,12 @@ class SqliteEventLog:
                     rows = [row for row in rows if row[1] not in stored]
                 # Numbered above every seq ever given out (no other writer can take one): the
                 # first row explicitly, the rest follow as rowid max + 1 (no per-row rebuild).
-                top = int(conn.execute(_LAST_SEQ).fetchone()[0])
                 if rows:
+                    top = int(conn.execute(_LAST_SEQ).fetchone()[0])
                     conn.execute(_INSERT_AT, (top + 1, *rows[0]))
                     conn.executemany(_INSERT, rows[1:])
+                    seqs = (top + 1, top + len(rows))
             added = {row[1] for row in rows}
-            if rows:
-                seqs = (top + 1, top + len(rows))
 
         inserted: list[str] = []
         duplicates: list[str] = []
