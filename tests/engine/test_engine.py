@@ -218,6 +218,37 @@ def test_exploration_is_reproducible_for_the_same_seed_and_traffic():
     assert len({tuple(r) for r in runs[0]}) > 1  # it did explore
 
 
+def test_served_lists_say_when_they_explored_and_the_log_keeps_it():
+    from dataclasses import replace
+
+    from shoploop.feedback.exploration import ExplorationConfig
+    from tests.engine.conftest import FAST
+
+    engine, _ = make_engine(replace(FAST, exploration=ExplorationConfig(budget=0.5)))
+    before = len(impressions(engine))
+    served = [engine.search("drill", k=6) for _ in range(40)]
+    logged = impressions(engine)[before:]
+    assert [s.explored for s in served] == [bool(e.context.get("explored")) for e in logged]
+    assert 5 < sum(s.explored for s in served) < 35
+    # A list the policy did not shuffle is in the ranker's order: the same every time.
+    greedy = {tuple(i.item_id for i in s.items) for s in served if not s.explored}
+    assert len(greedy) == 1
+
+
+def test_the_engine_stamps_served_lists_with_its_clock():
+    from datetime import UTC, datetime, timedelta
+
+    from shoploop.evaluation.simulator import SimulatedClock
+
+    engine, _ = make_engine()
+    start = datetime(2030, 5, 1, tzinfo=UTC)
+    engine.clock = SimulatedClock(start, timedelta(seconds=5))
+    engine.search("drill", k=3)
+    engine.recommend("user-0001", k=3)
+    stamps = [e.timestamp for e in impressions(engine) if e.timestamp >= start]
+    assert stamps == [start, start + timedelta(seconds=5)]
+
+
 def test_clicks_on_a_query_lift_that_item_for_the_same_query(engine):
     from datetime import UTC, datetime
 

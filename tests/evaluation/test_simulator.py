@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from shoploop.evaluation.simulator import (
     BrowsingShoppers,
     SearchShopperConfig,
     SearchShoppers,
+    SimulatedClock,
     arrival_schedule,
     text_neighbourhoods,
 )
@@ -191,3 +193,28 @@ def test_arrival_schedule_bunches_each_shoppers_visits_and_uses_the_population()
 def test_arrival_schedule_needs_shoppers():
     with pytest.raises(ValueError, match="users"):
         arrival_schedule([], 10, np.random.default_rng(0))
+
+
+def test_simulated_clock_is_strictly_increasing_and_reproducible():
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    a, b = SimulatedClock(start, timedelta(seconds=2)), SimulatedClock(start, timedelta(seconds=2))
+    ticks = [a() for _ in range(3)]
+    assert ticks == [start, start + timedelta(seconds=2), start + timedelta(seconds=4)]
+    assert [b() for _ in range(3)] == ticks
+    with pytest.raises(ValueError, match="start"):
+        SimulatedClock(datetime(2026, 3, 1))
+    with pytest.raises(ValueError, match="step"):
+        SimulatedClock(start, timedelta(0))
+
+
+def test_shoppers_stamp_events_with_the_clock_they_are_given():
+    clock = SimulatedClock(datetime(2026, 3, 1, tzinfo=UTC), timedelta(seconds=1))
+    cfg = SearchShopperConfig(eta=0.0, noise=0.0, click_max=1.0, buy_max=0.0)
+    engine = FakeEngine(["a", "b"])
+    SearchShoppers(JUDGED, cfg, clock=clock).search(engine, "drill", "u1", np.random.default_rng(0))
+    wants_a = BrowsingShopperConfig(eta=0.0, target_click=1.0, noise=0.0)
+    browse = BrowsingShoppers({"u": ["a"]}, wants_a, clock=clock)
+    browse.visit(engine, "u", np.random.default_rng(0))
+    stamps = [r["timestamp"] for r in engine.received]
+    # one reading per reaction: both search clicks share the first, the browse click the second
+    assert stamps == ["2026-03-01T00:00:00+00:00"] * 2 + ["2026-03-01T00:00:01+00:00"]

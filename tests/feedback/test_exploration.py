@@ -70,6 +70,27 @@ def test_logged_propensities_match_sampling_frequencies():
         assert counts[item, slot] / n == pytest.approx(p, abs=0.015)
 
 
+def test_slot_probabilities_given_exploring_match_sampling_frequencies():
+    # Only explored draws count; each slot's logged probability is P(that item there | exploring).
+    policy = ExplorationPolicy(ExplorationConfig(budget=0.3, window=4, temperature=1.0, max_promotion=1))
+    assert policy.full_support_ranks == 2  # ranks 0 and 1 can reach slot 0; both can sink to slot 3
+    scores = np.array([4.0, 3.0, 2.5, 1.0, 0.5])
+    rng = np.random.default_rng(1)
+    counts, logged, n = np.zeros((4, 4)), {}, 0
+    for _ in range(30_000):
+        res = policy.choose(scores, rng)
+        if not res.explored:
+            assert res.slot_probabilities is None
+            continue
+        n += 1
+        for slot in range(4):
+            counts[res.order[slot], slot] += 1
+            logged[(res.order[slot], slot)] = res.slot_probabilities[slot]
+    for (item, slot), p in logged.items():
+        assert counts[item, slot] / n == pytest.approx(p, abs=0.02)
+    assert counts[:2].min() > 0 and counts[3, 0] == 0  # support: rank 3 never reaches the top
+
+
 def test_zero_budget_is_deterministic_with_propensity_one():
     res = ExplorationPolicy(ExplorationConfig(budget=0.0)).choose(
         np.array([3.0, 2.0, 1.0]), np.random.default_rng(0)

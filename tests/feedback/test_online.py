@@ -161,3 +161,42 @@ def test_fatigue_is_bounded_per_shopper_and_not_kept_for_anonymous_lists(t0):
     s.update(anonymous)
     assert not s.known_user("anonymous")
     assert s.delete_user("u1")["shown_items"] == 3
+
+
+def test_ctr_over_expected_examinations_when_a_curve_is_set(t0):
+    # Slot 1 is always looked at, slot 2 by a quarter of shoppers.
+    s = OnlineState(OnlineConfig(examination=(1.0, 0.25)), lookup=CATALOG.get)
+    for n in range(4):
+        s.update(impression(t0, request_id=f"r{n}", items=("drill", "pan")))
+    s.update(ClickEvent(user_id="u1", item_id="pan", request_id="r0", position=2, timestamp=t0))
+    s.update(ClickEvent(user_id="u1", item_id="drill", request_id="r1", position=1, timestamp=t0))
+    # pan: 1 click over 4 x 0.25 = 1 expected examination; drill: 1 over 4.
+    assert s.query_item_signal("drill", "pan", "impression") == 4
+    assert s.query_item_signal("drill", "pan", "examined") == pytest.approx(1.0)
+    assert s.query_item_ctr("drill", "pan") == pytest.approx((1 + 1) / (1 + 20))
+    assert s.query_item_ctr("drill", "drill") == pytest.approx((1 + 1) / (4 + 20))
+    assert s.query_item_ctrs("drill", ["pan"]) == {"pan": pytest.approx(2 / 21)}
+    assert s.item_ctr("pan", surface="search") == pytest.approx(2 / 21)
+    # Surfaces the curve is not for keep raw CTR; deeper slots reuse the curve's last value.
+    s.update(impression(t0, request_id="h", items=("drill", "pan"), surface="home", query=None))
+    assert s.item_count("pan", "examined", surface="home") == 0
+    assert s.item_ctr("pan", surface="home") == pytest.approx(1 / 21)
+    s.update(impression(t0, request_id="deep", items=("drill", "pan", "drill2"), query="x"))
+    assert s.query_item_signal("x", "drill2", "examined") == pytest.approx(0.25)
+
+
+def test_raw_ctr_without_a_curve_and_switching_curves(t0):
+    s = OnlineState(OnlineConfig(), lookup=CATALOG.get)
+    s.update(impression(t0, items=("drill", "pan")))
+    assert s.examination is None and s.query_item_signal("drill", "pan", "examined") == 0
+    s.set_examination((1.0, 0.5))
+    s.update(impression(t0, request_id="r2", items=("drill", "pan")))
+    # Counts made before the curve keep no "examined" weight; from now on they do.
+    assert s.query_item_signal("drill", "pan", "examined") == pytest.approx(0.5)
+    s.set_examination(None)
+    assert s.query_item_ctr("drill", "pan") == pytest.approx(1 / 22)  # raw: 0 clicks, 2 shown
+    for bad in ((), (1.0, 0.0), (1.0, 1.5)):
+        with pytest.raises(ValueError, match="examination"):
+            s.set_examination(bad)
+        with pytest.raises(ValueError, match="examination"):
+            OnlineConfig(examination=bad)

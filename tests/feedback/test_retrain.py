@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from shoploop.feedback.features import FeatureContext, retrieval_explanations
 from shoploop.feedback.gate import GateConfig, PromotionGate
-from shoploop.feedback.ltr import LambdaMARTRanker, RankerConfig
+from shoploop.feedback.ltr import LambdaMARTRanker, LearnedRanker, RankerConfig
 from shoploop.feedback.retrain import RetrainConfig, RetrainLoop
 from shoploop.feedback.training_data import featurize, join_logs, training_set
 from shoploop.ranking.rules import Candidate
@@ -194,3 +195,52 @@ def test_ranker_learns_the_hidden_preference(trained):
         gains_learned.append(sum(d * liked(c.item_id) for d, c in zip(discount, learned, strict=False)))
     # Same ten items per query: the learned order puts the liked ones higher than retrieval does.
     assert np.mean(gains_learned) > np.mean(gains_static)
+
+
+def test_explored_lists_log_their_randomisation_and_give_the_curve(explore_engine, traffic):
+    before = {lst.request_id for lst in join_logs(explore_engine.stores.events.scan())}
+    traffic(explore_engine, 300, seed=3)
+    lists = [lst for lst in join_logs(explore_engine.stores.events.scan()) if lst.request_id not in before]
+    explored = [lst for lst in lists if lst.explored]
+    # budget 0.3: about a third of the served lists drew a random order, and only those say so
+    assert len(lists) > 200 and 0.2 < len(explored) / len(lists) < 0.4
+    # every list logs the policy's mixture propensities, explored or not
+    assert all((lst.propensities[:6] < 1).any() for lst in lists if len(lst.items) > 1)
+    for lst in explored:
+        n = len(lst.explored_ranks)
+        assert n == min(6, len(lst.items)) and sorted(lst.explored_ranks) == list(range(n))
+        assert ((lst.explored_probabilities > 0) & (lst.explored_probabilities <= 1)).all()
+        assert lst.full_support_ranks == 4  # max_promotion 3: ranks 0-3 reach every slot
+        # the mixture propensity logged per slot is at least the exploring share of it
+        assert (lst.propensities[:n] >= 0.3 * lst.explored_probabilities - 1e-6).all()
+    loop = RetrainLoop(explore_engine, replace(LOOP, min_explored_clicks=10))
+    report = loop.run_once()
+    assert report.curve["method"].startswith("ips on explored lists (slots 1-6)")
+    assert len(report.curve["theta"]) == 10 and len(report.curve["raw"]) == 6
+    if report.version is not None:
+        saved = explore_engine.stores.registry.get("ranker", report.version)
+        saved_curve = LearnedRanker.load(saved.path).examination
+        assert saved_curve == pytest.approx(report.curve["theta"], abs=1e-5)
+    # Too few explored clicks: the fallback fits EM to every list.
+    report = RetrainLoop(explore_engine, replace(LOOP, min_explored_clicks=10_000)).run_once()
+    assert report.curve["method"] == "pbm-em"
+
+
+def test_activating_a_ranker_sets_how_live_impressions_are_counted(trained):
+    engine, loop, report = trained
+    _ensure_active(engine, loop, report)
+    ts = training_set(_held_out(engine, loop), None)
+    model = LambdaMARTRanker(RankerConfig(n_estimators=10, valid_fraction=0.0)).fit(ts.X, ts.y, ts.group)
+    curve = (1.0, 0.5, 0.25)
+    with tempfile.TemporaryDirectory() as tmp:
+        LearnedRanker(model, examination=curve).save(Path(tmp))
+        assert LearnedRanker.load(Path(tmp)).examination == curve
+        version = engine.stores.registry.register("ranker", Path(tmp), metrics={})
+    engine.promote("ranker", version.version, reason="test")
+    assert engine.online.examination == curve
+    engine.search("drill", user_id="someone", k=5)
+    assert (
+        engine.online.query_item_signal("drill", engine.search("drill", k=1).items[0].item_id, "examined") > 0
+    )
+    v_raw = _promote_new(engine, model)  # saved without a curve: raw CTR features
+    assert engine.versions["ranker"] == v_raw and engine.online.examination is None

@@ -79,3 +79,32 @@ def test_training_set_keeps_only_lists_with_a_positive(t0):
     ts = training_set(feats, ExaminationCurve.power_law(1.0, 10))
     assert ts.group.tolist() == [2]
     np.testing.assert_allclose(ts.weight, [1.0, 2.0])
+
+
+def test_exploration_details_come_from_the_impression_context(t0):
+    def impression(request_id: str, explored) -> ImpressionEvent:
+        return ImpressionEvent(
+            request_id=request_id,
+            surface="search",
+            query="drill",
+            user_id="u",
+            timestamp=t0,
+            items=(ShownItem(item_id="a", position=1), ShownItem(item_id="b", position=2)),
+            context={} if explored is None else {"explored": explored},
+        )
+
+    good = {"ranks": [1, 0], "probabilities": [0.4, 0.6], "full_support_ranks": 2}
+    lists = join_logs(
+        [
+            impression("ok", good),
+            impression("none", None),
+            impression("flag-only", True),  # an older log format: no details, so not usable
+            impression("bad-prob", {**good, "probabilities": [0.0, 0.6]}),
+            impression("short", {**good, "probabilities": [0.4]}),
+            impression("missing", {"ranks": [0, 1]}),
+        ]
+    )
+    by_id = {lst.request_id: lst for lst in lists}
+    assert by_id["ok"].explored and by_id["ok"].explored_ranks.tolist() == [1, 0]
+    assert by_id["ok"].explored_probabilities.tolist() == [0.4, 0.6] and by_id["ok"].full_support_ranks == 2
+    assert not any(by_id[k].explored for k in ("none", "flag-only", "bad-prob", "short", "missing"))

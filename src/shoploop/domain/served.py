@@ -36,6 +36,8 @@ class ServedList(BaseModel):
     surface: str
     items: tuple[ServedItem, ...]
     policy: str
+    # True when the exploration policy drew this list's order at random (see `policy`).
+    explored: bool = False
     model_version: str | None = None
     query: str | None = None
     understood_query: dict[str, Any] | None = None

@@ -71,6 +71,10 @@ class NotFound(KeyError):  # noqa: N818
         self.key = key
 
 
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 def _minmax(values: np.ndarray) -> np.ndarray:
     if len(values) == 0:
         return values
@@ -113,6 +117,8 @@ class Engine:
         self._events = EventFollower(own, self.online.update)
         self._events.skip_to_end()
         self.started_at: float | None = None
+        # Stamps served lists; a simulation swaps in a simulated clock to be reproducible.
+        self.clock: Callable[[], datetime] = _wall_clock
 
     # ------------------------------------------------------------------ lifecycle
     def start(
@@ -286,6 +292,9 @@ class Engine:
             ranker = LearnedRanker.load(version.path)
             with self._lock:
                 self.ranker = ranker
+                # Its click-through features were built over this curve's expected examinations
+                # (None: raw CTR); count live impressions the same way from now on.
+                self.online.set_examination(ranker.examination)
         self.versions[version.name] = version.version
 
     def _replay_catalog(self, searcher: HybridSearcher, since: int) -> None:
@@ -694,7 +703,7 @@ class Engine:
         override: ServingOverride | None = None,
     ) -> ServedList:
         request_id = uuid.uuid4().hex
-        now = datetime.now(UTC)
+        now = self.clock()
         ctx = RuleContext(surface=surface, query=query, categories=categories, now=now)
         needed = {c.item_id: self.products[c.item_id] for c in cands if c.item_id in self.products}
         for rule in self.rules.all():
@@ -709,6 +718,7 @@ class Engine:
         )
         propensities = np.ones(len(ranked))
         policy = "deterministic"
+        exploration_log: dict[str, Any] | None = None
         explore = override is None or override.policy != "deterministic"
         if ranked and not pinned and page == 1 and explore:
             # Seeded by (engine seed, list number): the same traffic replayed against the same
@@ -721,6 +731,15 @@ class Engine:
             ranked = [ranked[i] for i in choice.order]
             propensities = choice.propensities
             policy = choice.policy
+            if choice.explored and choice.slot_probabilities is not None:
+                # Slots were drawn at random here: log how, so the examination curve can be
+                # estimated without bias (`feedback.click_models.examination_from_randomisation`).
+                n = len(choice.slot_probabilities)
+                exploration_log = {
+                    "ranks": [int(r) for r in choice.order[:n]],
+                    "probabilities": [round(float(p), 6) for p in choice.slot_probabilities],
+                    "full_support_ranks": self.exploration.full_support_ranks,
+                }
         start = (page - 1) * k
         shown = ranked[start : start + k]
         shown_p = propensities[start : start + k]
@@ -741,6 +760,7 @@ class Engine:
             surface=surface,
             items=items,
             policy=policy,
+            explored=exploration_log is not None,
             model_version=self._served_versions(override),
             query=query,
             understood_query=understood,
@@ -749,7 +769,7 @@ class Engine:
             total_candidates=total if total is not None else len(ranked),
         )
         if items:
-            self._log_impression(served, user, session_id, now, anchor)
+            self._log_impression(served, user, session_id, now, anchor, exploration_log)
         return served
 
     def _display(self, item_id: str) -> dict[str, Any]:
@@ -765,9 +785,25 @@ class Engine:
         }
 
     def _log_impression(
-        self, served: ServedList, user: str | None, session_id: str | None, now: datetime, anchor: str | None
+        self,
+        served: ServedList,
+        user: str | None,
+        session_id: str | None,
+        now: datetime,
+        anchor: str | None,
+        exploration: dict[str, Any] | None = None,
     ) -> None:
         context: dict[str, Any] = {"anchor_item": anchor} if anchor else {}
+        if exploration is not None:
+            # This request drew a random order: slots here were assigned by chance, which is
+            # what identifies the examination curve (`feedback.click_models`). Per shown
+            # re-ordered slot: the item's rank in the ranker's order and P(slot | exploring).
+            shown = len(served.items)
+            context["explored"] = {
+                **exploration,
+                "ranks": exploration["ranks"][:shown],
+                "probabilities": exploration["probabilities"][:shown],
+            }
         event = ImpressionEvent(
             request_id=served.request_id,
             surface=served.surface,

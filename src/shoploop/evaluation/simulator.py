@@ -20,14 +20,18 @@ would.
   (not clicked again), so a feed that keeps showing the same things earns less and less.
 
 All randomness comes from the caller's `numpy.random.Generator`, so arms of a benchmark
-can replay the same shoppers with common random numbers.
+can replay the same shoppers with common random numbers. Time can come from a
+`SimulatedClock` shared with the engine (`engine.clock`): event timestamps order the log,
+decay the online counters and pick each retrain's held-out lists, so with the wall clock
+two runs of the same seed differ; with a simulated clock they are identical.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
@@ -55,8 +59,33 @@ class ShopEngine(Protocol):
     def ingest_events(self, rows: Sequence[Mapping[str, Any]]) -> Sequence[Any]: ...
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class SimulatedClock:
+    """A clock that starts at `start` and moves `step` forward on every reading.
+
+    Strictly increasing, so events keep the order they were made in, and the same sequence
+    of calls always reads the same times. Share one between an engine and its shoppers.
+    """
+
+    def __init__(
+        self, start: datetime = datetime(2026, 1, 1, tzinfo=UTC), step: timedelta = timedelta(milliseconds=10)
+    ) -> None:
+        if start.tzinfo is None:
+            raise ValueError("start: give a timezone-aware datetime")
+        if step <= timedelta(0):
+            raise ValueError("step: must be positive")
+        self._next = start
+        self._step = step
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            now = self._next
+            self._next = now + self._step
+            return now
 
 
 # ---------------------------------------------------------------------------- search
@@ -83,6 +112,7 @@ class SearchOutcome:
     clicks: np.ndarray  # (k,) 0/1
     purchases: np.ndarray  # (k,) 0/1
     ndcg10: float
+    explored: bool = False  # the engine shuffled this list to explore
 
 
 class SearchShoppers:
@@ -94,10 +124,12 @@ class SearchShoppers:
         config: SearchShopperConfig = SearchShopperConfig(),
         *,
         price: Callable[[str], float | None] | None = None,
+        clock: Callable[[], datetime] = wall_clock,
     ) -> None:
         self.judgments = judgments
         self.config = config
         self._price = price
+        self.clock = clock
 
     def grades(self, query: str, items: Sequence[str]) -> np.ndarray:
         judged = self.judgments.get(query, {})
@@ -148,13 +180,16 @@ class SearchShoppers:
             rows = self.feedback_rows(served, user_id, clicks, buys)
             if rows:
                 engine.ingest_events(rows)
-        return SearchOutcome(query, served.request_id, items, grades, clicks, buys, self.ndcg(query, items))
+        explored = bool(getattr(served, "explored", False))  # engines that never explore may not say
+        return SearchOutcome(
+            query, served.request_id, items, grades, clicks, buys, self.ndcg(query, items), explored
+        )
 
     def feedback_rows(
         self, served: ServedListLike, user_id: str, clicks: np.ndarray, buys: np.ndarray
     ) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
-        now = _now()
+        now = self.clock().isoformat()
         for item, clicked, bought in zip(served.items, clicks, buys, strict=True):
             if not clicked:
                 continue
@@ -211,6 +246,7 @@ class BrowsingShoppers:
     futures: dict[str, list[str]]  # user -> items they really consumed next, in order
     config: BrowsingShopperConfig = field(default_factory=BrowsingShopperConfig)
     interests: Mapping[str, frozenset[str]] = field(default_factory=dict)  # user -> items like their wants
+    clock: Callable[[], datetime] = wall_clock
 
     def __post_init__(self) -> None:
         self._wants = {u: list(items) for u, items in self.futures.items()}
@@ -247,7 +283,7 @@ class BrowsingShoppers:
                 elif interesting:
                     interest_hits += 1
         if feedback and clicks.any():
-            now = _now()
+            now = self.clock().isoformat()
             engine.ingest_events(
                 [
                     {

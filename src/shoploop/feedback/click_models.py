@@ -16,6 +16,16 @@ item) pair id, its 1-based position, click 0/1):
 
 Both report an `ExaminationCurve`, normalised so theta_1 = 1: inverse propensity
 weighting needs only ratios, and absolute examination is not identifiable from clicks.
+
+Where the slots come from matters. On lists a learned ranker ordered, an item moves up
+*because* it was clicked low down, and both estimators above overestimate deep slots on
+such logs: on our simulated search traffic with a true 1/k curve, EM over all rows put
+slot 10 at 0.28-0.43 instead of 0.10, and EM restricted to the shuffled lists was still
+0.27 for a true 0.17 at slot 6 after 5,000 of them. `examination_from_randomisation`
+uses what the exploration logs about each shuffled list — every item's rank in the
+ranker's order and the exact probability of the slot it got — for an inverse-propensity
+estimate that is unbiased by construction, and smooths it with a power law (an assumption,
+named in the curve's method; the raw per-slot estimates are kept beside it).
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ class ExaminationCurve:
     theta: tuple[float, ...]
     method: str
     n_rows: int
+    raw: tuple[float, ...] | None = None  # unsmoothed per-slot estimates, when the method smooths
 
     def at(self, positions: ArrayLike, floor: float = 1e-3) -> np.ndarray:
         """Examination for 1-based `positions` (n,); slots past the curve reuse its last value."""
@@ -42,7 +53,14 @@ class ExaminationCurve:
         return np.maximum(theta[idx], floor)
 
     def to_dict(self) -> dict[str, object]:
-        return {"theta": [round(t, 5) for t in self.theta], "method": self.method, "n_rows": self.n_rows}
+        out: dict[str, object] = {
+            "theta": [round(t, 5) for t in self.theta],
+            "method": self.method,
+            "n_rows": self.n_rows,
+        }
+        if self.raw is not None:
+            out["raw"] = [round(t, 5) for t in self.raw]
+        return out
 
     @classmethod
     def power_law(cls, eta: float, n_positions: int) -> ExaminationCurve:
@@ -173,3 +191,54 @@ class PositionBasedModel:
         p = np.asarray(pair, dtype=np.int64)
         k = np.clip(np.asarray(position, dtype=np.int64) - 1, 0, self.config.n_positions - 1)
         return self.theta_[k] * self.gamma_[p]
+
+
+def power_law_exponent(theta: ArrayLike, weights: ArrayLike | None = None) -> float:
+    """eta of theta_k = k^-eta fitted to slots 2.. of `theta` by (weighted) least squares in
+    log-log through theta_1 = 1; slots with theta <= 0 or zero weight are left out."""
+    t = np.asarray(theta, dtype=float)
+    if len(t) < 2:
+        raise ValueError("need at least two slots to fit a power law")
+    w = np.ones(len(t) - 1) if weights is None else np.asarray(weights, dtype=float)[1:]
+    use = (t[1:] > 0) & (w > 0)
+    if not use.any():
+        return 0.0
+    logk = np.log(np.arange(2, len(t) + 1))[use]
+    logt = np.log(np.minimum(t[1:][use], 1.0))
+    w = w[use]
+    return float(max(-(w * logk) @ logt / ((w * logk) @ logk), 0.0))
+
+
+def examination_from_randomisation(
+    slot: ArrayLike, probability: ArrayLike, click: ArrayLike, *, n_positions: int
+) -> ExaminationCurve:
+    """The curve from explored lists, by inverse propensity weighting over the randomisation.
+
+    Rows are the re-ordered slots of explored lists whose item came from the top ranks that
+    can reach *every* re-ordered slot (the common support; `ExplorationPolicy
+    .full_support_ranks`); `probability` is P(that item in that slot | exploring), logged at
+    serving time. Then E[sum of click / probability at slot k] = theta_k * (summed relevance
+    of the support items) whatever the items and however the ranker scored them, so the
+    ratio to slot 1 estimates theta_k / theta_1 without bias (the idea behind the swap
+    interventions of Joachims et al., WSDM 2017). Those per-slot ratios are noisy at deep slots (few clicks),
+    so the curve reported is the power law k^-eta fitted to them weighted by their click
+    counts, which also extends it past the re-ordered slots; the raw ratios are kept in
+    `raw` for comparison.
+    """
+    k = np.asarray(slot, dtype=np.int64).reshape(-1)
+    p = np.asarray(probability, dtype=float).reshape(-1)
+    c = (np.asarray(click, dtype=float).reshape(-1) > 0).astype(float)
+    if not (k.shape == p.shape == c.shape):
+        raise ValueError("slot, probability and click must have the same length")
+    if len(k) and (k.min() < 1 or not ((p > 0) & (p <= 1)).all()):
+        raise ValueError("slots are 1-based and probabilities in (0, 1]")
+    window = int(k.max(initial=0))
+    weighted = np.bincount(k - 1, weights=c / np.where(p > 0, p, 1.0), minlength=window)
+    clicks = np.bincount(k - 1, weights=c, minlength=window)
+    if window < 2 or weighted[0] <= 0:
+        raise ValueError("need clicks at slot 1 and rows from at least two slots")
+    raw = weighted / weighted[0]
+    eta = power_law_exponent(raw, clicks)
+    theta = tuple(float(j**-eta) for j in range(1, n_positions + 1))
+    method = f"ips on explored lists (slots 1-{window}), power law eta={eta:.2f}"
+    return ExaminationCurve(theta, method, len(k), raw=tuple(float(r) for r in raw))

@@ -50,6 +50,10 @@ class ExplorationResult:
     propensities: np.ndarray  # (n,) marginal P(shown item in its slot) under the policy
     explored: bool
     policy: str
+    # When explored, per re-ordered slot: P(that item lands in that slot | exploring). With
+    # `order` (the item's rank in the ranker's order) this is what an unbiased estimate of
+    # the examination curve needs (`feedback.click_models.examination_from_randomisation`).
+    slot_probabilities: np.ndarray | None = None
 
 
 @lru_cache(maxsize=64)
@@ -120,4 +124,11 @@ class ExplorationPolicy:
         order = np.concatenate([top_order, np.arange(n, total)])
         propensities = np.ones(total)
         propensities[:n] = mixture[top_order, np.arange(n)]
-        return ExplorationResult(order, propensities, explored, self.name)
+        slot_p = marginals[top_order, np.arange(n)] if explored else None
+        return ExplorationResult(order, propensities, explored, self.name, slot_p)
+
+    @property
+    def full_support_ranks(self) -> int:
+        """Ranks 0..this-1 of the ranker's order can land in every re-ordered slot when exploring
+        (demotion is free, promotion is bounded): the common support an IPS curve estimate uses."""
+        return min(self.config.max_promotion + 1, self.config.window)

@@ -190,12 +190,25 @@ class LambdaMARTRanker:
 
 
 class LearnedRanker:
-    """The serving side: features for candidates -> LambdaMART scores -> re-ordered candidates."""
+    """The serving side: features for candidates -> LambdaMART scores -> re-ordered candidates.
 
-    def __init__(self, model: LambdaMARTRanker, *, explain_top: int = 20, top_contributions: int = 5) -> None:
+    `examination` is the curve the training features' click-through rates were debiased
+    with (None: raw CTR); the engine weighs live impressions by it while this ranker is
+    active, so serving features are built the way training features were.
+    """
+
+    def __init__(
+        self,
+        model: LambdaMARTRanker,
+        *,
+        examination: tuple[float, ...] | None = None,
+        explain_top: int = 20,
+        top_contributions: int = 5,
+    ) -> None:
         if tuple(model.feature_names_) != FeatureAssembler.names:
             raise ValueError("ranker was trained on a different feature set; retrain it")
         self.model = model
+        self.examination = None if examination is None else tuple(float(t) for t in examination)
         self.assembler = FeatureAssembler()
         self.explain_top = explain_top
         self.top_contributions = top_contributions
@@ -233,7 +246,10 @@ class LearnedRanker:
 
     def save(self, directory: Path) -> None:
         self.model.save(directory)
+        (Path(directory) / "features.json").write_text(json.dumps({"examination": self.examination}))
 
     @classmethod
     def load(cls, directory: Path) -> LearnedRanker:
-        return cls(LambdaMARTRanker.load(directory))
+        spec = Path(directory) / "features.json"
+        examination = json.loads(spec.read_text())["examination"] if spec.exists() else None
+        return cls(LambdaMARTRanker.load(directory), examination=examination)

@@ -8,6 +8,16 @@ log and from here (`delete_user`) is enough to forget them.
 Counters decay exponentially with a half-life so last week's bestseller fades; click-
 through rates are smoothed with a Beta prior so an item with 1 click out of 1
 impression does not outrank one with 300 out of 1,000.
+
+Raw click-through rates are position-biased: an item shown at slot 8 is clicked less than
+the same item at slot 1 because fewer shoppers look that far, so ranking by raw CTR keeps
+whatever is on top on top. With an examination curve (`OnlineConfig.examination`, later
+replaced by the one the feedback loop estimates, `set_examination`) each impression on
+an `examination_surfaces` list also adds theta(position) to an "examined" counter, and
+CTR becomes clicks over expected examinations ("clicks over expected clicks", Zhang &
+Jones, 2007): an unbiased relevance estimate under the position-based model, whatever
+slots the item was shown in. A new curve applies to impressions from then on; counts
+already made keep the weights they were made with (they fade with the half-life).
 """
 
 from __future__ import annotations
@@ -37,6 +47,10 @@ from shoploop.domain import (
 
 SIGNALS = ("impression", "click", "cart", "purchase")
 
+# A prior examination curve for stores that debias CTR before the loop has estimated one:
+# the DCG discount 1 / log2(1 + position), flatter than the 1/position typical of search.
+DCG_EXAMINATION: tuple[float, ...] = tuple(1.0 / math.log2(1 + k) for k in range(1, 21))
+
 
 @dataclass(frozen=True)
 class OnlineConfig:
@@ -52,6 +66,15 @@ class OnlineConfig:
     fatigue_items: int = 500  # per-shopper cap; the least recently shown are forgotten first
     ctr_prior_clicks: float = 1.0  # Beta prior (clicks, impressions) for smoothed CTR
     ctr_prior_impressions: float = 20.0
+    # Examination probability per 1-based slot (slot k -> examination[k - 1], deeper slots
+    # take the last value); None = raw CTR, clicks over impressions. See the module docstring.
+    examination: tuple[float, ...] | None = None
+    examination_surfaces: tuple[str, ...] = ("search",)
+
+    def __post_init__(self) -> None:
+        if self.examination is not None:
+            _check_curve(self.examination)
+
     # Weights of each interaction in the category / brand affinity of a shopper.
     affinity_weights: tuple[tuple[str, float], ...] = (
         ("view", 1.0),
@@ -61,6 +84,11 @@ class OnlineConfig:
         ("rating", 2.0),
         ("dislike", -3.0),
     )
+
+
+def _check_curve(theta: tuple[float, ...]) -> None:
+    if not theta or not all(0.0 < t <= 1.0 for t in theta):
+        raise ValueError("examination: a non-empty sequence of probabilities in (0, 1]")
 
 
 class DecayedCounter:
@@ -118,6 +146,11 @@ class UserState:
         self.last_seen = 0.0
 
 
+def _value(table: dict[Any, DecayedCounter], key: Any, ts: float, half_life: float) -> float:
+    counter = table.get(key)
+    return counter.get(ts, half_life) if counter else 0.0
+
+
 def _push(history: list[Any], value: Any, limit: int) -> None:
     history.append(value)
     if len(history) > limit:
@@ -172,6 +205,8 @@ class OnlineState:
         self._weights = dict(config.affinity_weights)
         self._fatigue_half_life = config.fatigue_half_life_hours * 3600.0
         self._fatigue_surfaces = frozenset(config.fatigue_surfaces)
+        self._examination = config.examination
+        self._examination_surfaces = frozenset(config.examination_surfaces)
         self._lock = threading.RLock()
         # (item_id, surface, signal) -> counter; surface "*" aggregates all surfaces
         self._item: dict[tuple[str, str, str], DecayedCounter] = defaultdict(DecayedCounter)
@@ -191,8 +226,12 @@ class OnlineState:
             if isinstance(event, ImpressionEvent):
                 self._remember_impression(event)
                 query = query_key(event.query) if event.query else None
+                theta = self._examination if event.surface in self._examination_surfaces else None
                 for shown in event.items:
                     self._count(shown.item_id, event.surface, query, "impression", ts)
+                    if theta is not None:
+                        examined = theta[min(shown.position, len(theta)) - 1]
+                        self._count(shown.item_id, event.surface, query, "examined", ts, examined)
                 if event.surface in self._fatigue_surfaces and event.user_id != ANONYMOUS_USER:
                     self._tire(self._user(event.user_id), event, ts)
                 return
@@ -223,6 +262,24 @@ class OnlineState:
                 _part(user, "ratings", dict)[item_id] = event.rating
             if isinstance(event, ViewEvent | ClickEvent | AddToCartEvent | RatingEvent | DislikeEvent):
                 self._touch(user, item_id, event.type, ts)
+
+    @property
+    def examination(self) -> tuple[float, ...] | None:
+        return self._examination
+
+    def set_examination(self, theta: tuple[float, ...] | None) -> None:
+        """Weigh impressions from now on by this curve (None: stop; CTR is raw again)."""
+        if theta is not None:
+            theta = tuple(float(t) for t in theta)
+            _check_curve(theta)
+        with self._lock:
+            self._examination = theta
+
+    def _exposure_signal(self, surface: str) -> str:
+        """What CTR divides clicks by on `surface`: expected examinations or raw impressions."""
+        if self._examination is not None and surface in self._examination_surfaces:
+            return "examined"
+        return "impression"
 
     def replay(self, events: Iterable[BaseEvent], *, progress: Callable[[int], None] | None = None) -> int:
         n = 0
@@ -298,7 +355,7 @@ class OnlineState:
     def item_ctr(self, item_id: str, *, surface: str = "*", now: datetime | None = None) -> float:
         """Beta-smoothed, time-decayed click-through rate of an item on a surface."""
         clicks = self.item_count(item_id, "click", surface=surface, now=now)
-        shown = self.item_count(item_id, "impression", surface=surface, now=now)
+        shown = self.item_count(item_id, self._exposure_signal(surface), surface=surface, now=now)
         return self._smoothed_ctr(clicks, shown)
 
     def _smoothed_ctr(self, clicks: float, shown: float) -> float:
@@ -308,10 +365,11 @@ class OnlineState:
         )
 
     def query_item_ctr(self, query: str, item_id: str, *, now: datetime | None = None) -> float:
+        """Smoothed CTR of an item for a search query (over expected examinations, if set)."""
         key = query_key(query)
         t = self._now(now)
         clicks = self._query_item.get((key, item_id, "click"))
-        shown = self._query_item.get((key, item_id, "impression"))
+        shown = self._query_item.get((key, item_id, self._exposure_signal("search")))
         c = clicks.get(t, self._half_life) if clicks else 0.0
         n = shown.get(t, self._half_life) if shown else 0.0
         return self._smoothed_ctr(c, n)
@@ -325,14 +383,17 @@ class OnlineState:
         t = self._now(now)
         half_life = self._half_life
         table = self._query_item
+        exposure = self._exposure_signal("search")
         out: dict[str, float] = {}
         for item_id in item_ids:
             shown = table.get((key, item_id, "impression"))
-            if shown is None:
+            if shown is None or shown.get(t, half_life) < min_shown:
                 continue
-            n = shown.get(t, half_life)
-            if n < min_shown:
-                continue
+            n = (
+                shown.get(t, half_life)
+                if exposure == "impression"
+                else _value(table, (key, item_id, exposure), t, half_life)
+            )
             clicks = table.get((key, item_id, "click"))
             out[item_id] = self._smoothed_ctr(clicks.get(t, half_life) if clicks else 0.0, n)
         return out

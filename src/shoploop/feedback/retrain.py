@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -37,6 +37,7 @@ from shoploop.feedback.click_models import (
     ExaminationCurve,
     PBMConfig,
     PositionBasedModel,
+    examination_from_randomisation,
     harvest_position_bias,
 )
 from shoploop.feedback.features import retrieval_explanations
@@ -100,6 +101,8 @@ class RetrainConfig:
     holdout_fraction: float = 0.2  # most recent lists, for the gate
     max_lists: int = 20_000  # most recent clicked lists used per retrain (bounds retrain time)
     min_train_lists: int = 50
+    # Clicks below slot 1 on explored lists needed before the curve comes from them alone.
+    min_explored_clicks: int = 100
     recommender_every_interactions: int = 0  # 0 = never retrain the recommender from the loop
     recommender_tolerance: float = 0.002
     ranker: RankerConfig = field(default_factory=RankerConfig)
@@ -185,11 +188,8 @@ class RetrainLoop:
         report = RetrainReport(time.time(), len(events), len(lists), len(clicked), 0, 0)
         self.reports.append(report)
         if lists:
-            pair, pos, click = click_rows(lists)
-            pbm = PositionBasedModel(PBMConfig(**{**asdict(cfg.pbm), "n_positions": cfg.n_positions}))
-            self.curve_ = pbm.fit(pair, pos, click).curve()
+            self.curve_ = self._examination_curve(lists, report)
             report.curve = self.curve_.to_dict()
-            report.harvested_curve = harvest_position_bias(pair, pos, click, cfg.n_positions).to_dict()
         usable = [lst for lst in clicked if self.include is None or self.include(lst)][-cfg.max_lists :]
         n_hold = int(len(usable) * cfg.holdout_fraction)
         train_lists, held = usable[: len(usable) - n_hold], usable[len(usable) - n_hold :]
@@ -209,8 +209,15 @@ class RetrainLoop:
             def explain(q: str, items: Sequence[str]) -> list[dict[str, Any]]:
                 return retrieval_explanations(searcher, q, items)
 
+        # The corrected loop also debiases its click-through features with the curve it just
+        # estimated (clicks over expected examinations); naive training keeps raw CTR.
+        examination = self.curve_.theta if cfg.correction == "ipw" else None
         feats = featurize(
-            events, usable, products=engine.products.get, explain=explain, online_config=cfg.online
+            events,
+            usable,
+            products=engine.products.get,
+            explain=explain,
+            online_config=replace(cfg.online, examination=examination),
         )
         by_id = {f.logged.request_id: f for f in feats}
         train_f = [by_id[lst.request_id] for lst in train_lists]
@@ -228,7 +235,7 @@ class RetrainLoop:
             "feature_importance": model.feature_importance(),
         }
         with tempfile.TemporaryDirectory(prefix="shoploop-ranker-") as tmp:
-            model.save(Path(tmp))
+            LearnedRanker(model, examination=examination).save(Path(tmp))
             version = engine.stores.registry.register(
                 "ranker",
                 Path(tmp),
@@ -254,6 +261,29 @@ class RetrainLoop:
             f"{len(train_f)} train / {len(held_f)} held-out lists, {report.seconds:.1f}s"
         )
         return report
+
+    def _examination_curve(self, lists: Sequence[LoggedList], report: RetrainReport) -> ExaminationCurve:
+        """From the exploration's randomisation when it has logged enough clicks (unbiased), else
+        EM over every list (biased towards flat deep slots on a learned ranker's logs)."""
+        cfg = self.config
+        slot, prob, click = [], [], []
+        for lst in lists:
+            if lst.explored_ranks is None or lst.explored_probabilities is None:
+                continue
+            for s, (rank, p) in enumerate(zip(lst.explored_ranks, lst.explored_probabilities, strict=True)):
+                if rank < lst.full_support_ranks:
+                    slot.append(s + 1)
+                    prob.append(p)
+                    click.append(lst.labels[s] > 0)
+        slots = np.asarray(slot, dtype=np.int64)
+        clicked = np.asarray(click, dtype=bool)
+        deep_clicks = int((clicked & (slots > 1)).sum())
+        if deep_clicks >= cfg.min_explored_clicks and (clicked & (slots == 1)).any():
+            return examination_from_randomisation(slots, prob, clicked, n_positions=cfg.n_positions)
+        pair, pos, clicks = click_rows(lists)
+        report.harvested_curve = harvest_position_bias(pair, pos, clicks, cfg.n_positions).to_dict()
+        pbm = PositionBasedModel(replace(cfg.pbm, n_positions=cfg.n_positions))
+        return pbm.fit(pair, pos, clicks).curve()
 
     def _maybe_recommender(self, events: Sequence[Any], report: RetrainReport) -> None:
         every = self.config.recommender_every_interactions

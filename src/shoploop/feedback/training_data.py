@@ -58,6 +58,16 @@ class LoggedList:
     positions: np.ndarray  # (n,) 1-based
     propensities: np.ndarray  # (n,) logged P(item in its slot); 1.0 for deterministic lists
     labels: np.ndarray  # (n,) int grades
+    # When the exploration policy drew this list's order at random: per re-ordered slot (from
+    # the top), the shown item's rank in the ranker's order and P(that slot | exploring), and
+    # how many top ranks could reach every slot (see `click_models.examination_from_randomisation`).
+    explored_ranks: np.ndarray | None = None
+    explored_probabilities: np.ndarray | None = None
+    full_support_ranks: int = 0
+
+    @property
+    def explored(self) -> bool:
+        return self.explored_ranks is not None
 
     @property
     def clicked(self) -> bool:
@@ -86,6 +96,7 @@ def join_logs(
                 positions=np.array([s.position for s in ev.items], dtype=np.int64),
                 propensities=np.array([s.propensity or 1.0 for s in ev.items], dtype=float),
                 labels=np.zeros(len(items), dtype=np.int64),
+                **_exploration_fields(ev.context.get("explored")),
             )
             slot[ev.request_id] = {item: i for i, item in enumerate(items)}
         elif isinstance(ev, ClickEvent | AddToCartEvent) and ev.request_id:
@@ -98,6 +109,21 @@ def join_logs(
             labels = lists[request_id].labels
             labels[where] = max(labels[where], grade)
     return sorted(lists.values(), key=lambda x: x.timestamp)
+
+
+def _exploration_fields(logged: Any) -> dict[str, Any]:
+    """LoggedList fields from an impression's `context["explored"]` (absent or malformed: none)."""
+    if not isinstance(logged, dict):
+        return {}
+    try:
+        ranks = np.asarray(logged["ranks"], dtype=np.int64)
+        probs = np.asarray(logged["probabilities"], dtype=float)
+        support = int(logged["full_support_ranks"])
+    except (KeyError, TypeError, ValueError):
+        return {}
+    if ranks.shape != probs.shape or ranks.ndim != 1 or not ((probs > 0) & (probs <= 1)).all():
+        return {}
+    return {"explored_ranks": ranks, "explored_probabilities": probs, "full_support_ranks": support}
 
 
 def click_rows(lists: Sequence[LoggedList]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
