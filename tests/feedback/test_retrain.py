@@ -14,7 +14,7 @@ import pytest
 from shoploop.feedback.features import FeatureContext, retrieval_explanations
 from shoploop.feedback.gate import GateConfig, PromotionGate
 from shoploop.feedback.ltr import LambdaMARTRanker, LearnedRanker, RankerConfig
-from shoploop.feedback.retrain import RetrainConfig, RetrainLoop
+from shoploop.feedback.retrain import RetrainConfig, RetrainLoop, split_for_gate
 from shoploop.feedback.training_data import featurize, join_logs, training_set
 from shoploop.ranking.rules import Candidate
 from tests.feedback.conftest import QUERIES, liked
@@ -244,3 +244,28 @@ def test_activating_a_ranker_sets_how_live_impressions_are_counted(trained):
     )
     v_raw = _promote_new(engine, model)  # saved without a curve: raw CTR features
     assert engine.versions["ranker"] == v_raw and engine.online.examination is None
+
+
+def _list(query, user="u", t=0.0):
+    from shoploop.feedback.training_data import LoggedList
+
+    one = np.ones(1)
+    return LoggedList(f"r{t}", "search", query, user, t, ("a",), one.astype(int), one, one.astype(int))
+
+
+def test_gate_holds_out_whole_queries_stably():
+    lists = [_list(f"query {i % 60}", t=float(i)) for i in range(600)]
+    lists += [_list(None, user=f"shopper-{i % 30}", t=600.0 + i) for i in range(120)]
+    train, held = split_for_gate(lists, "queries", 0.2)
+    assert len(train) + len(held) == len(lists)
+    key = lambda lst: lst.query or lst.user_id  # noqa: E731
+    assert not {key(x) for x in train} & {key(x) for x in held}  # no query (or shopper) in both
+    assert 0.08 < len(held) / len(lists) < 0.35
+    # Stable: the same queries are held out whatever else is in the log, and case does not matter.
+    again = split_for_gate([*lists[:100], _list("QUERY 7 ")], "queries", 0.2)[1]
+    assert {x.query for x in again} <= {x.query for x in held} | {"QUERY 7 "}
+    assert ("QUERY 7 " in {x.query for x in again}) == ("query 7" in {x.query for x in held})
+    recent_train, recent_held = split_for_gate(lists, "recent", 0.25)
+    assert recent_held == lists[-180:] and recent_train == lists[:-180]
+    with pytest.raises(ValueError, match="holdout"):
+        split_for_gate(lists, "random", 0.2)

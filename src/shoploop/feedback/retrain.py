@@ -25,6 +25,7 @@ import logging
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -40,7 +41,7 @@ from shoploop.feedback.click_models import (
     examination_from_randomisation,
     harvest_position_bias,
 )
-from shoploop.feedback.features import retrieval_explanations
+from shoploop.feedback.features import query_key, retrieval_explanations
 from shoploop.feedback.gate import GateConfig, PromotionGate
 from shoploop.feedback.ltr import LambdaMARTRanker, LearnedRanker, RankerConfig
 from shoploop.feedback.online import OnlineConfig
@@ -98,7 +99,15 @@ class RetrainConfig:
     correction: Literal["ipw", "none"] = "ipw"
     surfaces: tuple[str, ...] = ("search",)
     n_positions: int = 10
-    holdout_fraction: float = 0.2  # most recent lists, for the gate
+    # The gate's held-out lists: "recent" holds out the most recent lists; "queries" a stable
+    # share of queries (of shoppers, for lists without one), asking whether a candidate
+    # generalises to queries it never learned from. Measured on benchmarks/feedback_loop.py
+    # (seeds 0 and 1): "queries" did not stop the early, poorly generalising candidates it was
+    # meant to stop (one still served unseen queries 24% below static) and, judged on lists
+    # the active ranker ordered, kept an early ranker in place (27.6% of the gap closed vs
+    # 47.3% with "recent"), so "recent" stays the default.
+    holdout: Literal["recent", "queries"] = "recent"
+    holdout_fraction: float = 0.2
     max_lists: int = 20_000  # most recent clicked lists used per retrain (bounds retrain time)
     min_train_lists: int = 50
     # Clicks below slot 1 on explored lists needed before the curve comes from them alone.
@@ -131,6 +140,23 @@ class RetrainReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def split_for_gate(
+    lists: Sequence[LoggedList], holdout: str, fraction: float
+) -> tuple[list[LoggedList], list[LoggedList]]:
+    """(train, held out) for the promotion gate; see `RetrainConfig.holdout`."""
+    if holdout == "recent":
+        n_hold = int(len(lists) * fraction)
+        return list(lists[: len(lists) - n_hold]), list(lists[len(lists) - n_hold :])
+    if holdout != "queries":
+        raise ValueError(f"holdout: 'queries' or 'recent', not {holdout!r}")
+    train, held = [], []
+    for lst in lists:
+        key = f"q:{query_key(lst.query)}" if lst.query else f"u:{lst.user_id}"
+        # A stable hash (not Python's salted hash): the same queries are held out every retrain.
+        (held if zlib.crc32(key.encode()) / 2**32 < fraction else train).append(lst)
+    return train, held
 
 
 class RetrainLoop:
@@ -191,8 +217,7 @@ class RetrainLoop:
             self.curve_ = self._examination_curve(lists, report)
             report.curve = self.curve_.to_dict()
         usable = [lst for lst in clicked if self.include is None or self.include(lst)][-cfg.max_lists :]
-        n_hold = int(len(usable) * cfg.holdout_fraction)
-        train_lists, held = usable[: len(usable) - n_hold], usable[len(usable) - n_hold :]
+        train_lists, held = split_for_gate(usable, cfg.holdout, cfg.holdout_fraction)
         report.train_lists, report.held_out_lists = len(train_lists), len(held)
         if len(train_lists) < cfg.min_train_lists or self.curve_ is None:
             report.reason = (
