@@ -15,17 +15,25 @@ Protocol (search, Home Depot judgments, semi-synthetic):
 * Arms: (1) static: hybrid search (BM25-only here, for speed), no learning, no personalisation,
   no exploration; deterministic per query, so each query's list is computed once through the
   engine and reused. (2) naive loop: the learned LambdaMART ranker retrained from raw clicks
-  (at 1,000 and 2,500 searches, then every `--retrain-every`), no exploration. (3) corrected
-  loop: the same with exploration (Plackett-Luce on the top 6 on 10% of requests, exact
-  propensities logged) and inverse-propensity weights from the EM-estimated examination curve.
-  (4) label oracle: the static engine's candidate pool (top 50) sorted by true grade. Learned
-  rankers train only on lists of training queries (`RetrainLoop(include=...)`); every retrain
-  goes through the promotion gate. (2b) ipw_only: the corrected loop's training without
-  exploration, to separate the two ingredients.
+  with raw click-through features (at 1,000 and 2,500 searches, then every `--retrain-every`),
+  no exploration. (3) corrected loop: exploration (Plackett-Luce on the top 6 on 10% of
+  requests; exact propensities, and for shuffled lists each item's rank in the ranker's order,
+  logged), the examination curve estimated from that randomisation
+  (`click_models.examination_from_randomisation`; EM over all lists until it has 100 clicks
+  below slot 1), inverse-propensity weights and click-through features over expected
+  examinations from that curve. (2b) ipw_only: the corrected loop without exploration (so its
+  curve is EM's over all lists), to separate the ingredients. (4) label oracle: the static
+  engine's candidate pool (top 50) sorted by true grade. Learned rankers train only on lists
+  of training queries (`RetrainLoop(include=...)`); every retrain goes through the promotion
+  gate, which holds out a stable fifth of the training queries (`RetrainConfig.holdout`).
+* Time: every engine and the shoppers read one `SimulatedClock`, so a seed replays exactly.
+  `--search-seeds` runs seeds seed, seed+1, ... (each its own query sample, split and
+  shoppers; `--jobs` of them at once) and the table reports each and the mean.
 * Reported: NDCG@10 of what was served on held-out queries per window of `--window` searches,
   cumulative clicks and purchases, the share of the static-to-oracle gap closed in the last
   window, the worst window below static after the arm's first promoted ranker, the examination
-  curve the loop estimated vs the simulator's true 1/r^eta.
+  curve the loop estimated vs the simulator's true 1/r^eta, and for the exploring arm the
+  NDCG@10 of its shuffled lists vs its ranker's own order (what exploring costs).
 
 Protocol (browsing, Amazon Industrial & Scientific): the engine imports every user's training
 sequence as views. A shopper wants their real held-out future (valid + test item; click
@@ -43,7 +51,7 @@ and second half, the least-squares change over the run with a 95% CI per arm and
 wanted and interest clicks, over `--browse-seeds` seeds. The simulation is ours; its taste model
 (real next items + text neighbours, no fatigue of interest) is an assumption, stated here.
 
-    python benchmarks/feedback_loop.py --data-dir ../shared/data --searches 50000 \
+    python benchmarks/feedback_loop.py --data-dir ../shared/data --searches 50000 --jobs 2 \
         --out benchmarks/results/feedback_loop.json
 """
 
@@ -55,6 +63,7 @@ import logging
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -73,12 +82,14 @@ from shoploop.evaluation.simulator import (
     BrowsingShoppers,
     SearchShopperConfig,
     SearchShoppers,
+    SimulatedClock,
     arrival_schedule,
     text_neighbourhoods,
 )
 from shoploop.feedback.exploration import ExplorationConfig
 from shoploop.feedback.gate import GateConfig
 from shoploop.feedback.ltr import RankerConfig
+from shoploop.feedback.online import DCG_EXAMINATION, OnlineConfig
 from shoploop.feedback.retrain import RetrainConfig, RetrainLoop
 from shoploop.retrieval.config import HybridConfig
 
@@ -126,6 +137,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--browse-active", type=int, default=200, help="shoppers around at a time (they come and go)"
     )
     p.add_argument("--browse-seeds", type=int, default=3, help="browsing runs with seeds seed, seed+1, ...")
+    p.add_argument(
+        "--search-seeds",
+        type=int,
+        default=3,
+        help="search runs with seeds seed, seed+1, ... (each a different query sample, split and shoppers)",
+    )
+    p.add_argument("--jobs", type=int, default=1, help="search seeds run in this many processes at once")
+    p.add_argument(
+        "--min-train-lists",
+        type=int,
+        default=RetrainConfig.min_train_lists,
+        help="clicked training lists a retrain needs before it trains a candidate (RetrainConfig)",
+    )
     p.add_argument("--img-dir", type=Path, default=ROOT / "docs" / "img")
     p.add_argument("--md", type=Path, default=None, help="Markdown summary (default: --out with .md)")
     p.add_argument("--no-plots", action="store_true")
@@ -164,8 +188,12 @@ def search_world(
     return prods, judgments, queries, train
 
 
-def make_search_engine(products: list[Product], *, explore: float) -> Any:
+def make_search_engine(
+    products: list[Product], clock: SimulatedClock, *, explore: float, debias: bool = False
+) -> Any:
+    """debias: CTR features over expected examinations (a DCG prior until the loop's own curve)."""
     config = EngineConfig(
+        online=OnlineConfig(examination=DCG_EXAMINATION if debias else None),
         search=HybridConfig(use_dense=False),
         recommender=RecommenderSettings(kind="popularity"),
         # The static ranker is pure hybrid retrieval: no heuristic CTR lift, no personalisation,
@@ -174,6 +202,7 @@ def make_search_engine(products: list[Product], *, explore: float) -> Any:
         exploration=ExplorationConfig(budget=explore),
     )
     engine = build_engine(config)
+    engine.clock = clock
     import_records(products, [], engine.stores, source="feedback-benchmark", progress=False)
     return engine.start(progress=lambda m: None)
 
@@ -186,14 +215,16 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
         f"search world: {len(products)} products, {len(queries)} queries "
         f"({len(train)} train / {len(held)} held out)"
     )
+    # One simulated clock for every engine and the shoppers: the same seed replays the same run.
+    clock = SimulatedClock()
     engines = {
-        "static": make_search_engine(products, explore=0.0),
-        "naive": make_search_engine(products, explore=0.0),
-        "ipw_only": make_search_engine(products, explore=0.0),
-        "corrected": make_search_engine(products, explore=0.1),
+        "static": make_search_engine(products, clock, explore=0.0),
+        "naive": make_search_engine(products, clock, explore=0.0),
+        "ipw_only": make_search_engine(products, clock, explore=0.0, debias=True),
+        "corrected": make_search_engine(products, clock, explore=0.1, debias=True),
     }
     say(f"engines ready in {time.perf_counter() - started:.0f}s")
-    shoppers = SearchShoppers(judgments, SearchShopperConfig(eta=args.eta, noise=args.noise))
+    shoppers = SearchShoppers(judgments, SearchShopperConfig(eta=args.eta, noise=args.noise), clock=clock)
     ranker = RankerConfig(n_estimators=200, early_stopping_rounds=20)
     gate = GateConfig(min_lists=30)
 
@@ -203,19 +234,19 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
     loops = {
         "naive": RetrainLoop(
             engines["naive"],
-            RetrainConfig(correction="none", ranker=ranker, gate=gate),
+            RetrainConfig(correction="none", ranker=ranker, gate=gate, min_train_lists=args.min_train_lists),
             include=include,
             say=say,
         ),
         "ipw_only": RetrainLoop(
             engines["ipw_only"],
-            RetrainConfig(correction="ipw", ranker=ranker, gate=gate),
+            RetrainConfig(correction="ipw", ranker=ranker, gate=gate, min_train_lists=args.min_train_lists),
             include=include,
             say=say,
         ),
         "corrected": RetrainLoop(
             engines["corrected"],
-            RetrainConfig(correction="ipw", ranker=ranker, gate=gate),
+            RetrainConfig(correction="ipw", ranker=ranker, gate=gate, min_train_lists=args.min_train_lists),
             include=include,
             say=say,
         ),
@@ -224,7 +255,15 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
     oracle_cache: dict[str, list[str]] = {}
     rng = np.random.default_rng(args.seed + 1)
     n = args.searches
-    rec = {arm: {"ndcg": np.full(n, np.nan), "clicks": np.zeros(n), "buys": np.zeros(n)} for arm in ARMS}
+    rec = {
+        arm: {
+            "ndcg": np.full(n, np.nan),
+            "clicks": np.zeros(n),
+            "buys": np.zeros(n),
+            "explored": np.zeros(n, bool),
+        }
+        for arm in ARMS
+    }
     is_held = np.zeros(n, dtype=bool)
     first_promoted: dict[str, int | None] = dict.fromkeys(LEARNED)
     retrains: dict[str, list[dict[str, Any]]] = {a: [] for a in LEARNED}
@@ -247,6 +286,7 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
             else:
                 out = shoppers.search(engines[arm], q, user, crn)
                 clicks, buys, ndcg = out.clicks, out.purchases, out.ndcg10
+                rec[arm]["explored"][step] = out.explored
             rec[arm]["ndcg"][step] = ndcg
             rec[arm]["clicks"][step] = clicks.sum()
             rec[arm]["buys"][step] = buys.sum()
@@ -303,6 +343,7 @@ def summarise_search(
             }
         )
     last = windows[-1]
+    lo_last = edges[-1]
     gap = (last["oracle"] or 0) - (last["static"] or 0)
     result: dict[str, Any] = {
         "windows_heldout_ndcg10": windows,
@@ -324,6 +365,21 @@ def summarise_search(
             for a in ARMS
         },
         "worst_dip_vs_static_after_first_retrain": {},
+        # What exploring costs and what the ranker alone serves: the corrected arm's held-out
+        # lists in the last window, split by whether the engine shuffled them.
+        "exploration_split_last_window": {
+            a: {
+                "explored_share": float(rec[a]["explored"][lo_last:][is_held[lo_last:]].mean()),
+                "ndcg10_explored": _nanmean(
+                    rec[a]["ndcg"][lo_last:][is_held[lo_last:] & rec[a]["explored"][lo_last:]]
+                ),
+                "ndcg10_ranker_order": _nanmean(
+                    rec[a]["ndcg"][lo_last:][is_held[lo_last:] & ~rec[a]["explored"][lo_last:]]
+                ),
+            }
+            for a in LEARNED
+            if rec[a]["explored"].any()
+        },
         "retrains": retrains,
         "true_examination": [round(k**-args.eta, 5) for k in range(1, 11)],
         "seconds": round(seconds, 1),
@@ -337,6 +393,10 @@ def summarise_search(
         ]
         result["worst_dip_vs_static_after_first_retrain"][a] = float(min(rel)) if rel else None
     return result
+
+
+def _nanmean(values: np.ndarray) -> float | None:
+    return float(np.nanmean(values)) if np.isfinite(values).any() else None
 
 
 # ---------------------------------------------------------------------------- browsing
@@ -364,8 +424,10 @@ def run_browse(args: argparse.Namespace) -> dict[str, Any]:
     # not discount items a shopper was shown and passed over (that is feedback too).
     frozen = replace(config, serving=replace(config.serving, fatigue_rank_step=0.0))
     engines = {}
+    clock = SimulatedClock()
     for arm in ("learning", "frozen"):
         eng = build_engine(config if arm == "learning" else frozen)
+        eng.clock = clock
         import_records(bundle.products, bundle.events, eng.stores, source="sci", progress=False)
         engines[arm] = eng.start(progress=lambda m: None)
     say(f"browse engines ready in {time.perf_counter() - started:.0f}s ({len(futures)} shoppers)")
@@ -373,7 +435,7 @@ def run_browse(args: argparse.Namespace) -> dict[str, Any]:
     size = args.browse_interest_size
     interests = text_neighbourhoods(texts, futures, size) if size else {}
     shopper = BrowsingShopperConfig(interest_click=args.browse_interest_click)
-    sims = {arm: BrowsingShoppers(futures, shopper, interests) for arm in engines}
+    sims = {arm: BrowsingShoppers(futures, shopper, interests, clock=clock) for arm in engines}
     loop = RetrainLoop(
         engines["learning"],
         RetrainConfig(min_train_lists=10**9, recommender_every_interactions=1),
@@ -556,6 +618,36 @@ def _fmt_trend(tr: dict[str, float]) -> str:
     return f"{tr['change']:+.4f} [{tr['ci_low']:+.4f}, {tr['ci_high']:+.4f}]"
 
 
+def search_seed_table(seeds: list[dict[str, Any]]) -> list[str]:
+    """Per-seed gap closed and worst dip of the learned arms, and their means."""
+    if len(seeds) < 2:
+        return []
+    head = " | ".join(f"{a} gap closed | {a} worst dip" for a in LEARNED)
+    lines = [
+        "Across seeds (each seed samples its own queries, train/held-out split and shoppers):",
+        "",
+        f"| seed | {head} |",
+        "|---:|" + "---:|" * (2 * len(LEARNED)),
+    ]
+    for r in seeds:
+        cells = []
+        for a in LEARNED:
+            gap, dip = r["gap_closed"].get(a), r["worst_dip_vs_static_after_first_retrain"].get(a)
+            cells += ["" if gap is None else f"{gap:.1%}", "" if dip is None else f"{dip:+.2%}"]
+        lines.append(f"| {r['seed']} | " + " | ".join(cells) + " |")
+    means = []
+    for a in LEARNED:
+        gaps = [r["gap_closed"][a] for r in seeds if r["gap_closed"].get(a) is not None]
+        dips = [
+            r["worst_dip_vs_static_after_first_retrain"][a]
+            for r in seeds
+            if r["worst_dip_vs_static_after_first_retrain"].get(a) is not None
+        ]
+        means += [f"{np.mean(gaps):.1%}" if gaps else "", f"worst {min(dips):+.2%}" if dips else ""]
+    lines += ["| mean | " + " | ".join(means) + " |", ""]
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     lines = ["# Feedback loop benchmark", ""]
     s = result.get("search")
@@ -577,6 +669,16 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{s['cumulative'][a]['purchases']} |"
             )
         lines.append("")
+        lines += search_seed_table(result.get("search_seeds", []))
+        for a, split in s.get("exploration_split_last_window", {}).items():
+            if split["ndcg10_explored"] is None or split["ndcg10_ranker_order"] is None:
+                continue
+            lines += [
+                f"{a}, last window: {split['explored_share']:.1%} of held-out lists were shuffled to explore "
+                f"(NDCG@10 {split['ndcg10_explored']:.4f}); the ranker's own order scored "
+                f"{split['ndcg10_ranker_order']:.4f}.",
+                "",
+            ]
     b = result.get("browse")
     if b:
         f = b["windows_clicks_per_view"][-1]
@@ -645,6 +747,17 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+SEED_SUMMARY = (
+    "seed",
+    "final_window",
+    "gap_closed",
+    "mean_after_2500",
+    "worst_dip_vs_static_after_first_retrain",
+    "first_promoted_after",
+    "exploration_split_last_window",
+)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -654,7 +767,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if unknown := parts - {"search", "browse"}:
         raise SystemExit(f"--parts: unknown part(s) {sorted(unknown)}; use search and/or browse")
     if "search" in parts:
-        result["search"] = run_search(args)
+        seeds = [
+            argparse.Namespace(**{**vars(args), "seed": args.seed + i}) for i in range(args.search_seeds)
+        ]
+        # Each seed is independent and, on the simulated clock, gives the same result however
+        # many run at once, so they may share the cores.
+        if args.jobs > 1 and len(seeds) > 1:
+            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+                runs = list(pool.map(run_search, seeds))
+        else:
+            runs = [run_search(a) for a in seeds]
+        for a, run in zip(seeds, runs, strict=True):
+            run["seed"] = a.seed
+        result["search"] = runs[0]
+        result["search_seeds"] = [{key: run[key] for key in SEED_SUMMARY} for run in runs]
     if "browse" in parts and args.browse_visits > 0:
         runs = [
             run_browse(argparse.Namespace(**{**vars(args), "seed": args.seed + i}))
