@@ -573,9 +573,13 @@ def plots(result: dict[str, Any], img_dir: Path) -> list[str]:
             fig, ax = plt.subplots(figsize=(6, 3.5))
             k = np.arange(1, 11)
             ax.plot(k, search["true_examination"], "k--", label="true (simulator) 1/r^eta")
-            ax.plot(k, last[-1]["curve"]["theta"], "o-", label="EM position-based model")
-            h = last[-1]["harvested_curve"]["theta"]
-            ax.plot(k[: len(h)], h, "s:", label="intervention harvesting")
+            curve = last[-1]["curve"]
+            ax.plot(k, curve["theta"], "o-", label=f"corrected loop: {curve['method'].split(',')[0]}")
+            if curve.get("raw"):
+                ax.plot(k[: len(curve["raw"])], curve["raw"], "x", ms=8, label="per-slot IPS, unsmoothed")
+            naive = [r for r in search["retrains"]["naive"] if r["curve"]]
+            if naive:  # what EM makes of a learned ranker's logs without randomisation
+                ax.plot(k, naive[-1]["curve"]["theta"], "s:", label="EM over the naive loop's logs")
             ax.set_xlabel("position")
             ax.set_ylabel("examination (relative to slot 1)")
             ax.set_title("Position bias estimated from the corrected loop's logs")
