@@ -65,6 +65,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -777,7 +778,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # Each seed is independent and, on the simulated clock, gives the same result however
         # many run at once, so they may share the cores.
         if args.jobs > 1 and len(seeds) > 1:
-            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            # fork: workers inherit the loaded module, so a benchmark loaded from its path (the
+            # smoke test) works too; newer Pythons default to forkserver, which re-imports by name.
+            with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("fork")) as pool:
                 runs = list(pool.map(run_search, seeds))
         else:
             runs = [run_search(a) for a in seeds]
