@@ -382,6 +382,11 @@ def summarise_search(
             if rec[a]["explored"].any()
         },
         "retrains": retrains,
+        # Each learned arm's examination curve after its last retrain (also in `retrains`; kept
+        # here so the per-seed summary carries it).
+        "final_curves": {
+            a: next((r["curve"] for r in reversed(retrains[a]) if r["curve"]), None) for a in LEARNED
+        },
         "true_examination": [round(k**-args.eta, 5) for k in range(1, 11)],
         "seconds": round(seconds, 1),
     }
@@ -760,6 +765,8 @@ SEED_SUMMARY = (
     "worst_dip_vs_static_after_first_retrain",
     "first_promoted_after",
     "exploration_split_last_window",
+    "windows_heldout_ndcg10",
+    "final_curves",
 )
 
 

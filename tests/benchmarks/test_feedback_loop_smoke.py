@@ -106,6 +106,7 @@ def test_feedback_loop_benchmark_runs(tmp_path, monkeypatch):
     # Two search seeds in two processes: the first is the headline run, both are summarised.
     assert [r["seed"] for r in saved["search_seeds"]] == [0, 1]
     assert saved["search_seeds"][0]["gap_closed"] == search["gap_closed"]
+    assert saved["search_seeds"][1]["windows_heldout_ndcg10"] and "corrected" in search["final_curves"]
     assert "Across seeds (each seed samples" in out.with_suffix(".md").read_text()
     split = search["exploration_split_last_window"]
     assert set(split) == {"corrected"} and 0.0 < split["corrected"]["explored_share"] < 0.5

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
@@ -47,6 +47,7 @@ from shoploop.recommend.surfaces import ItemMeta, Recommendation, Surfaces
 from shoploop.retrieval.filters import Filters
 from shoploop.retrieval.hybrid import HybridSearcher, InvalidQuery, SearchHit
 from shoploop.store.home import Stores
+from shoploop.store.memory import utcnow
 from shoploop.store.protocols import CatalogChange, EventLog, ModelVersion
 from shoploop.text.blas import limit_blas_threads
 
@@ -69,10 +70,6 @@ class NotFound(KeyError):  # noqa: N818
         super().__init__(f"{what} {key!r} not found")
         self.what = what
         self.key = key
-
-
-def _wall_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 def _minmax(values: np.ndarray) -> np.ndarray:
@@ -118,7 +115,7 @@ class Engine:
         self._events.skip_to_end()
         self.started_at: float | None = None
         # Stamps served lists; a simulation swaps in a simulated clock to be reproducible.
-        self.clock: Callable[[], datetime] = _wall_clock
+        self.clock: Callable[[], datetime] = utcnow
 
     # ------------------------------------------------------------------ lifecycle
     def start(
@@ -731,13 +728,14 @@ class Engine:
             ranked = [ranked[i] for i in choice.order]
             propensities = choice.propensities
             policy = choice.policy
-            if choice.explored and choice.slot_probabilities is not None:
-                # Slots were drawn at random here: log how, so the examination curve can be
-                # estimated without bias (`feedback.click_models.examination_from_randomisation`).
-                n = len(choice.slot_probabilities)
+            if choice.slot_probabilities is not None:  # the order was drawn at random
+                # Log how, per shown shuffled slot: the item's rank in the ranker's order and
+                # P(slot | exploring), so the examination curve can be estimated without bias
+                # (`feedback.click_models.examination_from_randomisation`).
+                n = min(len(choice.slot_probabilities), k)
                 exploration_log = {
                     "ranks": [int(r) for r in choice.order[:n]],
-                    "probabilities": [round(float(p), 6) for p in choice.slot_probabilities],
+                    "probabilities": [round(float(p), 6) for p in choice.slot_probabilities[:n]],
                     "full_support_ranks": self.exploration.full_support_ranks,
                 }
         start = (page - 1) * k
@@ -795,15 +793,7 @@ class Engine:
     ) -> None:
         context: dict[str, Any] = {"anchor_item": anchor} if anchor else {}
         if exploration is not None:
-            # This request drew a random order: slots here were assigned by chance, which is
-            # what identifies the examination curve (`feedback.click_models`). Per shown
-            # re-ordered slot: the item's rank in the ranker's order and P(slot | exploring).
-            shown = len(served.items)
-            context["explored"] = {
-                **exploration,
-                "ranks": exploration["ranks"][:shown],
-                "probabilities": exploration["probabilities"][:shown],
-            }
+            context["explored"] = exploration
         event = ImpressionEvent(
             request_id=served.request_id,
             surface=served.surface,

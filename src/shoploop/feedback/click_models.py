@@ -220,8 +220,8 @@ def examination_from_randomisation(
     serving time. Then E[sum of click / probability at slot k] = theta_k * (summed relevance
     of the support items) whatever the items and however the ranker scored them, so the
     ratio to slot 1 estimates theta_k / theta_1 without bias (the idea behind the swap
-    interventions of Joachims et al., WSDM 2017). Those per-slot ratios are noisy at deep slots (few clicks),
-    so the curve reported is the power law k^-eta fitted to them weighted by their click
+    interventions of Joachims et al., WSDM 2017). Those per-slot ratios are noisy at deep
+    slots (few clicks), so the curve reported is the power law k^-eta fitted to them weighted by their click
     counts, which also extends it past the re-ordered slots; the raw ratios are kept in
     `raw` for comparison.
     """
@@ -239,6 +239,6 @@ def examination_from_randomisation(
         raise ValueError("need clicks at slot 1 and rows from at least two slots")
     raw = weighted / weighted[0]
     eta = power_law_exponent(raw, clicks)
-    theta = tuple(float(j**-eta) for j in range(1, n_positions + 1))
     method = f"ips on explored lists (slots 1-{window}), power law eta={eta:.2f}"
+    theta = ExaminationCurve.power_law(eta, n_positions).theta
     return ExaminationCurve(theta, method, len(k), raw=tuple(float(r) for r in raw))

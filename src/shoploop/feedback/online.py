@@ -70,11 +70,6 @@ class OnlineConfig:
     # take the last value); None = raw CTR, clicks over impressions. See the module docstring.
     examination: tuple[float, ...] | None = None
     examination_surfaces: tuple[str, ...] = ("search",)
-
-    def __post_init__(self) -> None:
-        if self.examination is not None:
-            _check_curve(self.examination)
-
     # Weights of each interaction in the category / brand affinity of a shopper.
     affinity_weights: tuple[tuple[str, float], ...] = (
         ("view", 1.0),
@@ -84,6 +79,10 @@ class OnlineConfig:
         ("rating", 2.0),
         ("dislike", -3.0),
     )
+
+    def __post_init__(self) -> None:
+        if self.examination is not None:
+            _check_curve(self.examination)
 
 
 def _check_curve(theta: tuple[float, ...]) -> None:
@@ -368,11 +367,9 @@ class OnlineState:
         """Smoothed CTR of an item for a search query (over expected examinations, if set)."""
         key = query_key(query)
         t = self._now(now)
-        clicks = self._query_item.get((key, item_id, "click"))
-        shown = self._query_item.get((key, item_id, self._exposure_signal("search")))
-        c = clicks.get(t, self._half_life) if clicks else 0.0
-        n = shown.get(t, self._half_life) if shown else 0.0
-        return self._smoothed_ctr(c, n)
+        clicks = _value(self._query_item, (key, item_id, "click"), t, self._half_life)
+        shown = _value(self._query_item, (key, item_id, self._exposure_signal("search")), t, self._half_life)
+        return self._smoothed_ctr(clicks, shown)
 
     def query_item_ctrs(
         self, query: str, item_ids: Iterable[str], *, min_shown: float = 1.0, now: datetime | None = None
@@ -386,16 +383,12 @@ class OnlineState:
         exposure = self._exposure_signal("search")
         out: dict[str, float] = {}
         for item_id in item_ids:
-            shown = table.get((key, item_id, "impression"))
-            if shown is None or shown.get(t, half_life) < min_shown:
+            n = _value(table, (key, item_id, "impression"), t, half_life)
+            if n == 0.0 or n < min_shown:  # never shown for this query (or too rarely)
                 continue
-            n = (
-                shown.get(t, half_life)
-                if exposure == "impression"
-                else _value(table, (key, item_id, exposure), t, half_life)
-            )
-            clicks = table.get((key, item_id, "click"))
-            out[item_id] = self._smoothed_ctr(clicks.get(t, half_life) if clicks else 0.0, n)
+            if exposure != "impression":
+                n = _value(table, (key, item_id, exposure), t, half_life)
+            out[item_id] = self._smoothed_ctr(_value(table, (key, item_id, "click"), t, half_life), n)
         return out
 
     def query_item_signal(
