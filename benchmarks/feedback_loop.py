@@ -25,7 +25,7 @@ Protocol (search, Home Depot judgments, semi-synthetic):
   curve is EM's over all lists), to separate the ingredients. (4) label oracle: the static
   engine's candidate pool (top 50) sorted by true grade. Learned rankers train only on lists
   of training queries (`RetrainLoop(include=...)`); every retrain goes through the promotion
-  gate, which holds out a stable fifth of the training queries (`RetrainConfig.holdout`).
+  gate, which judges on the most recent fifth of those lists (`RetrainConfig.holdout`).
 * Time: every engine and the shoppers read one `SimulatedClock`, so a seed replays exactly.
   `--search-seeds` runs seeds seed, seed+1, ... (each its own query sample, split and
   shoppers; `--jobs` of them at once) and the table reports each and the mean.
@@ -232,25 +232,15 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
     def include(lst: Any) -> bool:
         return lst.query in train
 
+    corrections = {"naive": "none", "ipw_only": "ipw", "corrected": "ipw"}
     loops = {
-        "naive": RetrainLoop(
-            engines["naive"],
-            RetrainConfig(correction="none", ranker=ranker, gate=gate, min_train_lists=args.min_train_lists),
+        arm: RetrainLoop(
+            engines[arm],
+            RetrainConfig(correction=c, ranker=ranker, gate=gate, min_train_lists=args.min_train_lists),
             include=include,
             say=say,
-        ),
-        "ipw_only": RetrainLoop(
-            engines["ipw_only"],
-            RetrainConfig(correction="ipw", ranker=ranker, gate=gate, min_train_lists=args.min_train_lists),
-            include=include,
-            say=say,
-        ),
-        "corrected": RetrainLoop(
-            engines["corrected"],
-            RetrainConfig(correction="ipw", ranker=ranker, gate=gate, min_train_lists=args.min_train_lists),
-            include=include,
-            say=say,
-        ),
+        )
+        for arm, c in corrections.items()
     }
     static_cache: dict[str, list[str]] = {}
     oracle_cache: dict[str, list[str]] = {}
