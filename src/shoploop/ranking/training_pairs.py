@@ -6,11 +6,12 @@ Three kinds of example come out of `mine_pairs`, all as `GradedPair` with a labe
   Low-relevance judgments are kept as *graded* negatives: they are the hardest, cleanest negatives we
   have because a human looked at them.
 * **hard** — items the retriever ranks highly for the query but that nobody judged for it, label 0.
-  Unjudged is not the same as irrelevant, so by default we keep the count small and sample them
-  uniformly from a rank window ``[skip_top, hard_window)`` instead of always taking the very top: the
-  first few unjudged hits are the likeliest to be relevant-but-unjudged (false negatives), while the
-  window still matches the distribution of candidates the re-ranker sees at query time (the top-K of
-  the same retriever). ``skip_top`` lets a caller drop the riskiest top ranks entirely.
+  They are sampled uniformly from a rank window ``[skip_top, hard_window)``, which matches the
+  candidates the re-ranker sees at query time (the top-K of the same retriever). Unjudged is not
+  the same as irrelevant, so how many to take depends on what the model is judged by: where
+  unjudged counts as irrelevant (Home Depot's full-catalog NDCG), 8 per query beat 2 clearly and 16
+  added nothing (benchmarks/search_relevance.py). ``skip_top`` drops the top ranks, the likeliest
+  relevant-but-unjudged items, for data where judgments are sparse.
 * **random** — uniformly drawn catalog items not judged for the query, label 0; they keep the model
   calibrated on easy negatives that BM25 would never surface.
 
