@@ -221,8 +221,8 @@ def examination_from_randomisation(
     of the support items) whatever the items and however the ranker scored them, so the
     ratio to slot 1 estimates theta_k / theta_1 without bias (the idea behind the swap
     interventions of Joachims et al., WSDM 2017). Those per-slot ratios are noisy at deep
-    slots (few clicks), so the curve reported is the power law k^-eta fitted to them weighted by their click
-    counts, which also extends it past the re-ordered slots; the raw ratios are kept in
+    slots (few clicks), so the curve reported is the power law k^-eta fitted to them weighted
+    by their click counts, which also extends it past the re-ordered slots; the raw ratios are kept in
     `raw` for comparison.
     """
     k = np.asarray(slot, dtype=np.int64).reshape(-1)

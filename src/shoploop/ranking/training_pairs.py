@@ -9,9 +9,10 @@ Three kinds of example come out of `mine_pairs`, all as `GradedPair` with a labe
   They are sampled uniformly from a rank window ``[skip_top, hard_window)``, which matches the
   candidates the re-ranker sees at query time (the top-K of the same retriever). Unjudged is not
   the same as irrelevant, so how many to take depends on what the model is judged by: where
-  unjudged counts as irrelevant (Home Depot's full-catalog NDCG), 8 per query beat 2 clearly and 16
-  added nothing (benchmarks/search_relevance.py). ``skip_top`` drops the top ranks, the likeliest
-  relevant-but-unjudged items, for data where judgments are sparse.
+  unjudged counts as irrelevant (Home Depot's full-catalog NDCG), 8 per query did somewhat better
+  than 2 (benchmarks/search_relevance.py says by how much, and how sure that is). ``skip_top``
+  drops the top ranks, the likeliest relevant-but-unjudged items, for data where judgments are
+  sparse.
 * **random** — uniformly drawn catalog items not judged for the query, label 0; they keep the model
   calibrated on easy negatives that BM25 would never surface.
 
