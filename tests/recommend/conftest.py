@@ -29,6 +29,13 @@ def text_embeddings(seed: int = 0) -> np.ndarray:
     return np.vstack([np.zeros((1, 384), np.float32), walk])
 
 
+def item_texts() -> list[str]:
+    """N_ITEMS+1 texts (entry 0 padding): runs of four neighbouring items share a "range" word,
+    and each item has a word of its own that no other item uses."""
+    names = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+    return ["", *(f"widget {names[(i - 1) // 4]}range uniq{i}x" for i in range(1, N_ITEMS + 1))]
+
+
 @pytest.fixture(scope="session")
 def chain_data() -> dict:
     seqs = chain_sequences()
@@ -39,5 +46,6 @@ def chain_data() -> dict:
         "test_target": [s[-1] for s in seqs],
         "valid": ([s[:-2] for s in seqs[:100]], [s[-2] for s in seqs[:100]]),
         "emb": text_embeddings(),
+        "texts": item_texts(),
         "n_items": N_ITEMS,
     }

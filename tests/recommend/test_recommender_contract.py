@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,30 @@ FACTORIES: dict[str, Callable[[], Recommender]] = {
             train=TINY_TRAIN,
         )
     ),
+    "sasrec_text_bag": lambda: SASRec(
+        SASRecConfig(
+            max_len=8,
+            hidden=16,
+            n_blocks=1,
+            n_heads=1,
+            dropout=0.1,
+            use_text=True,
+            text_whitening=True,
+            token_bag=True,
+            cosine_temperature=0.1,
+            train=replace(TINY_TRAIN, future_targets=2),
+        )
+    ),
 }
-SEQUENTIAL = {"item_knn", "item_knn_bm25", "ease", "sasrec_id", "sasrec_text", "sasrec_text_cosine"}
+SEQUENTIAL = {
+    "item_knn",
+    "item_knn_bm25",
+    "ease",
+    "sasrec_id",
+    "sasrec_text",
+    "sasrec_text_cosine",
+    "sasrec_text_bag",
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +83,7 @@ def fitted(chain_data: dict) -> dict[str, Recommender]:
                 chain_data["train"],
                 chain_data["n_items"],
                 item_text_emb=chain_data["emb"],
+                item_texts=chain_data["texts"],
                 valid=chain_data["valid"],
             )
         else:
@@ -181,6 +205,32 @@ def test_text_sasrec_keeps_cold_items_recommendable(chain_data: dict) -> None:
     assert np.linalg.norm(table[20]) > 0
     assert model.module_.id_mask[20].item() == 0.0
     assert model.module_.id_mask[19].item() == 1.0
+
+
+def test_word_bag_alone_keeps_cold_items_recommendable(chain_data: dict) -> None:
+    """Without the sentence embedding, an untrained item's row is the mean of its shared words."""
+    cold = {20, 21}
+    train = [[i for i in s if i not in cold] for s in chain_data["train"]]
+    config = SASRecConfig(
+        max_len=8,
+        hidden=16,
+        n_blocks=1,
+        n_heads=1,
+        dropout=0.1,
+        use_text=False,
+        token_bag=True,
+        train=TINY_TRAIN,
+    )
+    model = SASRec(config).fit(train, chain_data["n_items"], item_texts=chain_data["texts"])
+    assert model.module_.id_mask[20].item() == 0.0
+    table = model.item_embeddings()
+    # items 17-20 share "echorange": cold item 20's row is exactly the trained mean of its words
+    assert np.linalg.norm(table[20]) > 0
+    words = model.module_.tokens[20]
+    expected = model.module_.bag.weight[words[words > 0]].mean(0).detach().numpy()
+    np.testing.assert_allclose(table[20], expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="item_texts"):
+        SASRec(config).fit(train, chain_data["n_items"])
 
 
 def test_top_k_breaks_ties_by_lower_index_and_pads() -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from shoploop.recommend import sasrec_trainer
 from shoploop.recommend.sasrec import SASRecConfig, SASRecModel
-from shoploop.recommend.sasrec_trainer import TrainConfig, train_sasrec, training_windows
+from shoploop.recommend.sasrec_trainer import TrainConfig, targets_ahead, train_sasrec, training_windows
 
 SEQS = [[1, 2, 3, 4, 5], [2, 3, 4, 5, 6], [3, 4, 5, 6, 7], [4, 5, 6, 7, 8]] * 4
 
@@ -20,6 +21,32 @@ def test_training_windows_cover_every_transition_once() -> None:
     ]
     assert training_windows([[1, 2, 3, 4, 5, 6, 7]], max_len=3, max_windows=1) == [[4, 5, 6, 7]]
     assert training_windows([[9]], max_len=3, max_windows=1) == []  # nothing to predict
+
+
+def test_targets_ahead_aligns_with_left_padded_inputs() -> None:
+    windows = [[1, 2, 3, 4], [5, 6]]  # inputs [1, 2, 3] and [_, _, 5] at width 3
+    assert targets_ahead(windows, 1, 3).tolist() == [[2, 3, 4], [0, 0, 6]]
+    assert targets_ahead(windows, 2, 3).tolist() == [[3, 4, 0], [0, 0, 0]]
+    assert targets_ahead(windows, 3, 3).tolist() == [[4, 0, 0], [0, 0, 0]]
+
+
+def test_future_targets_learn_what_comes_two_steps_later() -> None:
+    """Item 1 is followed by a random item, then always by item 2. Next-item training never
+    sees 2 right after 1; with future targets the state after [1] must rank 2 first."""
+    rng = np.random.default_rng(0)
+    seqs = [[1, int(rng.integers(3, 21)), 2] for _ in range(400)]
+    ranks = {}
+    for k in (1, 2):
+        torch.manual_seed(0)
+        cfg = SASRecConfig(max_len=4, hidden=16, n_blocks=1, n_heads=1, dropout=0.0, use_text=False)
+        model = SASRecModel(cfg, n_items=20, text_emb=None)
+        train_sasrec(model, seqs, None, TrainConfig(epochs=30, lr=0.01, num_threads=1, future_targets=k), 4)
+        with torch.no_grad():
+            scores = model.logits(model.hidden(torch.tensor([[1]]))[:, -1], model.item_table())[0]
+        scores[[0, 1]] = -torch.inf  # padding and the history item
+        ranks[k] = int((scores > scores[2]).sum()) + 1
+    assert ranks[2] == 1
+    assert ranks[1] > 5
 
 
 def tiny_model() -> SASRecModel:

@@ -4,9 +4,11 @@ Reading order: `SASRecConfig` -> `SASRecModel.item_table` -> `SASRecModel.hidden
 
 Model (Kang & McAuley, ICDM 2018, with pre-LayerNorm blocks):
 
-    item_table  E = mask_seen * E_id + gate * Adaptor(T)        (n_items+1, d)
+    item_table  E = mask_seen * E_id + gate * Adaptor(T) + Bag   (n_items+1, d)
                     T = frozen text embeddings (n_items+1, 384), e.g. MiniLM of
-                    "title. category. brand"; Adaptor = Linear or 2-layer MLP
+                    "title. category. brand", optionally PCA-whitened;
+                    Adaptor = Linear or 2-layer MLP; Bag (optional) = mean of
+                    learned vectors of the item's words that other items share
     input       x_t = E[s_t] * sqrt(d) + P[pos_t]                (B, L, d)
     blocks      x = x + Drop(CausalSelfAttention(LN(x)))
                 x = x + Drop(FFN(LN(x)))                         x n_blocks
@@ -71,6 +73,20 @@ class SASRecConfig:
     # Training-time probability of hiding an item's id row so it is scored from text alone,
     # like a cold item at serving time (DropoutNet-style, Volkovs et al., NeurIPS 2017).
     id_dropout: float = 0.0
+    # PCA-whiten the text embeddings before the adaptor (every principal direction scaled to unit
+    # variance, with a little shrinkage so near-empty directions of a small catalog stay finite).
+    # Sentence embeddings are anisotropic: a few directions dominate their similarities, and
+    # whitening lets the adaptor use the rest (Su et al., 2021; UniSRec's whitening, Hou et al.,
+    # KDD 2022).
+    text_whitening: bool = False
+    # A learnable bag of the item text's words added to the item table: words (stemmed, no
+    # stopwords) shared by at least `token_bag_min_items` items each get a trained vector, and an
+    # item's row is their mean. Brand, category and product-type words then carry what the
+    # shoppers did with every item that shares them — the text side learns from behaviour, which
+    # the frozen sentence embedding cannot.
+    token_bag: bool = False
+    token_bag_min_items: int = 2
+    token_bag_max_tokens: int = 48
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -107,7 +123,14 @@ class Block(nn.Module):
 
 
 class SASRecModel(nn.Module):
-    def __init__(self, config: SASRecConfig, n_items: int, text_emb: np.ndarray | None) -> None:
+    def __init__(
+        self,
+        config: SASRecConfig,
+        n_items: int,
+        text_emb: np.ndarray | None,
+        item_tokens: np.ndarray | None = None,
+    ) -> None:
+        """item_tokens: (n_items+1, T) word ids per item, 0 = padding (needed when token_bag)."""
         super().__init__()
         d = config.hidden
         self.config, self.n_items = config, n_items
@@ -133,6 +156,17 @@ class SASRecModel(nn.Module):
                     nn.Linear(config.adaptor_hidden, d),
                 )
             self.gate = nn.Parameter(torch.ones(1), requires_grad=config.gate)
+        self.bag: nn.EmbeddingBag | None = None
+        if config.token_bag:
+            if item_tokens is None or item_tokens.shape[0] != n_items + 1:
+                raise ValueError("token_bag=True needs item_tokens of shape (n_items+1, T)")
+            tokens = torch.as_tensor(np.asarray(item_tokens, dtype=np.int64))
+            self.register_buffer("tokens", tokens)  # (n+1, T)
+            n_words = int(tokens.max().item()) + 1 if tokens.numel() else 1
+            self.bag = nn.EmbeddingBag(n_words, d, mode="mean", padding_idx=0)
+            nn.init.normal_(self.bag.weight, std=0.02)
+            with torch.no_grad():
+                self.bag.weight[0].zero_()
         self.pos = nn.Embedding(config.max_len, d)
         nn.init.normal_(self.pos.weight, std=0.02)
         self.emb_drop = nn.Dropout(config.dropout)
@@ -154,6 +188,8 @@ class SASRecModel(nn.Module):
         if self.adaptor is not None:
             text = self.gate * self.adaptor(self.text)  # (n+1, d)
             table = table + text * (torch.arange(self.n_items + 1, device=text.device) > 0)[:, None]
+        if self.bag is not None:
+            table = table + self.bag(self.tokens)  # (n+1, d); all-padding rows (row 0) are zero
         return table
 
     def logits(self, h: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
@@ -180,6 +216,48 @@ class SASRecModel(nn.Module):
         return self.ln_f(x)
 
 
+def pca_whiten(emb: np.ndarray, shrinkage: float = 0.1) -> np.ndarray:
+    """(n+1, dim) embeddings, row 0 padding -> whitened rows 1..n (row 0 stays zero).
+
+    Rows are centred and rotated onto their principal axes, each scaled by
+    1 / sqrt(var + shrinkage * mean var): unit variance where the data vary, no blow-up of the
+    directions a catalog smaller than `dim` leaves empty.
+    """
+    x = np.asarray(emb, dtype=np.float64)[1:]
+    out = np.zeros((x.shape[0] + 1, x.shape[1]), dtype=np.float32)
+    if x.shape[0] < 2:
+        out[1:] = x
+        return out
+    x = x - x.mean(0)
+    _, sing, vt = np.linalg.svd(x, full_matrices=False)  # vt (r, dim), r = min(n, dim)
+    var = sing**2 / x.shape[0]
+    out[1:, : len(var)] = (x @ vt.T) / np.sqrt(var + shrinkage * var.mean() + 1e-12)
+    return out
+
+
+def word_bag_ids(texts: Sequence[str], min_items: int, max_tokens: int) -> np.ndarray:
+    """(n+1, T) word ids per item (0 = padding) for the learnable bag of words.
+
+    texts[i] is item i's text (texts[0] ignored). A word gets an id only if at least
+    `min_items` items use it: a word of one item would be a second id embedding, not shared
+    knowledge. Each item keeps its first `max_tokens` distinct such words.
+    """
+    from shoploop.text.normalize import analyze  # lazy: only token-bag users need the stemmer
+
+    words = [list(dict.fromkeys(analyze(t or ""))) for t in texts]
+    words[0] = []
+    df: dict[str, int] = {}
+    for ws in words:
+        for w in ws:
+            df[w] = df.get(w, 0) + 1
+    vocab = {w: i + 1 for i, w in enumerate(sorted(w for w, c in df.items() if c >= min_items))}
+    rows = [[vocab[w] for w in ws if w in vocab][:max_tokens] for ws in words]
+    out = np.zeros((len(rows), max(1, max((len(r) for r in rows), default=0))), dtype=np.int64)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
 class SASRec(RecommenderMixin):
     """`Recommender` wrapper: fit (with early stopping), score, similar items, save/load."""
 
@@ -197,17 +275,31 @@ class SASRec(RecommenderMixin):
         n_items: int,
         *,
         item_text_emb: np.ndarray | None = None,
+        item_texts: Sequence[str] | None = None,
         timestamps: Sequence[Sequence[float]] | None = None,
         valid: tuple[Sequence[Sequence[int]], Sequence[int]] | None = None,
     ) -> Self:
-        """Train on `sequences`; `valid` = (histories, targets) drives early stopping."""
+        """Train on `sequences`; `valid` = (histories, targets) drives early stopping.
+
+        item_text_emb: (n_items+1, dim) frozen text embeddings (row 0 = padding), for use_text.
+        item_texts: n_items+1 strings indexed by item (entry 0 ignored), for token_bag.
+        """
+        cfg = self.config
         self.n_items_ = int(n_items)
-        torch.manual_seed(self.config.train.seed)
+        torch.manual_seed(cfg.train.seed)
         seqs = [clean_history(s, n_items) for s in sequences]
         counts = item_counts(seqs, n_items)
         self.popularity_ = (counts / max(counts.sum(), 1.0)).astype(np.float32)
-        self.module_ = SASRecModel(self.config, n_items, item_text_emb if self.config.use_text else None)
-        if self.config.use_text:
+        text = item_text_emb if cfg.use_text else None
+        if text is not None and cfg.text_whitening:
+            text = pca_whiten(text)
+        tokens = None
+        if cfg.token_bag:
+            if item_texts is None or len(item_texts) != n_items + 1:
+                raise ValueError("token_bag=True needs item_texts: n_items+1 strings indexed by item")
+            tokens = word_bag_ids(item_texts, cfg.token_bag_min_items, cfg.token_bag_max_tokens)
+        self.module_ = SASRecModel(cfg, n_items, text, tokens)
+        if cfg.use_text or cfg.token_bag:
             self.module_.id_mask.copy_(torch.as_tensor(counts > 0, dtype=torch.float32)[:, None])
         if valid is not None:
             valid = ([clean_history(h, n_items) for h in valid[0]], [int(t) for t in valid[1]])
@@ -282,7 +374,13 @@ class SASRec(RecommenderMixin):
         tensors = load_file(str(directory / "model.safetensors"))
         model.popularity_ = tensors.pop("popularity").numpy()
         text = tensors.get("text")
-        model.module_ = SASRecModel(config, model.n_items_, None if text is None else text.numpy())
+        tokens = tensors.get("tokens")
+        model.module_ = SASRecModel(
+            config,
+            model.n_items_,
+            None if text is None else text.numpy(),
+            None if tokens is None else tokens.numpy(),
+        )
         model.module_.load_state_dict(tensors)
         model._freeze()
         return model
