@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,42 +19,24 @@ from shoploop.recommend.sasrec_trainer import TrainConfig
 
 TINY_TRAIN = TrainConfig(epochs=40, batch_size=64, lr=5e-3, patience=40, budget_minutes=1.0, num_threads=1)
 
+
+def tiny_sasrec(**overrides: Any) -> SASRecConfig:
+    """A SASRec small enough to train on the chain data in seconds."""
+    base: dict[str, Any] = {"max_len": 8, "hidden": 16, "n_blocks": 1, "n_heads": 1, "dropout": 0.1}
+    return SASRecConfig(**{"train": TINY_TRAIN, **base, **overrides})
+
+
 FACTORIES: dict[str, Callable[[], Recommender]] = {
     "popularity": Popularity,
     "trending": lambda: TrendingPopularity(TrendingConfig(half_life_days=3.0)),
     "item_knn": lambda: ItemKNN(ItemKNNConfig(window=3)),
     "item_knn_bm25": lambda: ItemKNN(ItemKNNConfig(similarity="bm25")),
     "ease": lambda: EASE(EASEConfig(l2=10.0)),
-    "sasrec_id": lambda: SASRec(
-        SASRecConfig(
-            max_len=8, hidden=16, n_blocks=1, n_heads=1, dropout=0.1, use_text=False, train=TINY_TRAIN
-        )
-    ),
-    "sasrec_text": lambda: SASRec(
-        SASRecConfig(
-            max_len=8, hidden=16, n_blocks=1, n_heads=1, dropout=0.1, use_text=True, train=TINY_TRAIN
-        )
-    ),
-    "sasrec_text_cosine": lambda: SASRec(
-        SASRecConfig(
-            max_len=8,
-            hidden=16,
-            n_blocks=1,
-            n_heads=1,
-            dropout=0.1,
-            use_text=True,
-            cosine_temperature=0.1,
-            id_dropout=0.2,
-            train=TINY_TRAIN,
-        )
-    ),
+    "sasrec_id": lambda: SASRec(tiny_sasrec(use_text=False)),
+    "sasrec_text": lambda: SASRec(tiny_sasrec(use_text=True)),
+    "sasrec_text_cosine": lambda: SASRec(tiny_sasrec(use_text=True, cosine_temperature=0.1, id_dropout=0.2)),
     "sasrec_text_bag": lambda: SASRec(
-        SASRecConfig(
-            max_len=8,
-            hidden=16,
-            n_blocks=1,
-            n_heads=1,
-            dropout=0.1,
+        tiny_sasrec(
             use_text=True,
             text_whitening=True,
             token_bag=True,
@@ -196,11 +179,9 @@ def test_text_sasrec_keeps_cold_items_recommendable(chain_data: dict) -> None:
     """Items absent from training still get a text-derived embedding (id row masked to 0)."""
     cold = {20, 21}
     train = [[i for i in s if i not in cold] for s in chain_data["train"]]
-    model = SASRec(
-        SASRecConfig(
-            max_len=8, hidden=16, n_blocks=1, n_heads=1, dropout=0.1, use_text=True, train=TINY_TRAIN
-        )
-    ).fit(train, chain_data["n_items"], item_text_emb=chain_data["emb"])
+    model = SASRec(tiny_sasrec(use_text=True)).fit(
+        train, chain_data["n_items"], item_text_emb=chain_data["emb"]
+    )
     table = model.item_embeddings()
     assert np.linalg.norm(table[20]) > 0
     assert model.module_.id_mask[20].item() == 0.0
@@ -211,16 +192,7 @@ def test_word_bag_alone_keeps_cold_items_recommendable(chain_data: dict) -> None
     """Without the sentence embedding, an untrained item's row is the mean of its shared words."""
     cold = {20, 21}
     train = [[i for i in s if i not in cold] for s in chain_data["train"]]
-    config = SASRecConfig(
-        max_len=8,
-        hidden=16,
-        n_blocks=1,
-        n_heads=1,
-        dropout=0.1,
-        use_text=False,
-        token_bag=True,
-        train=TINY_TRAIN,
-    )
+    config = tiny_sasrec(use_text=False, token_bag=True)
     model = SASRec(config).fit(train, chain_data["n_items"], item_texts=chain_data["texts"])
     assert model.module_.id_mask[20].item() == 0.0
     table = model.item_embeddings()
