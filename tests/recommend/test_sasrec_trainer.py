@@ -30,6 +30,22 @@ def test_targets_ahead_aligns_with_left_padded_inputs() -> None:
     assert targets_ahead(windows, 3, 3).tolist() == [[4, 0, 0], [0, 0, 0]]
 
 
+def test_future_cross_entropy_is_torch_cross_entropy_weighted_per_step() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(50, 30)
+    nxt = torch.randint(1, 31, (50,))  # 1-based item ids
+    later = nxt.flip(0).clone()
+    later[::3] = 0  # the window ends before two steps ahead
+    ce = torch.nn.CrossEntropyLoss(label_smoothing=0.1, reduction="sum")
+    has = later > 0
+    expected = (ce(logits, nxt - 1) + 0.5 * ce(logits[has], later[has] - 1)) / (50 + 0.5 * int(has.sum()))
+    loss, weight = sasrec_trainer.future_cross_entropy(logits, [nxt, later], 0.5, 0.1)
+    assert weight == 50 + 0.5 * int(has.sum())
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    plain, _ = sasrec_trainer.future_cross_entropy(logits, [nxt], 0.5, 0.0)
+    assert plain.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, nxt - 1).item(), rel=1e-6)
+
+
 def test_future_targets_learn_what_comes_two_steps_later() -> None:
     """Item 1 is followed by a random item, then always by item 2. Next-item training never
     sees 2 right after 1; with future targets the state after [1] must rank 2 first."""

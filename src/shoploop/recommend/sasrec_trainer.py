@@ -71,6 +71,30 @@ def targets_ahead(windows: Sequence[Sequence[int]], k: int, width: int) -> torch
     return pad_left([[*w[k:], *([0] * (k - 1))][: max(len(w) - 1, 0)] for w in windows], width=width)
 
 
+def future_cross_entropy(
+    logits: torch.Tensor, targets: Sequence[torch.Tensor], decay: float, label_smoothing: float
+) -> tuple[torch.Tensor, float]:
+    """Mean cross-entropy of (N, n) scores against targets[k-1] (N,) = item k steps ahead
+    (1-based item ids, 0 = none), the k-th weighted decay ** (k - 1). One log-softmax serves
+    every k. Label smoothing as torch's: (1 - eps) * nll + eps * mean over items of -log p.
+    Returns (loss, total weight)."""
+    logp = torch.log_softmax(logits, dim=1)  # (N, n)
+    smooth = -logp.mean(1) if label_smoothing > 0 else None  # (N,)
+    total = logits.new_zeros(())
+    weight = 0.0
+    for k, target in enumerate(targets, start=1):
+        has = target > 0  # (N,)
+        if not has.any():
+            continue
+        nll = -logp.gather(1, (target - 1).clamp(min=0)[:, None])[:, 0]  # (N,)
+        if smooth is not None:
+            nll = (1.0 - label_smoothing) * nll + label_smoothing * smooth
+        w = decay ** (k - 1)
+        total = total + w * nll[has].sum()
+        weight += w * float(has.sum())
+    return total / max(weight, 1e-12), weight
+
+
 def training_windows(sequences: Sequence[Sequence[int]], max_len: int, max_windows: int) -> list[list[int]]:
     """Cut each sequence into windows of max_len+1 items (input = w[:-1], targets = w[1:])."""
     out: list[list[int]] = []
@@ -154,7 +178,6 @@ def train_sasrec(
         lr=config.lr,
         betas=(0.9, 0.98),
     )
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing, reduction="sum")
     budget_s = config.budget_minutes * 60.0
     start_time = time.monotonic()
     best, best_state, bad_epochs, since_decay = -math.inf, None, 0, 0
@@ -174,16 +197,18 @@ def train_sasrec(
             h = hid[keep]  # (N, d) positions that have a next item
             table = model.item_table()  # (n+1, d), rebuilt each step: text adaptor is trained
             logits = model.logits(h, table[1:])  # (N, n) padding row excluded from the softmax
-            loss = loss_fn(logits, tgt[keep] - 1)
-            weight = float(len(h))
-            for k in range(2, config.future_targets + 1):
-                ahead = targets_ahead(batch, k, seq.shape[1])[keep]  # (N,)
-                has = ahead > 0
-                if has.any():
-                    w_k = config.future_decay ** (k - 1)
-                    loss = loss + w_k * loss_fn(logits[has], ahead[has] - 1)
-                    weight += w_k * float(has.sum())
-            loss = loss / weight
+            loss, weight = future_cross_entropy(
+                logits,
+                [
+                    tgt[keep],
+                    *(
+                        targets_ahead(batch, k, seq.shape[1])[keep]
+                        for k in range(2, config.future_targets + 1)
+                    ),
+                ],
+                config.future_decay,
+                config.label_smoothing,
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip:
