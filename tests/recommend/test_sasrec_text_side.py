@@ -35,7 +35,7 @@ def test_shrinkage_damps_the_weakest_directions_most() -> None:
 
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 8), dim=st.integers(2, 12), seed=st.integers(0, 1000))
-def test_whitening_small_catalogs_stays_finite(n: int, dim: int, seed: int) -> None:
+def test_whitening_a_small_catalog_stays_finite(n: int, dim: int, seed: int) -> None:
     """Fewer items than dimensions leaves directions empty: they must come out 0, not inf/NaN."""
     out = pca_whiten(anisotropic(n, dim, seed))
     assert out.shape == (n + 1, dim) and out.dtype == np.float32

@@ -124,3 +124,29 @@ def test_attention_dropout_defaults_to_dropout_and_can_be_switched_off() -> None
     )
     model = SASRecModel(cfg, n_items=8, text_emb=None)
     assert model.emb_drop.p == 0.3 and model.blocks[0].drop.p == 0.3
+
+
+def test_validation_metric_is_the_benchmark_protocol_on_histories_longer_than_the_window(
+    chain_data: dict,
+) -> None:
+    """Early stopping must select on the number the benchmark reports: items the shopper saw
+    before the model's window are excluded too, not only the ones it reads."""
+    from shoploop.evaluation.sequential_protocol import evaluate_next_item
+    from shoploop.recommend.sasrec import SASRec
+
+    config = SASRecConfig(
+        max_len=3,
+        hidden=16,
+        n_blocks=1,
+        n_heads=1,
+        dropout=0.0,
+        use_text=False,
+        train=TrainConfig(epochs=3, num_threads=1),
+    )
+    model = SASRec(config).fit(chain_data["train"], chain_data["n_items"])
+    # every history revisits its first items after the window: [a, b, c, d, e, a+1 ...]
+    histories = [h[:6] for h in chain_data["test_history"] if len(h) >= 7]
+    targets = [h[0] + 1 if h[0] < chain_data["n_items"] else 1 for h in histories]
+    ours = sasrec_trainer.ndcg10_full_ranking(model.module_, histories, targets, max_len=3, batch_size=16)
+    benchmark = evaluate_next_item(model, histories, targets, chain_data["n_items"])["ndcg@10"]
+    assert ours == pytest.approx(benchmark, abs=1e-6)

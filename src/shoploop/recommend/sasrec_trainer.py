@@ -134,13 +134,14 @@ def ndcg10_full_ranking(
     table = model.item_table()
     total = 0.0
     for start in range(0, len(histories), batch_size):
-        hist = [list(h)[-max_len:] for h in histories[start : start + batch_size]]
+        full = [list(h) for h in histories[start : start + batch_size]]
         tgt = torch.as_tensor(list(targets[start : start + batch_size]), dtype=torch.long)
-        h = model.hidden(pad_left(hist))[:, -1, :]  # (B, d)
+        h = model.hidden(pad_left([items[-max_len:] for items in full]))[:, -1, :]  # (B, d)
         scores = model.logits(h, table)  # (B, n+1)
         scores[:, 0] = -torch.inf
-        for r, items in enumerate(hist):
-            # history excluded, except the target itself (as evaluation.metrics.rank_of_target)
+        for r, items in enumerate(full):
+            # the whole history excluded, not only the window the model reads, except the target
+            # itself (as evaluation.metrics.rank_of_target)
             scores[r, [i for i in items if i != tgt[r].item()] or [0]] = -torch.inf
         t_score = scores.gather(1, tgt[:, None])
         rank = (scores >= t_score).sum(1)  # pessimistic ties, like rank_of_target
