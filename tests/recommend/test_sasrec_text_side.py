@@ -42,6 +42,15 @@ def test_whitening_a_small_catalog_stays_finite(n: int, dim: int, seed: int) -> 
     assert np.isfinite(out).all() and np.all(out[0] == 0.0)
 
 
+def test_items_without_a_text_vector_stay_zero_and_do_not_shift_the_others() -> None:
+    emb = anisotropic(300, 8)
+    with_gaps = emb.copy()
+    with_gaps[[5, 50]] = 0.0  # two products the search index does not hold
+    out, reference = pca_whiten(with_gaps), pca_whiten(np.delete(emb, [5, 50], axis=0))
+    assert np.all(out[[0, 5, 50]] == 0.0)
+    np.testing.assert_allclose(np.delete(out, [5, 50], axis=0), reference, atol=1e-5)
+
+
 def test_word_bag_keeps_shared_words_in_first_use_order() -> None:
     texts = [
         "ignored padding text",

@@ -221,17 +221,23 @@ def pca_whiten(emb: np.ndarray, shrinkage: float = 0.1) -> np.ndarray:
 
     Rows are centred and rotated onto their principal axes, each scaled by
     1 / sqrt(var + shrinkage * mean var): unit variance where the data vary, no blow-up of the
-    directions a catalog smaller than `dim` leaves empty.
+    directions a catalog smaller than `dim` leaves empty. All-zero rows (items without a text
+    vector) are left out of the statistics and stay zero, so they add nothing to the item table.
     """
-    x = np.asarray(emb, dtype=np.float64)[1:]
-    out = np.zeros((x.shape[0] + 1, x.shape[1]), dtype=np.float32)
-    if x.shape[0] < 2:
-        out[1:] = x
+    x = np.asarray(emb, dtype=np.float64)
+    out = np.zeros(x.shape, dtype=np.float32)
+    has = np.any(x != 0.0, axis=1)
+    has[0] = False
+    rows = x[has]
+    if rows.shape[0] < 2:
+        out[has] = rows
         return out
-    x = x - x.mean(0)
-    _, sing, vt = np.linalg.svd(x, full_matrices=False)  # vt (r, dim), r = min(n, dim)
-    var = sing**2 / x.shape[0]
-    out[1:, : len(var)] = (x @ vt.T) / np.sqrt(var + shrinkage * var.mean() + 1e-12)
+    rows = rows - rows.mean(0)
+    _, sing, vt = np.linalg.svd(rows, full_matrices=False)  # vt (r, dim), r = min(rows, dim)
+    var = sing**2 / rows.shape[0]
+    out[np.flatnonzero(has)[:, None], np.arange(len(var))[None, :]] = (rows @ vt.T) / np.sqrt(
+        var + shrinkage * var.mean() + 1e-12
+    )
     return out
 
 
