@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from shoploop.evaluation.sequential_protocol import evaluate_next_item
 from shoploop.recommend import sasrec_trainer
-from shoploop.recommend.sasrec import SASRecConfig, SASRecModel
+from shoploop.recommend.sasrec import SASRec, SASRecConfig, SASRecModel
 from shoploop.recommend.sasrec_trainer import TrainConfig, targets_ahead, train_sasrec, training_windows
 
 SEQS = [[1, 2, 3, 4, 5], [2, 3, 4, 5, 6], [3, 4, 5, 6, 7], [4, 5, 6, 7, 8]] * 4
@@ -131,9 +132,6 @@ def test_validation_metric_is_the_benchmark_protocol_on_histories_longer_than_th
 ) -> None:
     """Early stopping must select on the number the benchmark reports: items the shopper saw
     before the model's window are excluded too, not only the ones it reads."""
-    from shoploop.evaluation.sequential_protocol import evaluate_next_item
-    from shoploop.recommend.sasrec import SASRec
-
     config = SASRecConfig(
         max_len=3,
         hidden=16,

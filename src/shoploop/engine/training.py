@@ -191,7 +191,7 @@ def train_recommender(
             train,
             n_items,
             item_text_emb=text_vectors if config.use_text else None,
-            item_texts=["", *(p.text() for p in products)],
+            item_texts=["", *(p.text() for p in products)] if config.token_bag else None,
             valid=([h for h, _ in valid], [t for _, t in valid]) if valid else None,
         )
         best = max((h.get("valid_ndcg10", 0.0) for h in getattr(model, "history_", [])), default=0.0)

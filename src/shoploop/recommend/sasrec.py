@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -162,7 +163,7 @@ class SASRecModel(nn.Module):
                 raise ValueError("token_bag=True needs item_tokens of shape (n_items+1, T)")
             tokens = torch.as_tensor(np.asarray(item_tokens, dtype=np.int64))
             self.register_buffer("tokens", tokens)  # (n+1, T)
-            n_words = int(tokens.max().item()) + 1 if tokens.numel() else 1
+            n_words = int(tokens.max().item()) + 1  # word_bag_ids gives every item >= 1 column
             self.bag = nn.EmbeddingBag(n_words, d, mode="mean", padding_idx=0)
             nn.init.normal_(self.bag.weight, std=0.02)
             with torch.no_grad():
@@ -235,9 +236,9 @@ def pca_whiten(emb: np.ndarray, shrinkage: float = 0.1) -> np.ndarray:
     rows = rows - rows.mean(0)
     _, sing, vt = np.linalg.svd(rows, full_matrices=False)  # vt (r, dim), r = min(rows, dim)
     var = sing**2 / rows.shape[0]
-    out[np.flatnonzero(has)[:, None], np.arange(len(var))[None, :]] = (rows @ vt.T) / np.sqrt(
-        var + shrinkage * var.mean() + 1e-12
-    )
+    white = np.zeros_like(rows)
+    white[:, : len(var)] = (rows @ vt.T) / np.sqrt(var + shrinkage * var.mean() + 1e-12)
+    out[has] = white
     return out
 
 
@@ -252,10 +253,7 @@ def word_bag_ids(texts: Sequence[str], min_items: int, max_tokens: int) -> np.nd
 
     words = [list(dict.fromkeys(analyze(t or ""))) for t in texts]
     words[0] = []
-    df: dict[str, int] = {}
-    for ws in words:
-        for w in ws:
-            df[w] = df.get(w, 0) + 1
+    df = Counter(w for ws in words for w in ws)  # words are distinct per item: item counts
     vocab = {w: i + 1 for i, w in enumerate(sorted(w for w, c in df.items() if c >= min_items))}
     rows = [[vocab[w] for w in ws if w in vocab][:max_tokens] for ws in words]
     out = np.zeros((len(rows), max(1, max((len(r) for r in rows), default=0))), dtype=np.int64)
