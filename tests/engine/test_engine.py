@@ -336,3 +336,33 @@ def test_candidate_detail_is_merged_once_and_survives_rules():
     assert [c.item_id for c in out] == ["p2", "p1"] and calls == []
     assert out[1].full_explanation() == {"matched_terms": ["drill"], "note": "engine"}  # engine wins
     assert out[1].full_explanation() is out[1].explanation and calls == [1]
+
+
+def test_a_querys_exploration_budget_shrinks_as_it_is_served_and_propensities_follow():
+    from dataclasses import replace
+
+    import numpy as np
+
+    from shoploop.feedback.exploration import ExplorationConfig, ExplorationPolicy, slot_marginals
+    from tests.engine.conftest import FAST
+
+    cfg = ExplorationConfig(budget=1.0, window=4, max_promotion=3, budget_half_servings=2.0)
+    engine, _ = make_engine(replace(FAST, exploration=cfg))
+    served = [engine.search("drill", k=6) for _ in range(40)]
+    assert served[0].explored  # budget 1 for a query never served
+    assert sum(s.explored for s in served[:5]) > sum(s.explored for s in served[-5:])
+    assert engine.online.query_served("  DRILL ") == pytest.approx(40, rel=1e-3)  # key normalised
+    # A list left in the ranker's order logs P(slot) = (1 - b_n) + b_n * M[slot, slot], with
+    # b_n = 2 / (2 + n) after n earlier servings (the clock barely moves: no decay of n).
+    policy = ExplorationPolicy(cfg)
+    checked = 0
+    for n, lst in enumerate(served):
+        if lst.explored:
+            continue
+        scores = np.array([i.score for i in lst.items])
+        m = slot_marginals(*policy.distribution(scores))
+        b = cfg.budget_for(n)
+        assert [i.propensity for i in lst.items[:4]] == pytest.approx((1 - b) + b * np.diag(m), rel=1e-4)
+        checked += 1
+    assert checked > 10
+    assert engine.search("saw", k=6).explored  # another query starts with the full budget

@@ -112,3 +112,46 @@ def test_same_seed_same_choices():
 def test_invalid_config_is_rejected(bad):
     with pytest.raises(ValueError):
         ExplorationConfig(**bad)
+
+
+def test_budget_decays_with_a_querys_servings_by_hand():
+    flat = ExplorationConfig(budget=0.2)
+    assert flat.budget_for(None) == flat.budget_for(1e6) == 0.2  # no decay configured
+    cfg = ExplorationConfig(budget=0.2, budget_half_servings=20, min_budget=0.02)
+    assert cfg.budget_for(None) == 0.2  # a list without a query keeps the flat budget
+    assert cfg.budget_for(0) == pytest.approx(0.2)
+    assert cfg.budget_for(20) == pytest.approx(0.1)  # halved after h servings
+    assert cfg.budget_for(60) == pytest.approx(0.05)  # 0.2 * 20 / 80
+    assert cfg.budget_for(10_000) == 0.02  # floored
+
+
+@given(st.floats(0, 1), st.floats(0.1, 1000), st.floats(0, 1e6), st.floats(0, 1e6))
+def test_decayed_budget_stays_in_range_and_never_grows_with_traffic(budget, half, n1, n2):
+    cfg = ExplorationConfig(budget=budget, budget_half_servings=half, min_budget=budget / 10)
+    lo, hi = sorted((n1, n2))
+    assert budget / 10 <= cfg.budget_for(hi) <= cfg.budget_for(lo) <= budget
+
+
+def test_per_request_budget_sets_the_mixture_in_the_logged_propensities():
+    policy = ExplorationPolicy(ExplorationConfig(budget=0.5, window=4, max_promotion=3))
+    scores = np.array([4.0, 3.0, 2.5, 1.0, 0.5])
+    perms, probs = policy.distribution(scores)
+    m = slot_marginals(perms, probs)
+    for budget in (0.0, 0.05, 0.3):
+        rng = np.random.default_rng(3)
+        res = policy.choose(scores, rng, budget=budget)
+        while res.explored:  # the deterministic list carries (1 - b) + b * M[i, i]
+            res = policy.choose(scores, rng, budget=budget)
+        expected = (1 - budget) + budget * np.diag(m)
+        assert res.propensities[:4] == pytest.approx(expected)
+    assert policy.choose(scores, np.random.default_rng(0), budget=1.0).explored
+    with pytest.raises(ValueError, match="budget"):
+        policy.choose(scores, np.random.default_rng(0), budget=1.5)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"budget_half_servings": -1.0}, {"budget": 0.1, "min_budget": 0.2}, {"min_budget": -0.1}]
+)
+def test_invalid_decay_config_is_rejected(bad):
+    with pytest.raises(ValueError, match="budget"):
+        ExplorationConfig(**bad)

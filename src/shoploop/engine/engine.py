@@ -724,7 +724,8 @@ class Engine:
                 self._explorations += 1
                 draw = self._explorations
             rng = np.random.default_rng([self.config.seed, draw])
-            choice = self.exploration.choose(np.array([c.score for c in ranked]), rng)
+            budget = self.exploration.config.budget_for(self.online.query_served(query) if query else None)
+            choice = self.exploration.choose(np.array([c.score for c in ranked]), rng, budget=budget)
             ranked = [ranked[i] for i in choice.order]
             propensities = choice.propensities
             policy = choice.policy

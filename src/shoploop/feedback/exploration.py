@@ -4,7 +4,12 @@ Learning from clicks needs lists that are not always in the same order (otherwis
 model never learns what it did not show), and off-policy evaluation needs to know how
 likely each item was to land in each slot. This policy:
 
-* explores on a `budget` share of requests only; the rest get the ranker's order;
+* explores on a `budget` share of requests only; the rest get the ranker's order. With
+  `budget_half_servings` set, a query's budget shrinks as it is served more often,
+  `budget * h / (h + n)` after n (time-decayed) servings, never below `min_budget`: new and
+  rare queries, where the ranker knows least, are explored most, and a head query that has
+  been learned stops paying for it (count-based decay, as epsilon_n ~ 1/n schedules do in
+  bandits). The budget used is fixed before the draw, so the logged propensities stay exact;
 * when exploring, re-orders just the top `window` items by Plackett-Luce sampling on
   the ranker's scores with a `temperature` (higher = more random);
 * never promotes an item more than `max_promotion` positions above its deterministic
@@ -32,6 +37,10 @@ class ExplorationConfig:
     window: int = 6  # only the top `window` slots are re-ordered
     temperature: float = 1.0  # applied to standardised scores
     max_promotion: int = 3  # positions an item may rise above its deterministic rank
+    # 0 = the same budget for every request; h > 0 = a query served n times explores with
+    # budget * h / (h + n), floored at min_budget (lists without a query keep `budget`).
+    budget_half_servings: float = 0.0
+    min_budget: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.budget <= 1.0:
@@ -42,6 +51,18 @@ class ExplorationConfig:
             raise ValueError("temperature must be > 0")
         if self.max_promotion < 0:
             raise ValueError("max_promotion must be >= 0")
+        if self.budget_half_servings < 0:
+            raise ValueError("budget_half_servings must be >= 0")
+        if not 0.0 <= self.min_budget <= self.budget:
+            raise ValueError("min_budget must be in [0, budget]")
+
+    def budget_for(self, servings: float | None) -> float:
+        """Exploration budget for a list whose query was served `servings` times before
+        (None: no query, or decay off: the flat `budget`)."""
+        h = self.budget_half_servings
+        if servings is None or h == 0.0:
+            return self.budget
+        return max(self.min_budget, self.budget / (1.0 + max(servings, 0.0) / h))
 
 
 @dataclass(frozen=True)
@@ -95,7 +116,8 @@ class ExplorationPolicy:
     @property
     def name(self) -> str:
         c = self.config
-        return f"pl-explore(b={c.budget},w={c.window},t={c.temperature},p={c.max_promotion})"
+        decay = f",h={c.budget_half_servings},min={c.min_budget}" if c.budget_half_servings else ""
+        return f"pl-explore(b={c.budget}{decay},w={c.window},t={c.temperature},p={c.max_promotion})"
 
     def distribution(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Allowed permutations of the top window and their probabilities when exploring.
@@ -108,15 +130,21 @@ class ExplorationPolicy:
         logits = (top - top.max()) / (spread * self.config.temperature)
         return perms, plackett_luce_probabilities(np.exp(logits), perms)
 
-    def choose(self, scores: np.ndarray, rng: np.random.Generator) -> ExplorationResult:
-        """Pick the list to show for ranker `scores` (deterministic order, best first)."""
+    def choose(
+        self, scores: np.ndarray, rng: np.random.Generator, *, budget: float | None = None
+    ) -> ExplorationResult:
+        """Pick the list to show for ranker `scores` (deterministic order, best first).
+
+        `budget`: this request's exploration share (default the config's; see `budget_for`)."""
+        budget = self.config.budget if budget is None else float(budget)
+        if not 0.0 <= budget <= 1.0:
+            raise ValueError("budget must be in [0, 1]")
         total = len(scores)
         n = min(self.config.window, total)
-        if total == 0 or self.config.budget == 0.0 or n < 2:
+        if total == 0 or budget == 0.0 or n < 2:
             return ExplorationResult(np.arange(total), np.ones(total), False, "deterministic")
         perms, probs = self.distribution(scores)
         marginals = slot_marginals(perms, probs)
-        budget = self.config.budget
         # Under the mixture, P(item i in slot s) = (1 - b) * [i == s] + b * M[i, s].
         mixture = budget * marginals + (1 - budget) * np.eye(n)
         explored = bool(rng.random() < budget)

@@ -210,6 +210,7 @@ class OnlineState:
         # (item_id, surface, signal) -> counter; surface "*" aggregates all surfaces
         self._item: dict[tuple[str, str, str], DecayedCounter] = defaultdict(DecayedCounter)
         self._query_item: dict[tuple[str, str, str], DecayedCounter] = defaultdict(DecayedCounter)
+        self._query_served: dict[str, DecayedCounter] = defaultdict(DecayedCounter)  # lists per query
         self._users: dict[str, UserState] = {}
         self._impressions: dict[str, tuple[str, str | None]] = {}  # request_id -> (surface, query)
         self._impression_order: deque[str] = deque()
@@ -225,6 +226,8 @@ class OnlineState:
             if isinstance(event, ImpressionEvent):
                 self._remember_impression(event)
                 query = query_key(event.query) if event.query else None
+                if query:
+                    self._query_served[query].add(1.0, ts, self._half_life)
                 theta = self._examination if event.surface in self._examination_surfaces else None
                 for shown in event.items:
                     self._count(shown.item_id, event.surface, query, "impression", ts)
@@ -390,6 +393,11 @@ class OnlineState:
                 n = _value(table, (key, item_id, exposure), t, half_life)
             out[item_id] = self._smoothed_ctr(_value(table, (key, item_id, "click"), t, half_life), n)
         return out
+
+    def query_served(self, query: str, *, now: datetime | None = None) -> float:
+        """Time-decayed number of lists served for `query` (0 for a query never served)."""
+        counter = self._query_served.get(query_key(query))
+        return counter.get(self._now(now), self._half_life) if counter else 0.0
 
     def query_item_signal(
         self, query: str, item_id: str, signal: str, *, now: datetime | None = None
