@@ -26,6 +26,9 @@ def test_train_then_rollback(tmp_path: Path, traffic):
     traffic(engine, 250, seed=5)
     engine.stores.close()
 
+    waiting = runner.invoke(app, ["train", "--home", str(home), "--fast", "--min-train-lists", "100000"])
+    assert waiting.exit_code == 0, waiting.output
+    assert "skipped" in waiting.output and "(< 100000)" in waiting.output
     first = runner.invoke(app, ["train", "--home", str(home), "--fast"])
     assert first.exit_code == 0, first.output
     assert '"version": 1' in first.output

@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -56,6 +57,17 @@ def train(
             "--recommender-every", min=0, help="Also retrain the recommender after N new interactions."
         ),
     ] = 0,
+    min_train_lists: Annotated[
+        int | None,
+        typer.Option(
+            "--min-train-lists",
+            min=1,
+            help="Clicked search lists needed before a first candidate ranker is trained (default 50). "
+            "Until then search serves retrieval plus the real-time click-through lift; in the "
+            "feedback-loop benchmark 2,000 avoided the early, poorly generalising rankers that 50 "
+            "promoted (docs/feedback-loop.md).",
+        ),
+    ] = None,
     fast: Annotated[
         bool, typer.Option("--fast", help="If models must be trained first: BM25-only search, item-kNN.")
     ] = False,
@@ -107,6 +119,8 @@ def train(
         correction=correction,  # type: ignore[arg-type]
         recommender_every_interactions=recommender_every,
     )
+    if min_train_lists is not None:
+        loop_config = replace(loop_config, min_train_lists=min_train_lists)
     loop = RetrainLoop(engine, loop_config, say=typer.echo)
     if not watch:
         report = loop.run_once()
