@@ -14,11 +14,17 @@ Protocol (search, Home Depot judgments, semi-synthetic):
   `Engine.ingest_events` with the served list's request_id.
 * Arms: (1) static: hybrid search (BM25-only here, for speed), no learning, no personalisation,
   no exploration; deterministic per query, so each query's list is computed once through the
-  engine and reused. (2) naive loop: the learned LambdaMART ranker retrained from raw clicks
-  with raw click-through features (at 1,000 and 2,500 searches, then every `--retrain-every`),
-  no exploration. (3) corrected loop: exploration (Plackett-Luce on the top 6 on 10% of
-  requests; exact propensities, and for shuffled lists each item's rank in the ranker's order,
-  logged), the examination curve estimated from that randomisation
+  engine and reused. Every learning arm serves, until its first learned ranker is promoted, the
+  engine's real-time lift from the query's click-through (`--ctr-lift`, the engine's default
+  `ServingSettings.query_ctr_weight`), so it learns from the first click as the product does.
+  (2) naive loop: the learned LambdaMART ranker retrained from raw clicks with raw click-through
+  features (tried at 1,000 and 2,500 searches, then every `--retrain-every`; a retrain trains a
+  candidate only once `--min-train-lists` clicked training lists exist), no exploration.
+  (3) corrected loop: exploration (Plackett-Luce on the top 6 with at most 3 places of
+  promotion; the budget is 20% for a query never served and decays with its servings,
+  0.2 / (1 + n/20), floor 2% (`ExplorationConfig.budget_half_servings`); exact propensities,
+  and for shuffled lists each item's rank in the ranker's order, logged), the examination
+  curve estimated from that randomisation
   (`click_models.examination_from_randomisation`; EM over all lists until it has 100 clicks
   below slot 1), inverse-propensity weights and click-through features over expected
   examinations from that curve. (2b) ipw_only: the corrected loop without exploration (so its
@@ -148,8 +154,30 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--min-train-lists",
         type=int,
-        default=RetrainConfig.min_train_lists,
-        help="clicked training lists a retrain needs before it trains a candidate (RetrainConfig)",
+        default=2000,
+        help="clicked training lists a retrain needs before it trains a candidate "
+        f"(RetrainConfig.min_train_lists; library default {RetrainConfig.min_train_lists})",
+    )
+    # Corrected arm's exploration: 20% for a new query, halved after 20 servings, floor 2%.
+    p.add_argument("--explore-budget", type=float, default=0.2, help="corrected arm")
+    p.add_argument("--explore-window", type=int, default=ExplorationConfig.window, help="corrected arm")
+    p.add_argument(
+        "--explore-max-promotion", type=int, default=ExplorationConfig.max_promotion, help="corrected arm"
+    )
+    p.add_argument(
+        "--explore-half-servings",
+        type=float,
+        default=20.0,
+        help="corrected arm: a query's budget halves after this many servings (0: flat budget)",
+    )
+    p.add_argument("--explore-min-budget", type=float, default=0.02, help="corrected arm")
+    p.add_argument(
+        "--ctr-lift",
+        type=float,
+        default=ServingSettings.query_ctr_weight,
+        help="learning arms: the engine's real-time lift from a query's click-through, serving until "
+        "a ranker is promoted (ServingSettings.query_ctr_weight; "
+        f"engine default {ServingSettings.query_ctr_weight})",
     )
     p.add_argument("--img-dir", type=Path, default=ROOT / "docs" / "img")
     p.add_argument("--md", type=Path, default=None, help="Markdown summary (default: --out with .md)")
@@ -190,17 +218,24 @@ def search_world(
 
 
 def make_search_engine(
-    products: list[Product], clock: SimulatedClock, *, explore: float, debias: bool = False
+    products: list[Product],
+    clock: SimulatedClock,
+    *,
+    explore: ExplorationConfig | None = None,
+    debias: bool = False,
+    ctr_lift: float = 0.0,
 ) -> Any:
-    """debias: CTR features over expected examinations (a DCG prior until the loop's own curve)."""
+    """debias: CTR features over expected examinations (a DCG prior until the loop's own curve).
+    ctr_lift: `ServingSettings.query_ctr_weight`, the engine's real-time lift from a query's
+    click-through, which serves until a learned ranker is promoted (0 for the static arm)."""
     config = EngineConfig(
         online=OnlineConfig(examination=DCG_EXAMINATION if debias else None),
         search=HybridConfig(use_dense=False),
         recommender=RecommenderSettings(kind="popularity"),
-        # The static ranker is pure hybrid retrieval: no heuristic CTR lift, no personalisation,
-        # so every difference between arms is the learned ranker.
-        serving=ServingSettings(personalization_weight=0.0, query_ctr_weight=0.0),
-        exploration=ExplorationConfig(budget=explore),
+        # No personalisation in any arm (the shoppers have no tastes); the static arm has no CTR
+        # lift either: pure hybrid retrieval.
+        serving=ServingSettings(personalization_weight=0.0, query_ctr_weight=ctr_lift),
+        exploration=explore or ExplorationConfig(budget=0.0),
     )
     engine = build_engine(config)
     engine.clock = clock
@@ -216,13 +251,22 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
         f"search world: {len(products)} products, {len(queries)} queries "
         f"({len(train)} train / {len(held)} held out)"
     )
+    explore = ExplorationConfig(
+        budget=args.explore_budget,
+        window=args.explore_window,
+        max_promotion=args.explore_max_promotion,
+        budget_half_servings=args.explore_half_servings,
+        min_budget=args.explore_min_budget,
+    )
     # One simulated clock for every engine and the shoppers: the same seed replays the same run.
     clock = SimulatedClock()
     engines = {
-        "static": make_search_engine(products, clock, explore=0.0),
-        "naive": make_search_engine(products, clock, explore=0.0),
-        "ipw_only": make_search_engine(products, clock, explore=0.0, debias=True),
-        "corrected": make_search_engine(products, clock, explore=0.1, debias=True),
+        "static": make_search_engine(products, clock),
+        "naive": make_search_engine(products, clock, ctr_lift=args.ctr_lift),
+        "ipw_only": make_search_engine(products, clock, debias=True, ctr_lift=args.ctr_lift),
+        "corrected": make_search_engine(
+            products, clock, explore=explore, debias=True, ctr_lift=args.ctr_lift
+        ),
     }
     say(f"engines ready in {time.perf_counter() - started:.0f}s")
     shoppers = SearchShoppers(judgments, SearchShopperConfig(eta=args.eta, noise=args.noise), clock=clock)
