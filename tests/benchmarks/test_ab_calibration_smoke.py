@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "ab_calibration.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("ab_calibration_bench", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up here
-    spec.loader.exec_module(mod)
-    return mod
+from tests.benchmarks.loader import load_benchmark
 
 
 def test_ab_calibration_smoke(tmp_path: Path):
     out = tmp_path / "ab.json"
-    res = _load().main(
+    res = load_benchmark("ab_calibration").main(
         ["--n-sims", "60", "--days", "7", "--users-per-day", "4000", "--cuped-sims", "30",
          "--cuped-users-per-day", "200", "--lifts", "0.05,0.5", "--out", str(out)]
     )  # fmt: skip

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "data_value.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("data_value_bench", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up here
-    spec.loader.exec_module(mod)
-    return mod
+from tests.benchmarks.loader import load_benchmark
 
 
 def test_data_value_smoke(tmp_path: Path, monkeypatch):
-    mod = _load()
+    mod = load_benchmark("data_value")
     real = mod.synthetic_task
     monkeypatch.setattr(mod, "synthetic_task", lambda seed: real(seed, n_users=150, n_valid=60, n_test=60))
     out = tmp_path / "dv.json"

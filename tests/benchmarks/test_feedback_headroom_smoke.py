@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
+
+from tests.benchmarks.loader import load_benchmark
 
 from tests.benchmarks.test_feedback_loop_smoke import write_homedepot
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "bench_feedback_headroom", ROOT / "benchmarks" / "feedback_headroom.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_feedback_headroom"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_feedback_headroom_runs_and_its_ceilings_are_ordered(tmp_path):
-    bench = load_benchmark()
+    bench = load_benchmark("feedback_headroom")
     write_homedepot(tmp_path / "data" / "homedepot")
     out = tmp_path / "headroom.json"
     bench.main(

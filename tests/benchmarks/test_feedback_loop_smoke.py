@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+from tests.benchmarks.loader import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 WORDS = ["drill", "saw", "hammer", "paint", "deck", "screw", "lamp", "pipe", "valve", "tile"]
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "bench_feedback_loop", ROOT / "benchmarks" / "feedback_loop.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_feedback_loop"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_homedepot(directory: Path, seed: int = 0) -> None:
@@ -71,7 +61,7 @@ def write_scientific(directory: Path, n_items: int = 40, n_users: int = 50, seed
 def test_feedback_loop_benchmark_runs(tmp_path, monkeypatch):
     # matplotlib is only a bench extra: CI has none, so take the SVG fallback here too.
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    bench = load_benchmark()
+    bench = load_benchmark("feedback_loop")
     write_homedepot(tmp_path / "data" / "homedepot")
     write_scientific(tmp_path / "data" / "amazon-scientific")
     out = tmp_path / "fl.json"
@@ -127,7 +117,7 @@ def test_feedback_loop_benchmark_runs(tmp_path, monkeypatch):
 def test_feedback_loop_search_part_is_reproducible(tmp_path):
     # A simulated clock stamps every event, so a seed gives the same run exactly, also when
     # seeds share the cores in separate processes.
-    bench = load_benchmark()
+    bench = load_benchmark("feedback_loop")
     write_homedepot(tmp_path / "data" / "homedepot")
     runs = []
     for jobs in ("1", "2"):

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "ingest.py"
-
-
-def _load():
-    # Loaded by path so the test does not depend on the repo root being on sys.path.
-    spec = importlib.util.spec_from_file_location("shoploop_bench_ingest", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmarks.loader import load_benchmark
 
 
 def test_generator_is_seeded_and_valid():
-    bench = _load()
+    bench = load_benchmark("ingest")
     a = bench.generate_events(300, seed=3)
     b = bench.generate_events(300, seed=3)
     assert a == b and len(a) == 300
@@ -27,7 +17,7 @@ def test_generator_is_seeded_and_valid():
 
 
 def test_ingest_benchmark_smoke(tmp_path, monkeypatch):
-    bench = _load()
+    bench = load_benchmark("ingest")
     monkeypatch.setattr(bench, "NAIVE_DEFAULT_CAP", 20)  # fsync per event is slow; keep it tiny
     out = tmp_path / "out.json"
     result = bench.main(

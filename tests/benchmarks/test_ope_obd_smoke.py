@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from tests.benchmarks.loader import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("ope_obd_bench", ROOT / "benchmarks" / "ope_obd.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _write_tiny_obd(root: Path, n_items: int = 5, n_rows: int = 300, seed: int = 0) -> None:
@@ -57,7 +47,7 @@ def _write_tiny_obd(root: Path, n_items: int = 5, n_rows: int = 300, seed: int =
 
 
 def test_ope_obd_smoke_without_obp(tmp_path: Path) -> None:
-    bench = _load_benchmark()
+    bench = load_benchmark("ope_obd")
     _write_tiny_obd(tmp_path / "obd")
     out_path = tmp_path / "res" / "ope.json"
     out = bench.main(
@@ -85,7 +75,7 @@ def test_ope_obd_smoke_without_obp(tmp_path: Path) -> None:
 @pytest.mark.slow  # importing obp (torch, matplotlib) and its Monte Carlo take ~15 s
 def test_ope_obd_smoke_with_obp(tmp_path: Path) -> None:
     pytest.importorskip("obp", reason="obp (bench extra) not installed")
-    bench = _load_benchmark()
+    bench = load_benchmark("ope_obd")
     _write_tiny_obd(tmp_path / "obd", n_items=34, n_rows=900)  # the "men" production prior has 34 items
     out_path = tmp_path / "ope.json"
     out = bench.main(

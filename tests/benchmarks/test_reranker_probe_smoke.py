@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 from pathlib import Path
@@ -10,18 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tests.benchmarks.loader import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 WORDS = ["hammer", "drill", "paint", "hose", "lamp", "door", "bracket", "shower", "deck", "tile"]
 COLOURS = ["red", "blue", "green", "black", "white"]
-
-
-def load_probe():
-    spec = importlib.util.spec_from_file_location("reranker_probe", ROOT / "benchmarks" / "reranker_probe.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
 
 
 def tiny_bert(directory: Path) -> str:
@@ -80,7 +72,7 @@ def test_cross_encoder_probe_smoke(setup: tuple[Path, str], tmp_path: Path) -> N
         "--latency-queries", "3", "--valid-frac", "0.2", "--threads", "1", "--max-length", "24",
         "--save-model", str(tmp_path / "ce"),
     ]  # fmt: skip
-    assert load_probe().main(argv) == 0
+    assert load_benchmark("reranker_probe").main(argv) == 0
     result = json.loads(out.read_text())
     full = result["full_catalog"]
     for key in ("bm25s_ndcg10", "ce_torch_top5_ndcg10", "ce_torch_top10_ndcg10", "ce_int8_top5_ndcg10"):
@@ -92,7 +84,7 @@ def test_cross_encoder_probe_smoke(setup: tuple[Path, str], tmp_path: Path) -> N
 
 
 def test_split_matches_the_search_benchmark_rule() -> None:
-    probe = load_probe()
+    probe = load_benchmark("reranker_probe")
     queries = ["b", "a", "c", "a", "d"]
     uniq = sorted(set(queries))
     random.Random(3).shuffle(uniq)
@@ -117,7 +109,7 @@ def test_bi_encoder_probe_smoke(setup: tuple[Path, str], tmp_path: Path) -> None
         "--bi-budget-minutes", "0.1", "--bi-batch-size", "8", "--bi-epochs", "1", "--threads", "1",
         "--bi-corpus-size", "20", "--save-model", str(tmp_path / "bi"), "--bi-hard-negatives",
     ]  # fmt: skip
-    assert load_probe().main(argv) == 0
+    assert load_benchmark("reranker_probe").main(argv) == 0
     result = json.loads(out.read_text())
     for row in ("untuned", "finetuned", "bm25s"):
         assert 0.0 <= result[row]["ndcg10"] <= 1.0 and 0.0 <= result[row]["recall100"] <= 1.0

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
+from tests.benchmarks.loader import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("bench_sequential", ROOT / "benchmarks" / "sequential.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_sequential"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_unisrec(directory: Path, n_items: int = 30, n_users: int = 60, seed: int = 0) -> None:
@@ -49,7 +40,7 @@ def test_sequential_benchmark_smoke(tmp_path: Path) -> None:
     data.mkdir()
     write_unisrec(data)
     out = tmp_path / "out" / "sequential_tiny.json"
-    bench = load_benchmark()
+    bench = load_benchmark("sequential")
     result = bench.main(
         [
             "--format",
@@ -118,7 +109,7 @@ def test_sequential_benchmark_reports_exact_history_cases(tmp_path: Path) -> Non
     data.mkdir()
     val_users = write_gsasrec(data)
     out = tmp_path / "sequential_ml-tiny.json"
-    bench = load_benchmark()
+    bench = load_benchmark("sequential")
     bench.main(
         [
             "--format",
