@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 from tests.benchmarks.loader import load_benchmark
-
 from tests.benchmarks.test_feedback_loop_smoke import write_homedepot
 
 ROOT = Path(__file__).resolve().parents[2]
