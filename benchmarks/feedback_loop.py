@@ -224,13 +224,18 @@ def make_search_engine(
     explore: ExplorationConfig | None = None,
     debias: bool = False,
     ctr_lift: float = 0.0,
+    dense: bool = False,
+    embedding_cache_dir: Path | None = None,
 ) -> Any:
     """debias: CTR features over expected examinations (a DCG prior until the loop's own curve).
     ctr_lift: `ServingSettings.query_ctr_weight`, the engine's real-time lift from a query's
-    click-through, which serves until a learned ranker is promoted (0 for the static arm)."""
+    click-through, which serves until a learned ranker is promoted (0 for the static arm).
+    dense: hybrid retrieval with the dense retriever too (the loop runs BM25-only, for speed)."""
     config = EngineConfig(
         online=OnlineConfig(examination=DCG_EXAMINATION if debias else None),
-        search=HybridConfig(use_dense=False),
+        search=HybridConfig(
+            use_dense=dense, embedding_cache_dir=str(embedding_cache_dir) if embedding_cache_dir else None
+        ),
         recommender=RecommenderSettings(kind="popularity"),
         # No personalisation in any arm (the shoppers have no tastes); the static arm has no CTR
         # lift either: pure hybrid retrieval.

@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -118,9 +117,8 @@ def train(
         every_minutes=every_minutes,
         correction=correction,  # type: ignore[arg-type]
         recommender_every_interactions=recommender_every,
+        **({} if min_train_lists is None else {"min_train_lists": min_train_lists}),
     )
-    if min_train_lists is not None:
-        loop_config = replace(loop_config, min_train_lists=min_train_lists)
     loop = RetrainLoop(engine, loop_config, say=typer.echo)
     if not watch:
         report = loop.run_once()

@@ -724,7 +724,10 @@ class Engine:
                 self._explorations += 1
                 draw = self._explorations
             rng = np.random.default_rng([self.config.seed, draw])
-            budget = self.exploration.config.budget_for(self.online.query_served(query) if query else None)
+            cfg = self.exploration.config
+            # The query's serving count is only read when the budget decays with it.
+            servings = self.online.query_served(query) if query and cfg.budget_half_servings else None
+            budget = cfg.budget_for(servings)
             choice = self.exploration.choose(np.array([c.score for c in ranked]), rng, budget=budget)
             ranked = [ranked[i] for i in choice.order]
             propensities = choice.propensities
