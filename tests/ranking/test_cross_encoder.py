@@ -16,7 +16,7 @@ from shoploop.ranking.cross_encoder import (
     blend_with_first_stage,
     pool_ndcg,
 )
-from shoploop.ranking.training_pairs import GradedPair
+from shoploop.ranking.training_pairs import GradedPair, group_by_query
 
 COLOURS = ["red", "blue", "green", "black", "white", "yellow"]
 THINGS = ["hammer", "drill", "paint", "hose", "lamp", "door"]
@@ -97,6 +97,57 @@ def test_listwise_fit_reduces_loss_and_learns_the_toy_ranking(tiny_bert: str) ->
     assert ce.record_.best_valid_ndcg is not None and ce.record_.best_valid_ndcg > first_valid
 
 
+def varied_length_pairs(n_queries: int = 120) -> list[GradedPair]:
+    """Queries of 1-8 words, each with titles of about 1-20 words (similar within a query), so a
+    random batch pads far past its typical pair."""
+    rng = random.Random(3)
+    words = COLOURS + THINGS
+    out = []
+    for q in range(n_queries):
+        query = " ".join(rng.choices(words, k=rng.randint(1, 8))) + f" q{q}"
+        size = rng.randint(1, 18)
+        for label in (1.0, 0.5, 0.0, 0.0):
+            out.append(GradedPair(query, " ".join(rng.choices(words, k=size + rng.randint(0, 2))), label))
+    return out
+
+
+def padded_width(ce: CrossEncoderReranker, rows: list[tuple[str, str, float]]) -> int:
+    """The width `_collate` pads a training batch to (before rounding up to a multiple of 8)."""
+    return max(len(ids) for ids, _ in ce._encode([r[0] for r in rows], [r[1] for r in rows]))
+
+
+def test_length_sorted_batches_keep_every_group_whole_and_pad_less(tiny_bert: str) -> None:
+    pairs = varied_length_pairs()
+    groups, doc_pool = group_by_query(pairs), sorted({p.doc for p in pairs})
+    widths, firsts = {}, {}
+    for chunk in (0, 50):
+        ce = CrossEncoderReranker(tiny_config(tiny_bert, max_length=64, length_sorted_chunk=chunk))
+        ce._init_model(tiny_bert)
+        batches = list(ce._listwise_batches(groups, doc_pool, random.Random(0), per_step=16))
+        firsts[chunk] = sorted(
+            (rows[i][0], rows[i][1]) for rows, g in batches for i in range(0, len(rows), g)
+        )
+        for rows, group in batches:
+            assert group == 4 and len(rows) % group == 0
+            for i in range(0, len(rows), group):
+                unit = rows[i : i + group]
+                assert {r[0] for r in unit} == {unit[0][0]}  # one query per group
+                assert all(r[2] <= unit[0][2] - 0.25 for r in unit[1:])  # positive first
+        widths[chunk] = np.mean([padded_width(ce, rows) for rows, _ in batches])
+    # the same positives (label >= 0.5: two per query), each once per epoch, in both modes
+    assert firsts[0] == firsts[50] and len(firsts[0]) == 2 * 120
+    assert widths[50] < 0.8 * widths[0]
+
+
+def test_pair_lengths_match_the_encoded_pairs(tiny_bert: str) -> None:
+    ce = CrossEncoderReranker(tiny_config(tiny_bert, max_length=16))
+    ce._init_model(tiny_bert)
+    pairs = [(p.query, p.doc) for p in varied_length_pairs(10)]
+    lengths = ce._pair_lengths(pairs)
+    encoded = ce._encode([q for q, _ in pairs], [d for _, d in pairs])
+    assert [lengths[pair] for pair in pairs] == [len(ids) for ids, _ in encoded]
+
+
 def test_bce_fit_reduces_training_loss(tiny_bert: str) -> None:
     ce = CrossEncoderReranker(tiny_config(tiny_bert, loss="bce", epochs=12)).fit(toy_pairs(0))
     losses = [h["train_loss"] for h in ce.record_.history if "train_loss" in h]
@@ -159,7 +210,8 @@ def test_save_load_gives_identical_scores(tiny_bert: str, tmp_path: Path) -> Non
 def test_onnx_int8_agrees_in_ranking_with_torch(tiny_bert: str, tmp_path: Path) -> None:
     from scipy.stats import spearmanr
 
-    ce = CrossEncoderReranker(tiny_config(tiny_bert)).fit(toy_pairs(0), toy_pairs(1, 8))
+    # no validation pools: the last state, not an early best one whose scores are nearly flat
+    ce = CrossEncoderReranker(tiny_config(tiny_bert)).fit(toy_pairs(0))
     ce.save(tmp_path / "ce", export_onnx_int8=True)
     assert (tmp_path / "ce" / "model.int8.onnx").exists()
     loaded = CrossEncoderReranker.load(tmp_path / "ce")
@@ -168,7 +220,9 @@ def test_onnx_int8_agrees_in_ranking_with_torch(tiny_bert: str, tmp_path: Path) 
         t = loaded.score(query, docs, backend="torch")
         q = loaded.score(query, docs, backend="onnx-int8")
         assert spearmanr(t, q).statistic > 0.9
-        assert set(np.argsort(-t)[:6]) == set(np.argsort(-q)[:6])  # the 6 matching products stay on top
+        # int8's top 6 are torch's top 6, up to near-ties
+        sixth, spread = np.sort(t)[-6], t.max() - t.min()
+        assert spread > 0.1 and (t[np.argsort(-q)[:6]] >= sixth - 0.02 * spread).all()
 
 
 def test_onnx_fp32_export_matches_torch(tiny_bert: str, tmp_path: Path) -> None:
