@@ -699,7 +699,13 @@ def _cross_encoder_systems(args, ce_mod, products, train_q, test_q, judg, s, sys
         valid = [ce_mod.GradedPair(q, title[u], (r - 1) / 2) for q, u, r in judged_v]
     mine_s = time.perf_counter() - t
     cfg_fields = ce_mod.CrossEncoderConfig.__dataclass_fields__
-    kw = {"time_budget_minutes": args.ce_minutes, "seed": args.seed, "model_path": args.ce_model}
+    # backend "auto", as the engine serves it: bf16 torch on CPUs with AMX, int8 ONNX elsewhere
+    kw = {
+        "time_budget_minutes": args.ce_minutes,
+        "seed": args.seed,
+        "model_path": args.ce_model,
+        "backend": "auto",
+    }
     kw = {k: v for k, v in kw.items() if k in cfg_fields}
     t = time.perf_counter()
     ce = ce_mod.CrossEncoderReranker(ce_mod.CrossEncoderConfig(**kw)).fit(train, valid)
@@ -728,7 +734,8 @@ def _cross_encoder_systems(args, ce_mod, products, train_q, test_q, judg, s, sys
     best_w = max(grid, key=lambda w: (weight_ndcg[w], -abs(w - 0.5)))
     log(f"cross-encoder blend weight {best_w} (validation NDCG@10 by weight: {weight_ndcg})")
     precision = ce.record_.precision or "fp32"
-    precision_check = _precision_check(ce, valid_heads, head_scores, best_w, judg, precision)
+    arithmetic = f"{precision} torch" if ce.scoring_backend() == "torch" else ce.scoring_backend()
+    precision_check = _arithmetic_check(ce, valid_heads, head_scores, best_w, judg, arithmetic)
     ce_lat.clear()  # time the test queries only
 
     # Both test rows order the same cross-encoder scores (blended, or alone): score each test query
@@ -761,6 +768,7 @@ def _cross_encoder_systems(args, ce_mod, products, train_q, test_q, judg, s, sys
         "hard_negatives_per_query": args.ce_hard_negatives,
         "train_steps": ce.record_.steps,
         "precision": precision,
+        "scoring": arithmetic,
     }
     timed: dict[str, Any] = {}
     for name, weight in (("hybrid+cross-encoder", best_w), ("hybrid+cross-encoder-only", 1.0)):
@@ -776,7 +784,8 @@ def _cross_encoder_systems(args, ce_mod, products, train_q, test_q, judg, s, sys
         systems.append(row)
     notes.append(
         f"cross-encoder re-ranks the hybrid top {top_k}; trained {ce_train_s:.0f}s "
-        f"({ce.record_.steps} steps, {precision}) on {len(train)} pairs; blend weight {best_w} "
+        f"({ce.record_.steps} steps, {precision}) on {len(train)} pairs, scores with {arithmetic}; "
+        f"blend weight {best_w} "
         f"chosen on {len(valid_heads)} validation (training-side) queries; '-only' orders the "
         "same head by the cross-encoder alone (latency as the blended row, whose pass scored it)"
     )
@@ -805,26 +814,29 @@ def _heads_ndcg(heads: list[tuple], weight: float, judg: Judgments) -> float:
     return float(np.mean(_ndcg_at_k(_pad(rows, 10), 10, ideal)))
 
 
-def _precision_check(ce, valid_heads, head_scores, weight, judg, precision, n: int = 300) -> str:
-    """When the cross-encoder scored in bf16, re-score some validation heads in fp32 and compare the
-    blended NDCG@10, so the table says what the faster arithmetic costs in quality."""
-    if precision != "bf16" or not valid_heads:
+def _arithmetic_check(ce, valid_heads, head_scores, weight, judg, serving: str, n: int = 300) -> str:
+    """When the cross-encoder serves with faster arithmetic than fp32 torch (bf16, or int8 ONNX),
+    re-score some validation heads both ways and compare the blended NDCG@10, so the table says
+    what the faster arithmetic costs in quality."""
+    if serving == "fp32 torch" or not valid_heads:
         return ""
     cfg = ce.config
+    modes = {"fp32 torch": ("fp32", "torch"), serving: (cfg.precision, ce.scoring_backend())}
     nd, p50 = {}, {}
     subset = valid_heads[:n]
-    for mode in ("fp32", "bf16"):
-        ce.config = replace(cfg, precision=mode)
+    for name, (precision, backend) in modes.items():
+        ce.config = replace(cfg, precision=precision)
         heads, lat = [], []
         for q, *_ in subset:
             t = time.perf_counter()
-            heads.append((q, *head_scores(q, backend="torch")))
+            heads.append((q, *head_scores(q, backend=backend)))
             lat.append((time.perf_counter() - t) * 1e3)
-        nd[mode], p50[mode] = _heads_ndcg(heads, weight, judg), float(np.percentile(lat, 50))
+        nd[name], p50[name] = _heads_ndcg(heads, weight, judg), float(np.percentile(lat, 50))
     ce.config = cfg
     return (
-        f"cross-encoder arithmetic on {len(subset)} validation queries: fp32 NDCG@10 {nd['fp32']:.4f} "
-        f"(search + top-50 p50 {p50['fp32']:.0f} ms) vs bf16 {nd['bf16']:.4f} ({p50['bf16']:.0f} ms)"
+        f"cross-encoder arithmetic on {len(subset)} validation queries: fp32 torch NDCG@10 "
+        f"{nd['fp32 torch']:.4f} (search + top-50 p50 {p50['fp32 torch']:.0f} ms) vs {serving} "
+        f"{nd[serving]:.4f} ({p50[serving]:.0f} ms)"
     )
 
 
