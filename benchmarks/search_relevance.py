@@ -131,6 +131,15 @@ class Judgments:
         return {u for u, r in self.rel[q].items() if r >= 2.5}
 
 
+def machine_description(threads: int) -> str:
+    """Cores, and whether the CPU has AMX bf16 tiles: the cross-encoder's arithmetic (bf16 torch or
+    int8 ONNX), its training steps per budget and its latency all depend on it."""
+    from shoploop.text.precision import cpu_has_fast_bf16
+
+    bf16 = "AMX bf16" if cpu_has_fast_bf16() else "no AMX"
+    return f"{os.cpu_count()} CPU cores (shared), {bf16}, no GPU, threads={threads}"
+
+
 # Every query encoder the run creates; `evaluate` empties their caches before each system.
 ENCODERS: list[Any] = []
 
@@ -452,7 +461,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "n_test_queries": len(test_q),
         "seed": args.seed,
         "train_frac": args.train_frac,
-        "machine": f"{os.cpu_count()} CPU cores (shared), no GPU, threads={args.threads}",
+        "machine": machine_description(args.threads),
         "systems": systems,
         "notes": notes,
     }
