@@ -179,6 +179,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "a ranker is promoted (ServingSettings.query_ctr_weight; "
         f"engine default {ServingSettings.query_ctr_weight})",
     )
+    p.add_argument(
+        "--ranker-max-promotion",
+        type=int,
+        default=None,
+        help="learning arms: places a learned ranker may move an item above the heuristic order "
+        "(ServingSettings.ranker_max_promotion; default: unbounded)",
+    )
     p.add_argument("--img-dir", type=Path, default=ROOT / "docs" / "img")
     p.add_argument("--md", type=Path, default=None, help="Markdown summary (default: --out with .md)")
     p.add_argument("--no-plots", action="store_true")
@@ -224,6 +231,7 @@ def make_search_engine(
     explore: ExplorationConfig | None = None,
     debias: bool = False,
     ctr_lift: float = 0.0,
+    max_promotion: int | None = None,
     dense: bool = False,
     embedding_cache_dir: Path | None = None,
 ) -> Any:
@@ -239,7 +247,9 @@ def make_search_engine(
         recommender=RecommenderSettings(kind="popularity"),
         # No personalisation in any arm (the shoppers have no tastes); the static arm has no CTR
         # lift either: pure hybrid retrieval.
-        serving=ServingSettings(personalization_weight=0.0, query_ctr_weight=ctr_lift),
+        serving=ServingSettings(
+            personalization_weight=0.0, query_ctr_weight=ctr_lift, ranker_max_promotion=max_promotion
+        ),
         exploration=explore or ExplorationConfig(budget=0.0),
     )
     engine = build_engine(config)
@@ -265,13 +275,12 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
     )
     # One simulated clock for every engine and the shoppers: the same seed replays the same run.
     clock = SimulatedClock()
+    learning: dict[str, Any] = {"ctr_lift": args.ctr_lift, "max_promotion": args.ranker_max_promotion}
     engines = {
         "static": make_search_engine(products, clock),
-        "naive": make_search_engine(products, clock, ctr_lift=args.ctr_lift),
-        "ipw_only": make_search_engine(products, clock, debias=True, ctr_lift=args.ctr_lift),
-        "corrected": make_search_engine(
-            products, clock, explore=explore, debias=True, ctr_lift=args.ctr_lift
-        ),
+        "naive": make_search_engine(products, clock, **learning),
+        "ipw_only": make_search_engine(products, clock, debias=True, **learning),
+        "corrected": make_search_engine(products, clock, explore=explore, debias=True, **learning),
     }
     say(f"engines ready in {time.perf_counter() - started:.0f}s")
     shoppers = SearchShoppers(judgments, SearchShopperConfig(eta=args.eta, noise=args.noise), clock=clock)

@@ -366,3 +366,20 @@ def test_a_querys_exploration_budget_shrinks_as_it_is_served_and_propensities_fo
         checked += 1
     assert checked > 10
     assert engine.search("saw", k=6).explored  # another query starts with the full budget
+
+
+def test_the_learned_ranker_is_held_to_the_configured_promotion_bound(engine):
+    from dataclasses import replace
+
+    seen = []
+
+    class RecordingRanker:  # stands in for LearnedRanker: records the bound, keeps the order
+        def rerank(self, cands, ctx, *, max_promotion=None):
+            seen.append(max_promotion)
+            return list(cands)
+
+    engine.ranker = RecordingRanker()
+    engine.search("drill", k=5)
+    engine.config = replace(engine.config, serving=replace(engine.config.serving, ranker_max_promotion=3))
+    engine.search("drill", k=5)
+    assert seen == [None, 3]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shoploop.feedback.features import FEATURE_NAMES
-from shoploop.feedback.ltr import LambdaMARTRanker, RankerConfig
+from shoploop.feedback.ltr import LambdaMARTRanker, RankerConfig, bounded_promotion
 
 
 def planted(n_lists=200, size=10, seed=0):
@@ -55,3 +57,54 @@ def test_bad_shapes_are_rejected():
         LambdaMARTRanker().fit(X, y, group[:-1])
     with pytest.raises(ValueError, match="labels"):
         LambdaMARTRanker().fit(X, y + 5, group)
+
+
+def test_bounded_promotion_hand_computed():
+    # base order 0..4; the ranker loves item 4 and item 3
+    scores = np.array([0.1, 0.2, 0.3, 0.9, 1.0])
+    assert bounded_promotion(scores, 1).tolist() == [1, 2, 3, 4, 0]  # demotion is free
+    assert bounded_promotion(scores, 0).tolist() == [0, 1, 2, 3, 4]
+    assert bounded_promotion(scores, 10).tolist() == [4, 3, 2, 1, 0]
+
+
+@given(
+    st.lists(st.floats(-5, 5, allow_nan=False), min_size=1, max_size=40),
+    st.integers(min_value=0, max_value=45),
+)
+def test_bounded_promotion_is_a_permutation_that_respects_the_bound(scores, limit):
+    s = np.asarray(scores)
+    order = bounded_promotion(s, limit)
+    assert sorted(order.tolist()) == list(range(len(s)))
+    slot_of = np.empty(len(s), dtype=int)
+    slot_of[order] = np.arange(len(s))
+    assert (np.arange(len(s)) - slot_of <= limit).all()  # nobody rose more than `limit` places
+    if limit >= len(s) - 1:  # no bound binds: plain ranking by score, ties in base order
+        assert order.tolist() == np.argsort(-s, kind="stable").tolist()
+
+
+def test_rerank_with_a_bound_keeps_served_scores_non_increasing_and_the_learned_score_explained(
+    tmp_path,
+):
+    from shoploop.feedback.features import FeatureContext
+    from shoploop.feedback.ltr import LearnedRanker
+    from shoploop.feedback.online import OnlineState
+    from shoploop.ranking.rules import Candidate
+
+    rng = np.random.default_rng(0)
+    n_groups, per = 40, 8
+    X = rng.normal(size=(n_groups * per, len(FEATURE_NAMES))).astype(np.float32)
+    y = np.digitize(X[:, 1], [0.0, 0.7, 1.4]).astype(float)  # grades 0-3 follow the bm25 column
+    model = LambdaMARTRanker(RankerConfig(n_estimators=30)).fit(X, y, [per] * n_groups)
+    ranker = LearnedRanker(model)
+    # base order: bm25 ascending, so the ranker wants to turn the list upside down
+    cands = [Candidate(f"i{j}", float(-j), {"scores": {"bm25": 0.25 * j}}) for j in range(12)]
+    ctx = FeatureContext(OnlineState(lookup=lambda _i: None), lambda _i: None, query="q")
+    free = ranker.rerank(cands, ctx)
+    bounded = ranker.rerank(cands, ctx, max_promotion=2)
+    assert [c.item_id for c in free] != [c.item_id for c in bounded]
+    for slot, c in enumerate(bounded):
+        assert int(c.item_id[1:]) - slot <= 2
+    served = [c.score for c in bounded]
+    assert served == sorted(served, reverse=True)
+    learned = {c.item_id: c.explanation["ltr"]["score"] for c in free}
+    assert all(c.explanation["ltr"]["score"] == pytest.approx(learned[c.item_id]) for c in bounded)

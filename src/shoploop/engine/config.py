@@ -36,6 +36,10 @@ class ServingSettings:
     # click-through in the final search score (relative to the normalised retrieval score).
     personalization_weight: float = 0.15
     query_ctr_weight: float = 0.25
+    # None: the learned ranker orders the candidates freely. A number: no candidate rises more
+    # than this many places above its place in the heuristic order (retrieval + the real-time
+    # lifts), a trust region for a ranker trained on few lists (see docs/feedback-loop.md).
+    ranker_max_promotion: int | None = None
     cross_encoder_top: int = 30  # candidates the fine-tuned cross-encoder re-scores (cost is per pair)
     cross_encoder_weight: float = 0.5  # its share of the head's final score
     cross_encoder_minutes: float = 10.0  # training budget for `train("cross_encoder")`

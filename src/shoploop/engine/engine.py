@@ -451,7 +451,7 @@ class Engine:
             for cand in cands:  # its features read the retrievers' scores in the explanation
                 cand.full_explanation()
             ctx = FeatureContext(self.online, self.products.get, query=query, profile=profile)
-            cands = ranker.rerank(cands, ctx)
+            cands = ranker.rerank(cands, ctx, max_promotion=self.config.serving.ranker_max_promotion)
         categories = tuple(c for c, _ in result.understood.predicted_categories)
         if flt and flt.category:
             categories += tuple(part.strip() for part in flt.category.split(">"))

@@ -189,6 +189,28 @@ class LambdaMARTRanker:
         return self
 
 
+def bounded_promotion(scores: np.ndarray, max_promotion: int) -> np.ndarray:
+    """Order items (given in their base order, best first) by `scores`, except that no item
+    may rise more than `max_promotion` places above its base rank; demotion is free.
+
+    Greedy by slot: slot s takes the best-scored item among those not yet placed whose base
+    rank is at most s + max_promotion (ties: the better base rank). The set is never empty:
+    the best-based remaining item has base rank <= s. Returns the indices in serving order.
+    """
+    import heapq
+
+    n = len(scores)
+    order = np.empty(n, dtype=np.int64)
+    heap: list[tuple[float, int]] = []
+    nxt = 0
+    for slot in range(n):
+        while nxt < n and nxt <= slot + max_promotion:
+            heapq.heappush(heap, (-float(scores[nxt]), nxt))
+            nxt += 1
+        order[slot] = heapq.heappop(heap)[1]
+    return order
+
+
 class LearnedRanker:
     """The serving side: features for candidates -> LambdaMART scores -> re-ordered candidates.
 
@@ -218,12 +240,25 @@ class LearnedRanker:
         X = self.assembler.transform([c.item_id for c in cands], [c.explanation for c in cands], ctx)
         return X, self.model.predict(X)
 
-    def rerank(self, cands: Sequence[Candidate], ctx: FeatureContext) -> list[Candidate]:
-        """Candidates sorted by the learned score; the top ones carry their feature contributions."""
+    def rerank(
+        self, cands: Sequence[Candidate], ctx: FeatureContext, *, max_promotion: int | None = None
+    ) -> list[Candidate]:
+        """Candidates sorted by the learned score; the top ones carry their feature contributions.
+
+        `max_promotion`: no candidate rises more than this many places above its place in
+        `cands` (see `bounded_promotion`); the served scores are then made non-increasing down
+        the list (the learned score stays in the explanation), so a later stable re-sort (a
+        merchandising boost) keeps this order among untouched items."""
         if not cands:
             return []
-        X, scores = self.scores(cands, ctx)
-        order = np.argsort(-scores, kind="stable")
+        X, learned = self.scores(cands, ctx)
+        scores = learned
+        if max_promotion is None:
+            order = np.argsort(-learned, kind="stable")
+        else:
+            order = bounded_promotion(learned, max_promotion)
+            scores = learned.copy()
+            scores[order] = np.minimum.accumulate(learned[order])
         top = order[: self.explain_top]
         contrib = self.model.contributions(X[top])
         names = self.model.feature_names_
@@ -232,7 +267,7 @@ class LearnedRanker:
             c = contrib[row, :-1]
             best = np.argsort(-np.abs(c))[: self.top_contributions]
             explained[i] = {
-                "score": float(scores[i]),
+                "score": float(learned[i]),
                 "bias": float(contrib[row, -1]),
                 "contributions": {names[j]: round(float(c[j]), 5) for j in best if c[j] != 0.0},
             }
@@ -240,7 +275,7 @@ class LearnedRanker:
         for i in order.tolist():
             cand = cands[i]
             expl = dict(cand.explanation)
-            expl["ltr"] = explained.get(i, {"score": float(scores[i])})
+            expl["ltr"] = explained.get(i, {"score": float(learned[i])})
             out.append(replace(cand, score=float(scores[i]), explanation=expl))
         return out
 
