@@ -65,6 +65,8 @@ def test_bounded_promotion_hand_computed():
     assert bounded_promotion(scores, 1).tolist() == [1, 2, 3, 4, 0]  # demotion is free
     assert bounded_promotion(scores, 0).tolist() == [0, 1, 2, 3, 4]
     assert bounded_promotion(scores, 10).tolist() == [4, 3, 2, 1, 0]
+    with pytest.raises(ValueError, match="max_promotion"):
+        bounded_promotion(scores, -1)
 
 
 @given(

@@ -14,6 +14,7 @@ each document's gradient, so a click at a rarely examined slot counts for more.
 
 from __future__ import annotations
 
+import heapq
 import json
 import time
 from collections.abc import Sequence
@@ -197,8 +198,8 @@ def bounded_promotion(scores: np.ndarray, max_promotion: int) -> np.ndarray:
     rank is at most s + max_promotion (ties: the better base rank). The set is never empty:
     the best-based remaining item has base rank <= s. Returns the indices in serving order.
     """
-    import heapq
-
+    if max_promotion < 0:
+        raise ValueError(f"max_promotion must be >= 0, got {max_promotion}")
     n = len(scores)
     order = np.empty(n, dtype=np.int64)
     heap: list[tuple[float, int]] = []
