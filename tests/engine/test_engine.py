@@ -383,3 +383,10 @@ def test_the_learned_ranker_is_held_to_the_configured_promotion_bound(engine):
     engine.config = replace(engine.config, serving=replace(engine.config.serving, ranker_max_promotion=3))
     engine.search("drill", k=5)
     assert seen == [None, 3]
+
+
+def test_a_negative_promotion_bound_is_refused_by_name():
+    from shoploop.engine.config import ServingSettings
+
+    with pytest.raises(ValueError, match="ranker_max_promotion"):
+        ServingSettings(ranker_max_promotion=-1)

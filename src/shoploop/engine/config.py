@@ -54,6 +54,10 @@ class ServingSettings:
     # BLAS workers slow the cross-encoder that runs next in the same request (text.blas).
     blas_threads: int | None = 1
 
+    def __post_init__(self) -> None:
+        if self.ranker_max_promotion is not None and self.ranker_max_promotion < 0:
+            raise ValueError(f"ranker_max_promotion must be None or >= 0, got {self.ranker_max_promotion}")
+
 
 @dataclass(frozen=True)
 class EngineConfig:
