@@ -396,8 +396,7 @@ class OnlineState:
 
     def query_served(self, query: str, *, now: datetime | None = None) -> float:
         """Time-decayed number of lists served for `query` (0 for a query never served)."""
-        counter = self._query_served.get(query_key(query))
-        return counter.get(self._now(now), self._half_life) if counter else 0.0
+        return _value(self._query_served, query_key(query), self._now(now), self._half_life)
 
     def query_item_signal(
         self, query: str, item_id: str, signal: str, *, now: datetime | None = None

@@ -166,6 +166,7 @@ class CrossEncoderReranker:
         self.model_.eval()
         self._fp32_head()
         self.tokenizer_ = AutoTokenizer.from_pretrained(path)
+        self._text_lengths: dict[str, int] = {}  # word pieces per text, for length-sorted batches
 
     def _fp32_head(self) -> None:
         # bf16 autocast would round the final logits themselves; pooler + classifier stay fp32
@@ -426,12 +427,15 @@ class CrossEncoderReranker:
 
     def _pair_lengths(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """Word pieces of each (query, doc) pair as `_encode` will feed it: both texts plus the
-        three special tokens, truncated to ``max_length``. Tokenises each distinct text once."""
-        texts = sorted({t for pair in pairs for t in pair})
-        ids = self.tokenizer_(
-            texts, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False
-        )["input_ids"]
-        n = dict(zip(texts, (len(x) for x in ids), strict=True))
+        three special tokens, truncated to ``max_length``. Each distinct text is tokenised once per
+        model (later epochs reuse the counts; the cache goes with the tokenizer in `_init_model`)."""
+        n = self._text_lengths
+        texts = sorted({t for pair in pairs for t in pair} - n.keys())
+        if texts:
+            ids = self.tokenizer_(
+                texts, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False
+            )["input_ids"]
+            n.update(zip(texts, (len(x) for x in ids), strict=True))
         limit = self.config.max_length
         return {(q, d): min(limit, n[q] + n[d] + 3) for q, d in pairs}
 
