@@ -109,6 +109,24 @@ def say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+EVIDENCE_MONOTONE = (
+    ("item_impressions_log", -1),
+    ("item_clicks_log", 1),
+    ("item_ctr", 1),
+    ("item_purchases_log", 1),
+    ("query_impressions_log", -1),
+    ("query_clicks_log", 1),
+    ("query_ctr", 1),
+    ("query_ctr_excess", 1),
+)
+RETRIEVAL_MONOTONE = (("fused", 1), ("bm25", 1), ("dense", 1), ("bm25_rank_log", -1), ("matched_terms", 1))
+MONOTONE_SETS = {
+    "none": (),
+    "evidence": EVIDENCE_MONOTONE,
+    "evidence+retrieval": EVIDENCE_MONOTONE + RETRIEVAL_MONOTONE,
+}
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -185,6 +203,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="learning arms: places a learned ranker may move an item above the heuristic order "
         "(ServingSettings.ranker_max_promotion; default: unbounded)",
+    )
+    p.add_argument(
+        "--ranker-monotone",
+        choices=sorted(MONOTONE_SETS),
+        default="none",
+        help="learning arms: monotone constraints on the ranker (evidence: click counters; "
+        "evidence+retrieval: also retrieval scores and BM25 rank)",
     )
     p.add_argument("--img-dir", type=Path, default=ROOT / "docs" / "img")
     p.add_argument("--md", type=Path, default=None, help="Markdown summary (default: --out with .md)")
@@ -284,7 +309,9 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
     }
     say(f"engines ready in {time.perf_counter() - started:.0f}s")
     shoppers = SearchShoppers(judgments, SearchShopperConfig(eta=args.eta, noise=args.noise), clock=clock)
-    ranker = RankerConfig(n_estimators=200, early_stopping_rounds=20)
+    ranker = RankerConfig(
+        n_estimators=200, early_stopping_rounds=20, monotone=MONOTONE_SETS[args.ranker_monotone]
+    )
     gate = GateConfig(min_lists=30)
 
     def include(lst: Any) -> bool:

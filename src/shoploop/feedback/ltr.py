@@ -42,6 +42,14 @@ class RankerConfig:
     eval_at: int = 10
     num_threads: int = 1  # the loop retrains next to a serving process: stay on one core
     seed: int = 0
+    # (feature name, +1 / -1): the score may only rise (+1) or fall (-1) with that feature, all
+    # else equal. Features the model does not have are ignored.
+    monotone: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        for name, direction in self.monotone:
+            if direction not in (-1, 1):
+                raise ValueError(f"monotone[{name!r}] must be +1 or -1, got {direction!r}")
 
 
 class LambdaMARTRanker:
@@ -50,9 +58,9 @@ class LambdaMARTRanker:
     def __init__(self, config: RankerConfig = RankerConfig()) -> None:
         self.config = config
 
-    def _params(self) -> dict[str, Any]:
+    def _params(self, feature_names: Sequence[str]) -> dict[str, Any]:
         c = self.config
-        return {
+        params: dict[str, Any] = {
             "objective": "lambdarank",
             "metric": "ndcg",
             "eval_at": [c.eval_at],
@@ -68,6 +76,10 @@ class LambdaMARTRanker:
             "force_row_wise": True,
             "verbosity": -1,
         }
+        if c.monotone:
+            direction = dict(c.monotone)
+            params["monotone_constraints"] = [direction.get(n, 0) for n in feature_names]
+        return params
 
     def fit(
         self,
@@ -114,7 +126,7 @@ class LambdaMARTRanker:
             valid_sets = [dataset(rows_valid, valid, train_set)]
             callbacks.append(lgb.early_stopping(self.config.early_stopping_rounds, verbose=False))
         booster = lgb.train(
-            self._params(),
+            self._params(feature_names),
             train_set,
             num_boost_round=self.config.n_estimators,
             valid_sets=valid_sets,
@@ -182,6 +194,7 @@ class LambdaMARTRanker:
         meta = json.loads((directory / "ranker.json").read_text())
         cfg = dict(meta["config"])
         cfg["label_gain"] = tuple(cfg["label_gain"])
+        cfg["monotone"] = tuple((str(n), int(d)) for n, d in cfg.get("monotone", ()))
         self = cls(RankerConfig(**cfg))
         self.booster_ = lgb.Booster(model_str=(directory / "model.txt").read_text())
         self.feature_names_ = tuple(meta["feature_names"])
