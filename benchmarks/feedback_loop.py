@@ -190,6 +190,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--explore-min-budget", type=float, default=0.02, help="corrected arm")
     p.add_argument(
+        "--explore-probe-share",
+        type=float,
+        default=ExplorationConfig.probe_share,
+        help="corrected arm: share of exploring lists that probe the item at --explore-probe-rank "
+        "at --explore-probe-slot instead of shuffling",
+    )
+    p.add_argument(
+        "--explore-probe-slot", type=int, default=ExplorationConfig.probe_slot, help="corrected arm"
+    )
+    p.add_argument(
+        "--explore-probe-rank", type=int, default=ExplorationConfig.probe_rank, help="corrected arm"
+    )
+    p.add_argument(
         "--ctr-lift",
         type=float,
         default=ServingSettings.query_ctr_weight,
@@ -297,6 +310,9 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
         max_promotion=args.explore_max_promotion,
         budget_half_servings=args.explore_half_servings,
         min_budget=args.explore_min_budget,
+        probe_share=args.explore_probe_share,
+        probe_slot=args.explore_probe_slot,
+        probe_rank=args.explore_probe_rank,
     )
     # One simulated clock for every engine and the shoppers: the same seed replays the same run.
     clock = SimulatedClock()

@@ -235,6 +235,25 @@ def test_served_lists_say_when_they_explored_and_the_log_keeps_it():
     assert len(greedy) == 1
 
 
+def test_a_probe_shows_the_item_below_the_page_near_the_top_and_logs_it():
+    from dataclasses import replace
+
+    from shoploop.feedback.exploration import ExplorationConfig
+    from tests.engine.conftest import FAST
+
+    greedy_engine, _ = make_engine(FAST)
+    greedy = [i.item_id for i in greedy_engine.search("drill", k=3).items]
+    cfg = ExplorationConfig(budget=1.0, probe_share=1.0, probe_slot=2, probe_rank=2)
+    engine, _ = make_engine(replace(FAST, exploration=cfg))
+    served = engine.search("drill", k=2)
+    shown = [i.item_id for i in served.items]
+    # the ranker's third item, below a page of two, now sits at slot 2
+    assert len(greedy) == 3 and shown == [greedy[0], greedy[2]]
+    assert served.explored and all(i.propensity == 1.0 for i in served.items)
+    logged = impressions(engine)[-1]
+    assert logged.context["explored"] == {"probe": {"rank": 2, "slot": 1}}
+
+
 def test_the_engine_stamps_served_lists_with_its_clock():
     from datetime import UTC, datetime, timedelta
 

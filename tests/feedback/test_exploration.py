@@ -155,3 +155,65 @@ def test_per_request_budget_sets_the_mixture_in_the_logged_propensities():
 def test_invalid_decay_config_is_rejected(bad):
     with pytest.raises(ValueError, match="budget"):
         ExplorationConfig(**bad)
+
+
+def test_probe_shows_the_item_past_the_page_near_the_top_by_hand():
+    # budget 1 and probe share 1: every request probes rank 5 at slot 2 (1-based)
+    cfg = ExplorationConfig(budget=1.0, window=3, probe_share=1.0, probe_slot=2, probe_rank=5)
+    res = ExplorationPolicy(cfg).choose(np.linspace(6, 0, 7), np.random.default_rng(0))
+    assert list(res.order) == [0, 5, 1, 2, 3, 4, 6]
+    assert res.explored and res.probe == (5, 1) and res.slot_probabilities is None
+    assert np.all(res.propensities == 1.0)  # a certain probe: every item is where it had to be
+
+
+def test_probe_propensity_by_hand():
+    # budget 0.5, probe share 0.5 -> rank 5 lands at slot 2 with probability 0.5 * 0.5; it can only
+    # be in slot 6 (its own) otherwise, since the shuffle (window 3) never reaches it.
+    cfg = ExplorationConfig(budget=0.5, window=3, probe_share=0.5, probe_slot=2, probe_rank=5)
+    policy = ExplorationPolicy(cfg)
+    scores = np.linspace(6, 0, 7)
+    rng = np.random.default_rng(3)
+    seen = {}
+    for _ in range(200):
+        res = policy.choose(scores, rng)
+        where = int(np.flatnonzero(res.order == 5)[0])
+        seen[where] = res.propensities[where]
+    assert seen == {1: pytest.approx(0.25), 5: pytest.approx(0.75)}
+
+
+@given(st.floats(0.05, 1.0), st.floats(0.0, 1.0), st.integers(1, 4), st.integers(4, 9), st.integers(0, 3))
+def test_policy_marginals_with_probes_are_doubly_stochastic(budget, share, slot, rank, promo):
+    cfg = ExplorationConfig(
+        budget=budget, window=4, max_promotion=promo, probe_share=share, probe_slot=slot, probe_rank=rank
+    )
+    m = ExplorationPolicy(cfg).marginals(np.linspace(3.0, 0.0, 11))
+    assert np.allclose(m.sum(axis=0), 1.0) and np.allclose(m.sum(axis=1), 1.0)
+    assert (m >= 0).all()
+
+
+@pytest.mark.parametrize(("budget", "share", "slot", "rank"), [(0.5, 0.5, 2, 10), (0.3, 0.8, 1, 6)])
+def test_logged_propensities_with_probes_match_sampling_frequencies(budget, share, slot, rank):
+    cfg = ExplorationConfig(
+        budget=budget, window=4, max_promotion=2, probe_share=share, probe_slot=slot, probe_rank=rank
+    )
+    policy = ExplorationPolicy(cfg)
+    scores = np.linspace(3.0, 0.0, 12)
+    expected = policy.marginals(scores)
+    rng = np.random.default_rng(5)
+    n, counts = 20_000, np.zeros((12, 12))
+    for _ in range(n):
+        res = policy.choose(scores, rng)
+        assert sorted(res.order) == list(range(12))
+        for s, item in enumerate(res.order):
+            counts[item, s] += 1
+            p = expected[item, s] if max(item, s) < len(expected) else float(item == s)
+            assert res.propensities[s] == pytest.approx(p)
+    m = len(expected)
+    np.testing.assert_allclose(counts[:m, :m] / n, expected, atol=0.015)
+    assert np.all(counts[m:, m:] == np.eye(12 - m) * n)  # past the reach nothing moves
+
+
+@pytest.mark.parametrize("bad", [{"probe_share": 1.5}, {"probe_slot": 0}, {"probe_rank": 1, "probe_slot": 2}])
+def test_invalid_probe_config_is_rejected(bad):
+    with pytest.raises(ValueError, match="probe"):
+        ExplorationConfig(**bad)

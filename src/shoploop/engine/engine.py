@@ -710,7 +710,7 @@ class Engine:
         ranked = outcome.items
         pinned = any(
             r["kind"] == "pin"
-            for c in ranked[: self.config.exploration.window]
+            for c in ranked[: self.exploration.reach]
             for r in c.explanation.get("rules", [])
         )
         propensities = np.ones(len(ranked))
@@ -742,6 +742,9 @@ class Engine:
                     "probabilities": [round(float(p), 6) for p in choice.slot_probabilities[:n]],
                     "full_support_ranks": self.exploration.full_support_ranks,
                 }
+            elif choice.probe is not None:  # one item below the page shown near the top
+                rank, slot = choice.probe
+                exploration_log = {"probe": {"rank": rank, "slot": slot}}
         start = (page - 1) * k
         shown = ranked[start : start + k]
         shown_p = propensities[start : start + k]

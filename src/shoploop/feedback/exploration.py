@@ -14,6 +14,13 @@ likely each item was to land in each slot. This policy:
   the ranker's scores with a `temperature` (higher = more random);
 * never promotes an item more than `max_promotion` positions above its deterministic
   rank (a low-scored item cannot jump to the top);
+* optionally spends a `probe_share` of the exploring requests on a *probe* instead of a
+  shuffle: the item the ranker placed at `probe_rank` (0-based; by default the first one
+  past a page of 10) is shown at `probe_slot` and the items in between move down one. A
+  learned ranker only shows what it already believes in, and with examination falling
+  like 1/slot an item below the page is never judged; a probe near the top gets it
+  judged in a few showings, and its cost on the list is known and bounded (one item, one
+  slot). Which item is probed is fixed by the ranker's order, so the propensity is exact;
 * logs for every shown item its **marginal** probability of being in that slot under
   the whole policy (explore or not), computed exactly by enumerating the allowed
   permutations — a window of 6 has at most 720 — rather than estimated.
@@ -41,6 +48,11 @@ class ExplorationConfig:
     # budget * h / (h + n), floored at min_budget (lists without a query keep `budget`).
     budget_half_servings: float = 0.0
     min_budget: float = 0.0
+    # Share of exploring requests that probe the item at 0-based `probe_rank` by showing it at
+    # 1-based `probe_slot` (0 = never probe: every exploring request shuffles).
+    probe_share: float = 0.0
+    probe_slot: int = 2
+    probe_rank: int = 10
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.budget <= 1.0:
@@ -55,6 +67,12 @@ class ExplorationConfig:
             raise ValueError("budget_half_servings must be >= 0")
         if not 0.0 <= self.min_budget <= self.budget:
             raise ValueError("min_budget must be in [0, budget]")
+        if not 0.0 <= self.probe_share <= 1.0:
+            raise ValueError("probe_share must be in [0, 1]")
+        if self.probe_slot < 1:
+            raise ValueError("probe_slot must be >= 1")
+        if self.probe_rank < self.probe_slot:
+            raise ValueError("probe_rank must be >= probe_slot (a probe moves an item up)")
 
     def budget_for(self, servings: float | None) -> float:
         """Exploration budget for a list whose query was served `servings` times before
@@ -75,6 +93,9 @@ class ExplorationResult:
     # `order` (the item's rank in the ranker's order) this is what an unbiased estimate of
     # the examination curve needs (`feedback.click_models.examination_from_randomisation`).
     slot_probabilities: np.ndarray | None = None
+    # When the exploring request probed: (the probed item's rank in the ranker's order, 0-based
+    # slot it was shown at).
+    probe: tuple[int, int] | None = None
 
 
 @lru_cache(maxsize=64)
@@ -117,7 +138,22 @@ class ExplorationPolicy:
     def name(self) -> str:
         c = self.config
         decay = f",h={c.budget_half_servings},min={c.min_budget}" if c.budget_half_servings else ""
-        return f"pl-explore(b={c.budget}{decay},w={c.window},t={c.temperature},p={c.max_promotion})"
+        probe = f",probe={c.probe_share}@{c.probe_rank}->{c.probe_slot}" if c.probe_share else ""
+        return f"pl-explore(b={c.budget}{decay},w={c.window},t={c.temperature},p={c.max_promotion}{probe})"
+
+    @property
+    def reach(self) -> int:
+        """How many of the ranker's top items exploration may move (pins there turn it off)."""
+        c = self.config
+        return max(c.window, c.probe_rank + 1) if c.probe_share else c.window
+
+    def _probe_order(self, total: int) -> np.ndarray | None:
+        """The probe's order of ranks 0..probe_rank, or None when probing is off or too few items."""
+        c = self.config
+        r, s = c.probe_rank, c.probe_slot - 1
+        if c.probe_share == 0.0 or total <= r:
+            return None
+        return np.concatenate([np.arange(s), [r], np.arange(s, r)]).astype(np.int64)
 
     def distribution(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Allowed permutations of the top window and their probabilities when exploring.
@@ -141,19 +177,57 @@ class ExplorationPolicy:
             raise ValueError("budget must be in [0, 1]")
         total = len(scores)
         n = min(self.config.window, total)
-        if total == 0 or budget == 0.0 or n < 2:
+        probe_order = self._probe_order(total)
+        if total == 0 or budget == 0.0 or (n < 2 and probe_order is None):
             return ExplorationResult(np.arange(total), np.ones(total), False, "deterministic")
-        perms, probs = self.distribution(scores)
-        marginals = slot_marginals(perms, probs)
-        # Under the mixture, P(item i in slot s) = (1 - b) * [i == s] + b * M[i, s].
-        mixture = budget * marginals + (1 - budget) * np.eye(n)
+        perms, probs, shuffle, mixture, probe_order = self._policy(scores, budget)
+        m, q = len(mixture), (0.0 if probe_order is None else self.config.probe_share)
         explored = bool(rng.random() < budget)
-        top_order = perms[rng.choice(len(perms), p=probs)] if explored else np.arange(n)
-        order = np.concatenate([top_order, np.arange(n, total)])
+        # The probe coin is drawn only when probing is on, so runs without it replay as before.
+        probing = explored and q > 0.0 and bool(rng.random() < q)
+        slot_p = None
+        probe_info = None
+        if probing and probe_order is not None:
+            head = np.concatenate([probe_order, np.arange(len(probe_order), m)])
+            probe_info = (self.config.probe_rank, self.config.probe_slot - 1)
+        elif explored:
+            head = np.concatenate([perms[rng.choice(len(perms), p=probs)], np.arange(n, m)])
+            # P(slot | shuffling): what the curve estimate conditions on (the probe coin is
+            # independent of the shuffle, so conditioning on "shuffled" keeps it exact).
+            slot_p = shuffle[head[:n], np.arange(n)]
+        else:
+            head = np.arange(m)
+        order = np.concatenate([head, np.arange(m, total)])
         propensities = np.ones(total)
-        propensities[:n] = mixture[top_order, np.arange(n)]
-        slot_p = marginals[top_order, np.arange(n)] if explored else None
-        return ExplorationResult(order, propensities, explored, self.name, slot_p)
+        propensities[:m] = mixture[head, np.arange(m)]
+        return ExplorationResult(order, propensities, explored, self.name, slot_p, probe_info)
+
+    def marginals(self, scores: np.ndarray, budget: float | None = None) -> np.ndarray:
+        """(m, m) P(rank i lands in slot s) under the whole policy for the first m ranks (the ones
+        exploration can move); the propensities `choose` logs are entries of this matrix."""
+        budget = self.config.budget if budget is None else float(budget)
+        return self._policy(scores, budget)[3]
+
+    def _policy(
+        self, scores: np.ndarray, budget: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """(shuffle perms, their probabilities, shuffle marginals, policy marginals, probe order)."""
+        n = min(self.config.window, len(scores))
+        probe_order = self._probe_order(len(scores))
+        m = n if probe_order is None else max(n, len(probe_order))
+        perms, probs = self.distribution(scores)
+        shuffle = np.eye(m)
+        shuffle[:n, :n] = slot_marginals(perms, probs)
+        exploring = shuffle
+        if probe_order is not None:
+            q = self.config.probe_share
+            probe = np.eye(m)
+            probe[: len(probe_order)] = 0.0
+            probe[probe_order, np.arange(len(probe_order))] = 1.0
+            exploring = (1 - q) * shuffle + q * probe
+        # Under the mixture, P(item i in slot s) = (1 - b) * [i == s] + b * M[i, s].
+        mixture = budget * exploring + (1 - budget) * np.eye(m)
+        return perms, probs, shuffle, mixture, probe_order
 
     @property
     def full_support_ranks(self) -> int:
