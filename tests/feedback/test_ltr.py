@@ -92,9 +92,12 @@ def test_monotone_constraint_holds_and_is_kept_through_save_load(tmp_path):
     np.testing.assert_array_equal(again.predict(X), bound.predict(X))
 
 
-def test_monotone_direction_must_be_plus_or_minus_one():
+def test_monotone_direction_must_be_plus_or_minus_one_and_name_a_feature():
     with pytest.raises(ValueError, match="query_ctr"):
         RankerConfig(monotone=(("query_ctr", 2),))
+    X, y, group = planted(n_lists=20)
+    with pytest.raises(ValueError, match="query_crt"):
+        LambdaMARTRanker(RankerConfig(monotone=(("query_crt", 1),))).fit(X, y, group)
 
 
 def test_bounded_promotion_hand_computed():

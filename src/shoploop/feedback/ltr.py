@@ -43,7 +43,8 @@ class RankerConfig:
     num_threads: int = 1  # the loop retrains next to a serving process: stay on one core
     seed: int = 0
     # (feature name, +1 / -1): the score may only rise (+1) or fall (-1) with that feature, all
-    # else equal. Features the model does not have are ignored.
+    # else equal. A name the model's features lack is refused at fit time (a typo would
+    # otherwise leave the model silently unconstrained).
     monotone: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
@@ -78,6 +79,9 @@ class LambdaMARTRanker:
         }
         if c.monotone:
             direction = dict(c.monotone)
+            unknown = sorted(set(direction) - set(feature_names))
+            if unknown:
+                raise ValueError(f"monotone names features the ranker does not have: {unknown}")
             params["monotone_constraints"] = [direction.get(n, 0) for n in feature_names]
         return params
 
