@@ -180,11 +180,11 @@ class ExplorationPolicy:
         probe_order = self._probe_order(total)
         if total == 0 or budget == 0.0 or (n < 2 and probe_order is None):
             return ExplorationResult(np.arange(total), np.ones(total), False, "deterministic")
-        perms, probs, shuffle, mixture, probe_order = self._policy(scores, budget)
-        m, q = len(mixture), (0.0 if probe_order is None else self.config.probe_share)
+        perms, probs, shuffle, mixture = self._policy(scores, budget, probe_order)
+        m = len(mixture)
         explored = bool(rng.random() < budget)
         # The probe coin is drawn only when probing is on, so runs without it replay as before.
-        probing = explored and q > 0.0 and bool(rng.random() < q)
+        probing = explored and probe_order is not None and bool(rng.random() < self.config.probe_share)
         slot_p = None
         probe_info = None
         if probing and probe_order is not None:
@@ -206,14 +206,14 @@ class ExplorationPolicy:
         """(m, m) P(rank i lands in slot s) under the whole policy for the first m ranks (the ones
         exploration can move); the propensities `choose` logs are entries of this matrix."""
         budget = self.config.budget if budget is None else float(budget)
-        return self._policy(scores, budget)[3]
+        return self._policy(scores, budget, self._probe_order(len(scores)))[3]
 
     def _policy(
-        self, scores: np.ndarray, budget: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-        """(shuffle perms, their probabilities, shuffle marginals, policy marginals, probe order)."""
+        self, scores: np.ndarray, budget: float, probe_order: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(shuffle perms, their probabilities, shuffle marginals, policy marginals) over the
+        first m ranks: the shuffle window, or up to the probed rank when probing."""
         n = min(self.config.window, len(scores))
-        probe_order = self._probe_order(len(scores))
         m = n if probe_order is None else max(n, len(probe_order))
         perms, probs = self.distribution(scores)
         shuffle = np.eye(m)
@@ -227,7 +227,7 @@ class ExplorationPolicy:
             exploring = (1 - q) * shuffle + q * probe
         # Under the mixture, P(item i in slot s) = (1 - b) * [i == s] + b * M[i, s].
         mixture = budget * exploring + (1 - budget) * np.eye(m)
-        return perms, probs, shuffle, mixture, probe_order
+        return perms, probs, shuffle, mixture
 
     @property
     def full_support_ranks(self) -> int:
