@@ -224,6 +224,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="learning arms: monotone constraints on the ranker (evidence: click counters; "
         "evidence+retrieval: also retrieval scores and BM25 rank)",
     )
+    p.add_argument(
+        "--ranker-bags",
+        type=int,
+        default=RankerConfig.bags,
+        help="learning arms: boosters averaged per retrain (RankerConfig.bags)",
+    )
     p.add_argument("--img-dir", type=Path, default=ROOT / "docs" / "img")
     p.add_argument("--md", type=Path, default=None, help="Markdown summary (default: --out with .md)")
     p.add_argument("--no-plots", action="store_true")
@@ -326,7 +332,10 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
     say(f"engines ready in {time.perf_counter() - started:.0f}s")
     shoppers = SearchShoppers(judgments, SearchShopperConfig(eta=args.eta, noise=args.noise), clock=clock)
     ranker = RankerConfig(
-        n_estimators=200, early_stopping_rounds=20, monotone=MONOTONE_SETS[args.ranker_monotone]
+        n_estimators=200,
+        early_stopping_rounds=20,
+        monotone=MONOTONE_SETS[args.ranker_monotone],
+        bags=args.ranker_bags,
     )
     gate = GateConfig(min_lists=30)
 

@@ -51,6 +51,40 @@ def test_same_seed_same_model():
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
 
 
+def test_bags_average_their_boosters_and_round_trip(tmp_path):
+    X, y, group = planted(n_lists=120, seed=5)
+    bag = LambdaMARTRanker(RankerConfig(n_estimators=30, bags=3, seed=7)).fit(X, y, group)
+    assert bag.metrics_["bags"] == 3 and len(bag.metrics_["best_iteration"]) == 3
+    # each booster is the one-booster ranker of its own seed; the bag's score is their mean
+    singles = [LambdaMARTRanker(RankerConfig(n_estimators=30, seed=7 + b)).fit(X, y, group) for b in range(3)]
+    np.testing.assert_allclose(bag.predict(X), np.mean([m.predict(X) for m in singles], axis=0), rtol=1e-6)
+    contrib = bag.contributions(X[:15])
+    np.testing.assert_allclose(contrib.sum(axis=1), bag.predict(X[:15]), rtol=1e-5, atol=1e-6)
+
+    bag.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("model*.txt")) == ["model.txt", "model_1.txt", "model_2.txt"]
+    again = LambdaMARTRanker.load(tmp_path)
+    np.testing.assert_array_equal(again.predict(X), bag.predict(X))
+    assert again.config.bags == 3
+    with pytest.raises(ValueError, match="bags"):
+        RankerConfig(bags=0)
+
+
+def test_a_bag_varies_less_from_fit_to_fit_than_one_booster():
+    """What bagging is for: refits on the same data with other seeds disagree less."""
+    X, y, group = planted(n_lists=150, seed=6)
+    probe = planted(n_lists=30, seed=8)[0]
+
+    def spread(bags: int) -> float:
+        fits = [
+            LambdaMARTRanker(RankerConfig(n_estimators=40, bags=bags, seed=100 * s)).fit(X, y, group)
+            for s in range(4)
+        ]
+        return float(np.var([m.predict(probe) for m in fits], axis=0).mean())
+
+    assert spread(4) < 0.6 * spread(1)
+
+
 def test_bad_shapes_are_rejected():
     X, y, group = planted(n_lists=20)
     with pytest.raises(ValueError, match="sum"):

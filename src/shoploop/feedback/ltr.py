@@ -46,8 +46,15 @@ class RankerConfig:
     # else equal. A name the model's features lack is refused at fit time (a typo would
     # otherwise leave the model silently unconstrained).
     monotone: tuple[tuple[str, int], ...] = ()
+    # Boosters averaged into one score, each fitted with its own seed and its own query-group
+    # split into training and early-stopping parts. One booster's held-out quality moves a
+    # lot from one retrain to the next (the feedback loop's served NDCG steps up and down at
+    # promotions); the average of several varies less.
+    bags: int = 1
 
     def __post_init__(self) -> None:
+        if self.bags < 1:
+            raise ValueError(f"bags must be >= 1, got {self.bags!r}")
         for name, direction in self.monotone:
             if direction not in (-1, 1):
                 raise ValueError(f"monotone[{name!r}] must be +1 or -1, got {direction!r}")
@@ -104,8 +111,35 @@ class LambdaMARTRanker:
         if int(y.max(initial=0)) >= len(self.config.label_gain):
             raise ValueError(f"labels must be < {len(self.config.label_gain)} (len(label_gain))")
         started = time.perf_counter()
-        starts = np.concatenate([[0], np.cumsum(group)])
-        rng = np.random.default_rng(self.config.seed)
+        w = None if weight is None else np.asarray(weight, dtype=np.float64)
+        fits = [
+            self._fit_one(X, y, group, w, feature_names, self.config.seed + b)
+            for b in range(self.config.bags)
+        ]
+        self.boosters_ = [booster for booster, _, _ in fits]
+        self.best_iterations_ = [it for _, it, _ in fits]
+        self.feature_names_ = tuple(feature_names)
+        scores = [m["valid_ndcg"] for _, _, m in fits]
+        self.metrics_ = {
+            **fits[0][2],
+            "bags": len(fits),
+            "best_iteration": self.best_iterations_[0] if len(fits) == 1 else list(self.best_iterations_),
+            "valid_ndcg": float(np.mean(scores)),
+            "fit_seconds": time.perf_counter() - started,
+        }
+        return self
+
+    def _fit_one(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        group: np.ndarray,
+        weight: np.ndarray | None,
+        feature_names: Sequence[str],
+        seed: int,
+    ) -> tuple[lgb.Booster, int, dict[str, Any]]:
+        """One booster: a random share of the lists held out for early stopping, by `seed`."""
+        rng = np.random.default_rng(seed)
         n_groups = len(group)
         valid = np.zeros(n_groups, dtype=bool)
         if n_groups >= 10 and self.config.valid_fraction > 0:
@@ -117,7 +151,7 @@ class LambdaMARTRanker:
                 X[mask_rows],
                 label=y[mask_rows],
                 group=group[mask_groups],
-                weight=None if weight is None else np.asarray(weight, dtype=np.float64)[mask_rows],
+                weight=None if weight is None else weight[mask_rows],
                 feature_name=list(feature_names),
                 reference=ref,
                 free_raw_data=True,
@@ -130,64 +164,70 @@ class LambdaMARTRanker:
             valid_sets = [dataset(rows_valid, valid, train_set)]
             callbacks.append(lgb.early_stopping(self.config.early_stopping_rounds, verbose=False))
         booster = lgb.train(
-            self._params(feature_names),
+            {**self._params(feature_names), "seed": seed},
             train_set,
             num_boost_round=self.config.n_estimators,
             valid_sets=valid_sets,
             callbacks=callbacks,
         )
-        self.booster_ = booster
-        self.feature_names_ = tuple(feature_names)
-        self.best_iteration_ = int(booster.best_iteration or booster.current_iteration())
+        best_iteration = int(booster.best_iteration or booster.current_iteration())
         best = booster.best_score.get("valid_0", {}) if valid.any() else {}
-        self.metrics_ = {
+        metrics = {
             "train_rows": int((~rows_valid).sum()),
             "train_lists": int((~valid).sum()),
             "valid_lists": int(valid.sum()),
-            "best_iteration": self.best_iteration_,
+            "best_iteration": best_iteration,
             "valid_ndcg": float(next(iter(best.values()))) if best else float("nan"),
-            "fit_seconds": time.perf_counter() - started,
         }
-        del starts
-        return self
+        return booster, best_iteration, metrics
+
+    def _mean(self, X: np.ndarray, **kw: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        out = [
+            np.asarray(b.predict(X, num_iteration=it, num_threads=1, **kw))
+            for b, it in zip(self.boosters_, self.best_iterations_, strict=True)
+        ]
+        return out[0] if len(out) == 1 else np.mean(out, axis=0)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """(n,) scores; higher ranks first."""
+        """(n,) scores; higher ranks first (the mean over the bagged boosters)."""
         if len(X) == 0:
             return np.zeros(0)
-        return np.asarray(
-            self.booster_.predict(
-                np.asarray(X, dtype=np.float32), num_iteration=self.best_iteration_, num_threads=1
-            )
-        )
+        return self._mean(X)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        """(n, d + 1) per-feature contributions; the last column is the bias. Rows sum to `predict`."""
+        """(n, d + 1) per-feature contributions; the last column is the bias. Rows sum to `predict`
+        (contributions are additive, so the bag's are the mean of its boosters')."""
         if len(X) == 0:
             return np.zeros((0, len(self.feature_names_) + 1))
-        return np.asarray(
-            self.booster_.predict(
-                np.asarray(X, dtype=np.float32),
-                num_iteration=self.best_iteration_,
-                pred_contrib=True,
-                num_threads=1,
-            )
-        )
+        return self._mean(X, pred_contrib=True)
 
     def feature_importance(self) -> dict[str, float]:
-        gains = self.booster_.feature_importance(importance_type="gain", iteration=self.best_iteration_)
+        gains = np.mean(
+            [
+                b.feature_importance(importance_type="gain", iteration=it)
+                for b, it in zip(self.boosters_, self.best_iterations_, strict=True)
+            ],
+            axis=0,
+        )
         return {n: float(g) for n, g in zip(self.feature_names_, gains, strict=True)}
+
+    @staticmethod
+    def _model_file(bag: int) -> str:
+        # The first booster keeps LightGBM's plain file name, so one-booster rankers saved before
+        # bagging existed still load.
+        return "model.txt" if bag == 0 else f"model_{bag}.txt"
 
     def save(self, directory: Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "model.txt").write_text(
-            self.booster_.model_to_string(num_iteration=self.best_iteration_)
-        )
+        for bag, (booster, it) in enumerate(zip(self.boosters_, self.best_iterations_, strict=True)):
+            (directory / self._model_file(bag)).write_text(booster.model_to_string(num_iteration=it))
         meta = {
             "config": {**asdict(self.config), "label_gain": list(self.config.label_gain)},
             "feature_names": list(self.feature_names_),
-            "best_iteration": self.best_iteration_,
+            "best_iteration": self.best_iterations_[0],
+            "best_iterations": list(self.best_iterations_),
             "metrics": self.metrics_,
         }
         (directory / "ranker.json").write_text(json.dumps(meta, indent=2))
@@ -200,9 +240,12 @@ class LambdaMARTRanker:
         cfg["label_gain"] = tuple(cfg["label_gain"])
         cfg["monotone"] = tuple((str(n), int(d)) for n, d in cfg.get("monotone", ()))
         self = cls(RankerConfig(**cfg))
-        self.booster_ = lgb.Booster(model_str=(directory / "model.txt").read_text())
+        self.best_iterations_ = [int(i) for i in meta.get("best_iterations", [meta["best_iteration"]])]
+        self.boosters_ = [
+            lgb.Booster(model_str=(directory / cls._model_file(bag)).read_text())
+            for bag in range(len(self.best_iterations_))
+        ]
         self.feature_names_ = tuple(meta["feature_names"])
-        self.best_iteration_ = int(meta["best_iteration"])
         self.metrics_ = dict(meta["metrics"])
         return self
 
