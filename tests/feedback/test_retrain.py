@@ -131,6 +131,17 @@ def test_rollback_restores_previous_answers_exactly(trained, traffic):
     assert with_v2 != before
 
 
+def test_a_bagged_ranker_serves_from_the_registry_as_it_was_fitted(trained):
+    engine, loop, _ = trained
+    ts = training_set(_held_out(engine, loop), None)
+    bag = LambdaMARTRanker(RankerConfig(n_estimators=20, bags=3)).fit(ts.X, ts.y, ts.group)
+    _promote_new(engine, bag)
+    served = engine.ranker.model
+    assert served.config.bags == 3
+    np.testing.assert_array_equal(served.predict(ts.X), bag.predict(ts.X))
+    assert engine.search("drill", k=5).items[0].explanation["ltr"]["contributions"]
+
+
 def test_a_click_changes_that_shoppers_next_response_within_a_second(trained):
     engine, loop, report = trained
     _ensure_active(engine, loop, report)
