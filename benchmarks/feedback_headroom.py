@@ -10,7 +10,8 @@ Protocol (same world as feedback_loop.py: `search_world` with the same flags and
 * reorder@d: the static top d sorted by true grade, the rest of the top 50 after it in static
   order — what a ranker could reach if it learned perfectly about the items in the top d only
   (d = 10: what the static ranker already shows).
-* content ceiling: LambdaMART (`feedback.ltr.LambdaMARTRanker`, the loop's learner) trained on
+* content ceiling: LambdaMART (`feedback.ltr.LambdaMARTRanker`, the loop's learner, one booster as
+  when the committed result was measured; the loop now averages five) trained on
   the TRUE grades of the training queries' top 50 (grade -> label round(1.5 * (grade - 1)), 0-3),
   with the loop's `FeatureAssembler` over an empty online state — retrieval scores, BM25 rank,
   matched terms, no click counters — and applied to the held-out queries' top 50. With
@@ -114,7 +115,7 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     X = np.concatenate([feats[q][1] for q in fit_q])
     y = np.concatenate([grade_labels(shoppers.grades(q, feats[q][0])) for q in fit_q])
     group = np.array([len(feats[q][0]) for q in fit_q])
-    ranker = LambdaMARTRanker(RankerConfig(num_threads=2, seed=seed)).fit(X, y, group)
+    ranker = LambdaMARTRanker(RankerConfig(num_threads=2, seed=seed, bags=1)).fit(X, y, group)
     scores["content_ceiling"] = []
     for q in held:
         if q not in feats:

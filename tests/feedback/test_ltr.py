@@ -56,7 +56,9 @@ def test_bags_average_their_boosters_and_round_trip(tmp_path):
     bag = LambdaMARTRanker(RankerConfig(n_estimators=30, bags=3, seed=7)).fit(X, y, group)
     assert bag.metrics_["bags"] == 3 and len(bag.metrics_["best_iteration"]) == 3
     # each booster is the one-booster ranker of its own seed; the bag's score is their mean
-    singles = [LambdaMARTRanker(RankerConfig(n_estimators=30, seed=7 + b)).fit(X, y, group) for b in range(3)]
+    singles = [
+        LambdaMARTRanker(RankerConfig(n_estimators=30, bags=1, seed=7 + b)).fit(X, y, group) for b in range(3)
+    ]
     np.testing.assert_allclose(bag.predict(X), np.mean([m.predict(X) for m in singles], axis=0), rtol=1e-6)
     contrib = bag.contributions(X[:15])
     np.testing.assert_allclose(contrib.sum(axis=1), bag.predict(X[:15]), rtol=1e-5, atol=1e-6)
