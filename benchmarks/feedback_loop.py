@@ -57,8 +57,14 @@ and second half, the least-squares change over the run with a 95% CI per arm and
 wanted and interest clicks, over `--browse-seeds` seeds. The simulation is ours; its taste model
 (real next items + text neighbours, no fatigue of interest) is an assumption, stated here.
 
-    python benchmarks/feedback_loop.py --data-dir ../shared/data --searches 50000 --jobs 2 \
+    # the committed search results: seeds 0-2 and 3-5, side by side on the two cores
+    python benchmarks/feedback_loop.py --data-dir ../shared/data --parts search --seed 0 \
         --out benchmarks/results/feedback_loop.json
+    python benchmarks/feedback_loop.py --data-dir ../shared/data --parts search --seed 3 \
+        --out benchmarks/results/feedback_loop_seeds_3_5.json
+    # the home feed
+    python benchmarks/feedback_loop.py --data-dir ../shared/data --parts browse \
+        --out benchmarks/results/feedback_loop_browse.json
 """
 
 from __future__ import annotations
