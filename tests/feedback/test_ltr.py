@@ -72,6 +72,20 @@ def test_bags_average_their_boosters_and_round_trip(tmp_path):
         RankerConfig(bags=0)
 
 
+def test_a_ranker_saved_before_bagging_still_loads_as_one_booster(tmp_path):
+    import json
+
+    X, y, group = planted(n_lists=60, seed=9)
+    one = LambdaMARTRanker(RankerConfig(n_estimators=20, bags=1)).fit(X, y, group)
+    one.save(tmp_path)
+    meta = json.loads((tmp_path / "ranker.json").read_text())
+    del meta["config"]["bags"], meta["best_iterations"]  # the format before bagging
+    (tmp_path / "ranker.json").write_text(json.dumps(meta))
+    again = LambdaMARTRanker.load(tmp_path)
+    assert again.config.bags == 1
+    np.testing.assert_array_equal(again.predict(X), one.predict(X))
+
+
 def test_a_bag_varies_less_from_fit_to_fit_than_one_booster():
     """What bagging is for: refits on the same data with other seeds disagree less."""
     X, y, group = planted(n_lists=150, seed=6)
