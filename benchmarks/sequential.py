@@ -13,7 +13,11 @@ Protocol (documented so numbers can be compared):
   (`shoploop.evaluation.sequential_protocol`).
 - Models: popularity, item-kNN (windowed co-occurrence), EASE (L2 picked on validation),
   SASRec ids-only, SASRec with frozen MiniLM text embeddings (when the dataset has text; with
-  `--sasrec-json` options, whitened, plus a learned bag of the item text's words).
+  `--sasrec-json` options, whitened, plus a learned bag of the item text's words), and
+  `sasrec-text+ease`: the same run's fitted text SASRec and EASE mixed on standardised scores
+  (`shoploop.recommend.sasrec_ease`), EASE's share picked on validation NDCG@10 from
+  `BLEND_WEIGHTS`; its train time is both members' plus that search. The refit and cold-start
+  runs mix their own refitted members at the share picked here.
 - Cold start (`--cold-start-frac`): a random fraction of items is removed from training
   entirely (every occurrence dropped from training sequences and validation targets); each
   model is retrained and Recall@10/NDCG@10 are reported on the test cases whose target is a
@@ -92,10 +96,14 @@ from shoploop.recommend.ease import EASE, EASEConfig
 from shoploop.recommend.item_knn import ItemKNN, ItemKNNConfig
 from shoploop.recommend.popularity import Popularity
 from shoploop.recommend.sasrec import SASRec, SASRecConfig
+from shoploop.recommend.sasrec_ease import SASRecEASE
 from shoploop.recommend.sasrec_trainer import TrainConfig
 
 log = logging.getLogger("benchmarks.sequential")
-ALL_MODELS = ("pop", "itemknn", "ease", "sasrec-id", "sasrec-text")
+# The blend is not trained on its own: it mixes the run's fitted `sasrec-text` and `ease` rows.
+BLEND = "sasrec-text+ease"
+BLEND_WEIGHTS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)  # EASE's share, picked on validation NDCG@10
+ALL_MODELS = ("pop", "itemknn", "ease", "sasrec-id", "sasrec-text", BLEND)
 
 
 # ----------------------------------------------------------------------------- utilities
@@ -413,7 +421,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     ease_l2 = pick_ease_l2(split.train, split, valid) if "ease" in models else 250.0
     result["ease_l2"] = ease_l2
+    fitted: dict[str, Any] = {}
     for name in models:
+        if name == BLEND:
+            continue
         budget = args.budget_minutes
         if name == "sasrec-id" and args.id_budget_minutes is not None:
             budget = args.id_budget_minutes
@@ -445,14 +456,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if args.save_dir is not None:
             model.save(args.save_dir / dataset / name)
         result["models"][name] = row
+        fitted[name] = model
         log.info("%s test: %s", name, {k: round(v, 4) for k, v in metrics.items()})
+        write_outputs(result, out)
+    blend_weight = None
+    if BLEND in models:
+        blend_weight = add_blend_row(fitted, split, valid, popularity, args.seed, result)
         write_outputs(result, out)
 
     if args.refit_on_valid:
-        refit_all(split, args, emb, models, ease_l2, popularity, result, out)
+        refit_all(split, args, emb, models, ease_l2, popularity, result, out, blend_weight)
 
     if args.cold_start_frac > 0:
-        result["cold_start"] = cold_start_run(split, args, emb, valid, ease_l2)
+        result["cold_start"] = cold_start_run(split, args, emb, valid, ease_l2, blend_weight)
         write_outputs(result, out)
     if args.latency_items:
         result["latency"] = measure_latency(
@@ -464,6 +480,57 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return result
 
 
+def blend_of(fitted: dict[str, Any], weight: float) -> SASRecEASE | None:
+    """The run's fitted text transformer and EASE mixed with EASE share `weight` (None if one is missing)."""
+    if "sasrec-text" not in fitted or "ease" not in fitted:
+        return None
+    return SASRecEASE.of_fitted(fitted["sasrec-text"], fitted["ease"], weight)
+
+
+def add_blend_row(
+    fitted: dict[str, Any],
+    split: SequenceSplit,
+    valid: tuple[list[list[int]], list[int]],
+    popularity: np.ndarray,
+    seed: int,
+    result: dict[str, Any],
+) -> float | None:
+    """Row `sasrec-text+ease`: EASE's share picked on validation NDCG@10, then tested once.
+
+    Its cost is both members' (they were trained for their own rows) plus the weight search."""
+    if blend_of(fitted, 0.0) is None:
+        log.info("%s needs both sasrec-text and ease in --models: skipped", BLEND)
+        return None
+    t = time.perf_counter()
+    on_valid = {
+        w: evaluate_next_item(blend_of(fitted, w), valid[0], valid[1], split.n_items)["ndcg@10"]
+        for w in BLEND_WEIGHTS
+    }
+    weight = max(BLEND_WEIGHTS, key=lambda w: (on_valid[w], -w))
+    pick_s = time.perf_counter() - t
+    log.info("%s: EASE share %g (validation NDCG@10 by share %s)", BLEND, weight, on_valid)
+    model = blend_of(fitted, weight)
+    members = [result["models"][m] for m in ("sasrec-text", "ease")]
+    metrics = evaluate_next_item(
+        model, split.test_history, split.test_target, split.n_items, item_popularity=popularity
+    )
+    row: dict[str, Any] = {
+        **metrics,
+        "train_seconds": sum(m["train_seconds"] for m in members) + pick_s,
+        "peak_rss_mb": max(m["peak_rss_mb"] for m in members),
+        "load_average": load_average(),
+        "valid_ndcg@10": on_valid[weight],
+        "ease_weight": weight,
+        "valid_ndcg@10_by_ease_weight": on_valid,
+    }
+    exact = exact_history_metrics(model, split, seed)
+    if exact is not None:
+        row["exact_history"] = exact
+    result["models"][BLEND] = row
+    log.info("%s test: %s", BLEND, {k: round(v, 4) for k, v in metrics.items()})
+    return weight
+
+
 def refit_all(
     split: SequenceSplit,
     args: argparse.Namespace,
@@ -473,12 +540,17 @@ def refit_all(
     popularity: np.ndarray,
     result: dict[str, Any],
     out: Path,
+    blend_weight: float | None = None,
 ) -> None:
     """Second protocol, reported as separate `<model>+refit` rows: after model selection on
     validation, refit on train + validation targets (the newest transition of each user) with
-    the selected settings (SASRec: the best epoch count, no early stopping), then test."""
+    the selected settings (SASRec: the best epoch count, no early stopping; the blend: the
+    EASE share picked before), then test."""
     train = train_plus_valid(split)
+    refitted: dict[str, Any] = {}
     for name in models:
+        if name == BLEND:
+            continue
         budget = args.budget_minutes
         if name == "sasrec-id" and args.id_budget_minutes is not None:
             budget = args.id_budget_minutes
@@ -497,20 +569,41 @@ def refit_all(
             peak = rss.peak_mb
         else:
             model, seconds, peak = fit_model(model, train, split, emb, ([], []))
-        metrics = evaluate_next_item(
-            model, split.test_history, split.test_target, split.n_items, item_popularity=popularity
-        )
-        result["models"][f"{name}+refit"] = {
-            **metrics,
-            "train_seconds": seconds,
-            "peak_rss_mb": peak,
-            "load_average": load_average(),
-        }
-        exact = exact_history_metrics(model, split, args.seed)
-        if exact is not None:
-            result["models"][f"{name}+refit"]["exact_history"] = exact
-        log.info("%s+refit test: %s", name, {k: round(v, 4) for k, v in metrics.items()})
+        refitted[name] = model
+        record_refit(name, model, seconds, peak, split, popularity, args.seed, result)
         write_outputs(result, out)
+    blend = blend_of(refitted, blend_weight) if blend_weight is not None else None
+    if blend is not None:
+        members = [result["models"][f"{m}+refit"] for m in ("sasrec-text", "ease")]
+        seconds = sum(m["train_seconds"] for m in members)
+        peak = max(m["peak_rss_mb"] for m in members)
+        record_refit(BLEND, blend, seconds, peak, split, popularity, args.seed, result)
+        write_outputs(result, out)
+
+
+def record_refit(
+    name: str,
+    model: Any,
+    seconds: float,
+    peak: float,
+    split: SequenceSplit,
+    popularity: np.ndarray,
+    seed: int,
+    result: dict[str, Any],
+) -> None:
+    metrics = evaluate_next_item(
+        model, split.test_history, split.test_target, split.n_items, item_popularity=popularity
+    )
+    result["models"][f"{name}+refit"] = {
+        **metrics,
+        "train_seconds": seconds,
+        "peak_rss_mb": peak,
+        "load_average": load_average(),
+    }
+    exact = exact_history_metrics(model, split, seed)
+    if exact is not None:
+        result["models"][f"{name}+refit"]["exact_history"] = exact
+    log.info("%s+refit test: %s", name, {k: round(v, 4) for k, v in metrics.items()})
 
 
 def cold_start_run(
@@ -519,6 +612,7 @@ def cold_start_run(
     emb: np.ndarray | None,
     valid: tuple[list[list[int]], list[int]],
     ease_l2: float,
+    blend_weight: float | None = None,
 ) -> dict[str, Any]:
     removed, train = cold_start_split(split, args.cold_start_frac, args.seed)
     keep = [i for i, t in enumerate(valid[1]) if t not in removed]
@@ -538,16 +632,13 @@ def cold_start_run(
     }
     log.info("cold start: %d items removed, %d test cases target them", len(removed), len(cases))
     cold_split = replace(split, train=train)
-    for name in models:
-        model = build_model(name, cold_split, args, budget, ease_l2)
-        model, seconds, _ = fit_model(model, train, cold_split, emb, cold_valid)
+    in_cases = set(cases)
+    warm_histories = [h for i, h in enumerate(split.test_history) if i not in in_cases]
+    warm_targets = [t for t in split.test_target if t not in removed]
+
+    def record(name: str, model: Any, seconds: float) -> None:
         m = evaluate_next_item(model, histories, targets, split.n_items)
-        warm = evaluate_next_item(
-            model,
-            [split.test_history[i] for i in range(len(split.test_target)) if i not in set(cases)],
-            [t for t in split.test_target if t not in removed],
-            split.n_items,
-        )
+        warm = evaluate_next_item(model, warm_histories, warm_targets, split.n_items)
         out["models"][name] = {
             "recall@10": m.get("recall@10", 0.0),
             "ndcg@10": m.get("ndcg@10", 0.0),
@@ -555,6 +646,18 @@ def cold_start_run(
             "train_seconds": seconds,
         }
         log.info("cold %s: %s", name, out["models"][name])
+
+    fitted: dict[str, Any] = {}
+    for name in models:
+        if name == BLEND:
+            continue
+        model = build_model(name, cold_split, args, budget, ease_l2)
+        model, seconds, _ = fit_model(model, train, cold_split, emb, cold_valid)
+        fitted[name] = model
+        record(name, model, seconds)
+    blend = blend_of(fitted, blend_weight) if blend_weight is not None and BLEND in models else None
+    if blend is not None:
+        record(BLEND, blend, sum(out["models"][m]["train_seconds"] for m in ("sasrec-text", "ease")))
     return out
 
 

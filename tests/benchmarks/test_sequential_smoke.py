@@ -66,13 +66,16 @@ def test_sequential_benchmark_smoke(tmp_path: Path) -> None:
         ]
     )
     saved = json.loads(out.read_text())
-    base = {"pop", "itemknn", "ease", "sasrec-id", "sasrec-text"}
+    base = {"pop", "itemknn", "ease", "sasrec-id", "sasrec-text", "sasrec-text+ease"}
     assert set(saved["models"]) == base | {f"{m}+refit" for m in base}
     for name, row in saved["models"].items():
         assert 0.0 <= row["ndcg@10"] <= 1.0
         assert row["train_seconds"] >= 0.0
         if not name.endswith("+refit"):  # a refit trains on the validation targets
             assert 0.0 <= row["valid_ndcg@10"] <= 1.0
+    blend = saved["models"]["sasrec-text+ease"]
+    assert blend["ease_weight"] in bench.BLEND_WEIGHTS
+    assert blend["valid_ndcg@10"] == max(blend["valid_ndcg@10_by_ease_weight"].values())
     # the planted "i -> i+1" chains are easy for item-kNN
     assert saved["models"]["itemknn"]["recall@10"] > saved["models"]["pop"]["recall@10"]
     assert saved["cold_start"]["removed_items"] == 6

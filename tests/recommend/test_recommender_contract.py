@@ -15,6 +15,7 @@ from shoploop.recommend.ease import EASE, EASEConfig
 from shoploop.recommend.item_knn import ItemKNN, ItemKNNConfig
 from shoploop.recommend.popularity import Popularity, TrendingConfig, TrendingPopularity
 from shoploop.recommend.sasrec import SASRec, SASRecConfig
+from shoploop.recommend.sasrec_ease import SASRecEASE, SASRecEASEConfig
 from shoploop.recommend.sasrec_trainer import TrainConfig
 
 TINY_TRAIN = TrainConfig(epochs=40, batch_size=64, lr=5e-3, patience=40, budget_minutes=1.0, num_threads=1)
@@ -44,6 +45,7 @@ FACTORIES: dict[str, Callable[[], Recommender]] = {
             train=replace(TINY_TRAIN, future_targets=2),
         )
     ),
+    "sasrec_ease": lambda: SASRecEASE(SASRecEASEConfig(tiny_sasrec(use_text=True), EASEConfig(l2=10.0), 0.3)),
 }
 SEQUENTIAL = {
     "item_knn",
@@ -53,6 +55,7 @@ SEQUENTIAL = {
     "sasrec_text",
     "sasrec_text_cosine",
     "sasrec_text_bag",
+    "sasrec_ease",
 }
 
 
@@ -61,7 +64,7 @@ def fitted(chain_data: dict) -> dict[str, Recommender]:
     out = {}
     for name, make in FACTORIES.items():
         model = make()
-        if isinstance(model, SASRec):
+        if isinstance(model, SASRec | SASRecEASE):
             model.fit(
                 chain_data["train"],
                 chain_data["n_items"],

@@ -25,6 +25,14 @@ class RecommenderSettings:
     epochs: int = 30
     time_budget_minutes: float = 1.5  # keeps `make demo` within its three minutes
     min_users: int = 20  # below this the sequential model cannot learn; item-kNN is used
+    # Blend SASRec with EASE (order-free item-item) when that helps on the held-out last steps:
+    # EASE's share is picked from this grid by NDCG@10 there (0 = SASRec alone). On Amazon
+    # Scientific the blend took NDCG@10 from 0.093 to 0.103 (benchmarks/sequential.py).
+    ease_weights: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
+    # EASE inverts an items x items matrix: skip the blend above this catalog size (20k items
+    # = a 3.2 GB float64 inverse and minutes of work on two cores).
+    ease_max_items: int = 20_000
+    ease_l2s: tuple[float, ...] = (30.0, 100.0, 500.0)  # EASE's L2, picked first, on EASE alone
 
 
 @dataclass(frozen=True)

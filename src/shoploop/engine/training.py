@@ -31,11 +31,13 @@ from shoploop.domain.events import (
     ViewEvent,
 )
 from shoploop.engine.config import EngineConfig, RecommenderSettings
+from shoploop.evaluation.sequential_protocol import evaluate_next_item
 from shoploop.recommend.base import Recommender
-from shoploop.recommend.ease import EASE
+from shoploop.recommend.ease import EASE, EASEConfig
 from shoploop.recommend.item_knn import ItemKNN, ItemKNNConfig
 from shoploop.recommend.popularity import Popularity
 from shoploop.recommend.sasrec import SASRec, SASRecConfig
+from shoploop.recommend.sasrec_ease import SASRecEASE
 from shoploop.recommend.sasrec_trainer import TrainConfig
 from shoploop.retrieval.hybrid import HybridSearcher
 from shoploop.store.home import Stores
@@ -45,6 +47,7 @@ log = logging.getLogger("shoploop.training")
 
 RECOMMENDER_KINDS: dict[str, type] = {
     "sasrec": SASRec,
+    "sasrec_ease": SASRecEASE,
     "item_knn": ItemKNN,
     "ease": EASE,
     "popularity": Popularity,
@@ -196,6 +199,8 @@ def train_recommender(
         )
         best = max((h.get("valid_ndcg10", 0.0) for h in getattr(model, "history_", [])), default=0.0)
         metrics["valid_ndcg10"] = float(best)
+        if valid and n_items <= settings.ease_max_items and any(w > 0 for w in settings.ease_weights):
+            model, kind = _blend_with_ease(model, train, valid, n_items, settings, metrics)
     else:
         model = RECOMMENDER_KINDS[kind]().fit(seqs, n_items)
     metrics["train_seconds"] = time.perf_counter() - started
@@ -206,6 +211,37 @@ def train_recommender(
     basket_seqs = [s for s in _indexed(interactions.baskets, items) + per_user if len(s) >= 2]
     baskets = ItemKNN(ItemKNNConfig(window=50)).fit(basket_seqs, n_items) if basket_seqs else None
     return RecommenderBundle(items, model, kind, covisit, baskets), metrics
+
+
+def _blend_with_ease(
+    sasrec: SASRec,
+    train: list[list[int]],
+    valid: list[tuple[list[int], int]],
+    n_items: int,
+    settings: RecommenderSettings,
+    metrics: dict[str, float],
+) -> tuple[Recommender, str]:
+    """SASRec mixed with EASE at the share that is best on the held-out last steps (or alone).
+
+    EASE's L2 is picked first on EASE alone, then its share of the blend; both on the same
+    held-out steps SASRec early-stopped on, as `benchmarks/sequential.py` picks them."""
+    histories, targets = [h for h, _ in valid], [t for _, t in valid]
+
+    def ndcg(model: Recommender) -> float:
+        return evaluate_next_item(model, histories, targets, n_items).get("ndcg@10", 0.0)
+
+    started = time.perf_counter()
+    eases = [EASE(EASEConfig(l2=l2)).fit(train, n_items) for l2 in settings.ease_l2s]
+    ease = max(eases, key=ndcg)
+    by_weight = {w: ndcg(SASRecEASE.of_fitted(sasrec, ease, w)) for w in settings.ease_weights}
+    weight = max(by_weight, key=lambda w: (by_weight[w], -w))  # ties: the smaller share
+    metrics["ease_weight"] = weight
+    metrics["ease_seconds"] = time.perf_counter() - started
+    log.info("recommender: EASE share %g (held-out NDCG@10 by share %s)", weight, by_weight)
+    if weight == 0:
+        return sasrec, "sasrec"
+    metrics["valid_ndcg10"] = by_weight[weight]
+    return SASRecEASE.of_fitted(sasrec, ease, weight), "sasrec_ease"
 
 
 def register(stores: Stores, name: str, save, *, metrics: dict, config: dict) -> ModelVersion:

@@ -1,0 +1,126 @@
+"""The sequential transformer blended with EASE: what the shopper did last, plus what goes together.
+
+The two models see different things. SASRec reads the order of a history and the items' text;
+EASE (a closed-form item-item model) reads which items co-occur in whole histories, order-free.
+On short, sparse histories (Amazon Scientific: 7 items per shopper on average) each alone lands
+near the other, and their errors differ, so a blend is better than either (measured in
+`benchmarks/sequential.py`, row `sasrec-text+ease`).
+
+Scores are put on one scale per request before they are mixed: each model's row is
+standardised over the catalog (z-score), then
+
+    score = (1 - w) * z(SASRec) + w * z(EASE),        w = `ease_weight`
+
+A z-score, not raw scores, because SASRec's logits and EASE's regression outputs have unrelated
+scales that also vary from shopper to shopper; standardising keeps `w` meaningful for all of them.
+`w` is picked on validation NDCG@10 by whoever trains the blend (the benchmark does it on a grid).
+
+Similar items come from SASRec alone (its item table knows text, so cold items have neighbours).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+
+from shoploop.recommend.base import NEG_INF, RecommenderMixin, read_config, write_config
+from shoploop.recommend.ease import EASE, EASEConfig
+from shoploop.recommend.sasrec import SASRec, SASRecConfig
+
+
+@dataclass(frozen=True)
+class SASRecEASEConfig:
+    sasrec: SASRecConfig = field(default_factory=SASRecConfig)
+    ease: EASEConfig = field(default_factory=EASEConfig)
+    ease_weight: float = 0.1  # share of EASE's z-score; 0.1 was best on Amazon Scientific validation
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ease_weight <= 1.0:
+            raise ValueError(f"ease_weight must be within [0, 1], got {self.ease_weight}")
+
+
+def standardise_rows(scores: np.ndarray) -> np.ndarray:
+    """Each row of (n, n_items+1) scores minus its mean over columns 1.. over its std (float64).
+
+    Column 0 (padding) is ignored and returned as -inf; a constant row becomes all zeros.
+    """
+    body = np.asarray(scores, dtype=np.float64)[:, 1:]
+    mean = body.mean(axis=1, keepdims=True)
+    std = body.std(axis=1, keepdims=True)
+    # a constant row's std is rounding noise (1e-18 for a row of 0.01s), not spread: call it 0
+    constant = std <= 1e-9 * np.abs(body).max(axis=1, keepdims=True)
+    z = np.where(constant, 0.0, (body - mean) / np.where(constant, 1.0, std))
+    return np.hstack([np.full((len(z), 1), NEG_INF), z])
+
+
+class SASRecEASE(RecommenderMixin):
+    kind = "sasrec_ease"
+
+    def __init__(self, config: SASRecEASEConfig = SASRecEASEConfig()) -> None:
+        self.config = config
+
+    @classmethod
+    def of_fitted(cls, sasrec: SASRec, ease: EASE, ease_weight: float) -> Self:
+        """A blend of two models already fitted on the same catalog (no training)."""
+        if sasrec.n_items_ != ease.n_items_:
+            raise ValueError(f"n_items differ: SASRec {sasrec.n_items_}, EASE {ease.n_items_}")
+        model = cls(SASRecEASEConfig(sasrec.config, ease.config, ease_weight))
+        model.sasrec_, model.ease_, model.n_items_ = sasrec, ease, sasrec.n_items_
+        return model
+
+    def fit(
+        self,
+        sequences: Sequence[Sequence[int]],
+        n_items: int,
+        *,
+        item_text_emb: np.ndarray | None = None,
+        item_texts: Sequence[str] | None = None,
+        timestamps: Sequence[Sequence[float]] | None = None,
+        valid: tuple[Sequence[Sequence[int]], Sequence[int]] | None = None,
+    ) -> Self:
+        """Fit both models on the same sequences; `valid` drives SASRec's early stopping."""
+        self.sasrec_ = SASRec(self.config.sasrec).fit(
+            sequences, n_items, item_text_emb=item_text_emb, item_texts=item_texts, valid=valid
+        )
+        self.ease_ = EASE(self.config.ease).fit(sequences, n_items)
+        self.n_items_ = int(n_items)
+        return self
+
+    def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        # each member cleans and truncates the histories its own way (SASRec keeps its window)
+        w = self.config.ease_weight
+        out = np.full((len(histories), self.n_items_ + 1), NEG_INF, dtype=np.float32)
+        mixed = (1.0 - w) * standardise_rows(self.sasrec_.score(histories))[:, 1:]
+        if w > 0:
+            mixed += w * standardise_rows(self.ease_.score(histories))[:, 1:]
+        out[:, 1:] = mixed
+        return out
+
+    def item_embeddings(self) -> np.ndarray:
+        """SASRec's (n_items+1, d) item table: the blend's item space for similar items."""
+        return self.sasrec_.item_embeddings()
+
+    def similar_items(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.sasrec_.similar_items(item, k)
+
+    def save(self, directory: Path) -> None:
+        write_config(directory, self.kind, _WeightOnly(self.config.ease_weight), {"n_items": self.n_items_})
+        self.sasrec_.save(directory / "sasrec")
+        self.ease_.save(directory / "ease")
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        saved, _ = read_config(directory, cls.kind, _WeightOnly)
+        sasrec, ease = SASRec.load(directory / "sasrec"), EASE.load(directory / "ease")
+        return cls.of_fitted(sasrec, ease, saved.ease_weight)
+
+
+@dataclass(frozen=True)
+class _WeightOnly:
+    """What `config.json` holds; the members' configs live in their own folders."""
+
+    ease_weight: float = 0.1
