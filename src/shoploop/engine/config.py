@@ -30,10 +30,17 @@ class RecommenderSettings:
     # Scientific the blend took test NDCG@10 from 0.093 to 0.103 (benchmarks/sequential.py); on
     # the demo store the held-out NDCG@10 is 0.184 SASRec alone, 0.226 EASE alone, 0.265 at 0.3.
     ease_weights: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
-    # EASE inverts an items x items matrix: skip the blend above this catalog size (20k items
-    # = a 3.2 GB float64 inverse and minutes of work on two cores).
-    ease_max_items: int = 20_000
+    # EASE inverts an items x items matrix and serves an items x items float32 one: skip the
+    # blend above this catalog size (10k items: a 0.8 GB float64 inverse while training, 0.4 GB
+    # held while serving, about a minute per L2 on two cores).
+    ease_max_items: int = 10_000
     ease_l2s: tuple[float, ...] = (30.0, 100.0, 500.0)  # EASE's L2, picked first, on EASE alone
+
+    def __post_init__(self) -> None:
+        if not self.ease_l2s:
+            raise ValueError("ease_l2s must hold at least one L2 value")
+        if any(not 0.0 <= w <= 1.0 for w in self.ease_weights):
+            raise ValueError(f"ease_weights must lie within [0, 1], got {self.ease_weights}")
 
 
 @dataclass(frozen=True)

@@ -231,8 +231,12 @@ def _blend_with_ease(
         return evaluate_next_item(model, histories, targets, n_items).get("ndcg@10", 0.0)
 
     started = time.perf_counter()
-    eases = [EASE(EASEConfig(l2=l2)).fit(train, n_items) for l2 in settings.ease_l2s]
-    ease = max(eases, key=ndcg)
+    ease, best = None, -1.0
+    for l2 in settings.ease_l2s:  # one at a time: each holds an items x items matrix
+        candidate = EASE(EASEConfig(l2=l2)).fit(train, n_items)
+        if (score := ndcg(candidate)) > best:
+            ease, best = candidate, score
+    assert ease is not None  # RecommenderSettings refuses an empty ease_l2s
     by_weight = {w: ndcg(SASRecEASE.of_fitted(sasrec, ease, w)) for w in settings.ease_weights}
     weight = max(by_weight, key=lambda w: (by_weight[w], -w))  # ties: the smaller share
     metrics["ease_weight"] = weight
