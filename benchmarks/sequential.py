@@ -697,6 +697,17 @@ def markdown(result: dict[str, Any]) -> str:
                 f"- {name}: best validation NDCG@10 {best.get('valid_ndcg10', float('nan')):.4f} at epoch "
                 f"{best['epoch']} of {len(r['history'])} ({r['train_seconds'] / 60:.1f} min)"
             )
+    blend = result["models"].get(BLEND)
+    if blend is not None:
+        by_share = ", ".join(
+            f"{float(w):g}: {v:.4f}" for w, v in blend["valid_ndcg@10_by_ease_weight"].items()
+        )
+        lines += [
+            "",
+            f"{BLEND}: EASE's share {blend['ease_weight']:g} of the standardised scores, picked on "
+            f"validation NDCG@10 ({by_share}); train s = both members' fits + the pick. "
+            "Its refit and cold-start rows mix their own members at that share.",
+        ]
     exact_rows = [(name, r["exact_history"]) for name, r in result["models"].items() if "exact_history" in r]
     if exact_rows:
         n = exact_rows[0][1]["n_cases"]
