@@ -62,6 +62,11 @@ wanted and interest clicks, over `--browse-seeds` seeds. The simulation is ours;
         --out benchmarks/results/feedback_loop.json
     python benchmarks/feedback_loop.py --data-dir ../shared/data --parts search --seed 3 \
         --out benchmarks/results/feedback_loop_seeds_3_5.json
+    # and the fresh seeds that checked them (6-8 with --jobs 1 next to another run, 9-11 --jobs 2)
+    python benchmarks/feedback_loop.py --data-dir ../shared/data --parts search --seed 6 \
+        --no-plots --out benchmarks/results/feedback_loop_seeds_6_8.json
+    python benchmarks/feedback_loop.py --data-dir ../shared/data --parts search --seed 9 \
+        --no-plots --jobs 2 --out benchmarks/results/feedback_loop_seeds_9_11.json
     # the home feed
     python benchmarks/feedback_loop.py --data-dir ../shared/data --parts browse \
         --out benchmarks/results/feedback_loop_browse.json
