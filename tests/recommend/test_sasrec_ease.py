@@ -47,11 +47,37 @@ def members(chain_data: dict) -> tuple[SASRec, EASE]:
 
 def test_blend_is_the_weighted_sum_of_standardised_scores(members, chain_data: dict) -> None:
     sasrec, ease = members
+    assert len(ease.items_) == chain_data["n_items"]  # EASE knows every item here: a plain mix
     histories = chain_data["test_history"][:9]
     blend = SASRecEASE.of_fitted(sasrec, ease, 0.25)
     z_sasrec, z_ease = standardise_rows(sasrec.score(histories)), standardise_rows(ease.score(histories))
     expected = 0.75 * z_sasrec + 0.25 * z_ease
     np.testing.assert_allclose(blend.score(histories)[:, 1:], expected[:, 1:], rtol=1e-5, atol=1e-5)
+
+
+def test_standardising_over_a_subset_by_hand() -> None:
+    # mean and std from columns 1-2 only ([2, 4]: mean 3, std 1), applied to every column
+    out = standardise_rows(np.array([[-np.inf, 2.0, 4.0, 9.0]]), over=np.array([False, True, True, False]))
+    np.testing.assert_allclose(out[0, 1:], [-1.0, 1.0, 6.0])
+
+
+def test_ease_abstains_on_items_it_never_saw(chain_data: dict) -> None:
+    """A product nobody touched keeps SASRec's z-score whole; known ones get the mix."""
+    cold = 17
+    train = [[i for i in s if i != cold] for s in chain_data["train"]]
+    n = chain_data["n_items"]
+    sasrec = SASRec(tiny_sasrec(use_text=True)).fit(train, n, item_text_emb=chain_data["emb"])
+    ease = EASE(EASEConfig(l2=10.0)).fit(train, n)
+    assert cold not in ease.items_
+    histories = [[15, 16], [3, 4, 5]]
+    blended = SASRecEASE.of_fitted(sasrec, ease, 0.4).score(histories)
+    known = np.ones(n + 1, dtype=bool)
+    known[[0, cold]] = False
+    z_sasrec = standardise_rows(sasrec.score(histories))
+    z_ease = standardise_rows(ease.score(histories), over=known)
+    np.testing.assert_allclose(blended[:, cold], z_sasrec[:, cold], rtol=1e-5, atol=1e-5)
+    expected = 0.6 * z_sasrec[:, known] + 0.4 * z_ease[:, known]
+    np.testing.assert_allclose(blended[:, known], expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(("weight", "which"), [(0.0, 0), (1.0, 1)])

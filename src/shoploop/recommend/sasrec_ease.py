@@ -15,7 +15,10 @@ A z-score, not raw scores, because SASRec's logits and EASE's regression outputs
 scales that also vary from shopper to shopper; standardising keeps `w` meaningful for all of them.
 `w` is picked on validation NDCG@10 by whoever trains the blend (the benchmark does it on a grid).
 
-Similar items come from SASRec alone (its item table knows text, so cold items have neighbours).
+EASE abstains on items it never saw in training (its z-score is taken over the items it knows):
+those keep SASRec's z-score whole, so new products stay as recommendable as SASRec's text side
+makes them. Similar items come from SASRec alone (its item table knows text, so cold items have
+neighbours).
 """
 
 from __future__ import annotations
@@ -43,16 +46,19 @@ class SASRecEASEConfig:
             raise ValueError(f"ease_weight must be within [0, 1], got {self.ease_weight}")
 
 
-def standardise_rows(scores: np.ndarray) -> np.ndarray:
+def standardise_rows(scores: np.ndarray, over: np.ndarray | None = None) -> np.ndarray:
     """Each row of (n, n_items+1) scores minus its mean over columns 1.. over its std (float64).
 
-    Column 0 (padding) is ignored and returned as -inf; a constant row becomes all zeros.
+    `over` (n_items+1,) bool: take mean and std over these columns only (all by default); every
+    column is standardised with them. Column 0 (padding) is ignored and returned as -inf; a
+    constant row becomes all zeros.
     """
     body = np.asarray(scores, dtype=np.float64)[:, 1:]
-    mean = body.mean(axis=1, keepdims=True)
-    std = body.std(axis=1, keepdims=True)
+    ref = body if over is None else body[:, np.asarray(over, dtype=bool)[1:]]
+    mean = ref.mean(axis=1, keepdims=True)
+    std = ref.std(axis=1, keepdims=True)
     # a constant row's std is rounding noise (1e-18 for a row of 0.01s), not spread: call it 0
-    constant = std <= 1e-9 * np.abs(body).max(axis=1, keepdims=True)
+    constant = std <= 1e-9 * np.abs(ref).max(axis=1, keepdims=True)
     z = np.where(constant, 0.0, (body - mean) / np.where(constant, 1.0, std))
     return np.hstack([np.full((len(z), 1), NEG_INF), z])
 
@@ -94,11 +100,23 @@ class SASRecEASE(RecommenderMixin):
         # each member cleans and truncates the histories its own way (SASRec keeps its window)
         w = self.config.ease_weight
         out = np.full((len(histories), self.n_items_ + 1), NEG_INF, dtype=np.float32)
-        mixed = (1.0 - w) * standardise_rows(self.sasrec_.score(histories))[:, 1:]
-        if w > 0:
-            mixed += w * standardise_rows(self.ease_.score(histories))[:, 1:]
-        out[:, 1:] = mixed
+        z_sasrec = standardise_rows(self.sasrec_.score(histories))[:, 1:]
+        if w == 0:
+            out[:, 1:] = z_sasrec
+            return out
+        # EASE abstains on items it never saw in training (new products): they keep SASRec's
+        # z-score whole instead of EASE's "no evidence", which would bury exactly the items the
+        # text side is there to surface.
+        known = self._ease_known()
+        z_ease = standardise_rows(self.ease_.score(histories), over=known)[:, 1:]
+        out[:, 1:] = (1.0 - w) * z_sasrec + w * np.where(known[1:], z_ease, z_sasrec)
         return out
+
+    def _ease_known(self) -> np.ndarray:
+        """(n_items+1,) bool: the items EASE has a column for (seen in its training data)."""
+        known = np.zeros(self.n_items_ + 1, dtype=bool)
+        known[self.ease_.items_] = True
+        return known
 
     def item_embeddings(self) -> np.ndarray:
         """SASRec's (n_items+1, d) item table: the blend's item space for similar items."""
