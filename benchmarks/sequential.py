@@ -498,7 +498,7 @@ def add_blend_row(
     """Row `sasrec-text+ease`: EASE's share picked on validation NDCG@10, then tested once.
 
     Its cost is both members' (they were trained for their own rows) plus the weight search."""
-    if blend_of(fitted, 0.0) is None:
+    if not {"sasrec-text", "ease"} <= fitted.keys():
         log.info("%s needs both sasrec-text and ease in --models: skipped", BLEND)
         return None
     t = time.perf_counter()

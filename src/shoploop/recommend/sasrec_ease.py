@@ -74,9 +74,14 @@ class SASRecEASE(RecommenderMixin):
         """A blend of two models already fitted on the same catalog (no training)."""
         if sasrec.n_items_ != ease.n_items_:
             raise ValueError(f"n_items differ: SASRec {sasrec.n_items_}, EASE {ease.n_items_}")
-        model = cls(SASRecEASEConfig(sasrec.config, ease.config, ease_weight))
-        model.sasrec_, model.ease_, model.n_items_ = sasrec, ease, sasrec.n_items_
-        return model
+        return cls(SASRecEASEConfig(sasrec.config, ease.config, ease_weight))._attach(sasrec, ease)
+
+    def _attach(self, sasrec: SASRec, ease: EASE) -> Self:
+        self.sasrec_, self.ease_, self.n_items_ = sasrec, ease, sasrec.n_items_
+        # the items EASE has a column for (seen in its training data), fixed once it is fitted
+        self._ease_known = np.zeros(self.n_items_ + 1, dtype=bool)
+        self._ease_known[ease.items_] = True
+        return self
 
     def fit(
         self,
@@ -89,12 +94,10 @@ class SASRecEASE(RecommenderMixin):
         valid: tuple[Sequence[Sequence[int]], Sequence[int]] | None = None,
     ) -> Self:
         """Fit both models on the same sequences; `valid` drives SASRec's early stopping."""
-        self.sasrec_ = SASRec(self.config.sasrec).fit(
+        sasrec = SASRec(self.config.sasrec).fit(
             sequences, n_items, item_text_emb=item_text_emb, item_texts=item_texts, valid=valid
         )
-        self.ease_ = EASE(self.config.ease).fit(sequences, n_items)
-        self.n_items_ = int(n_items)
-        return self
+        return self._attach(sasrec, EASE(self.config.ease).fit(sequences, n_items))
 
     def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
         # each member cleans and truncates the histories its own way (SASRec keeps its window)
@@ -107,16 +110,10 @@ class SASRecEASE(RecommenderMixin):
         # EASE abstains on items it never saw in training (new products): they keep SASRec's
         # z-score whole instead of EASE's "no evidence", which would bury exactly the items the
         # text side is there to surface.
-        known = self._ease_known()
+        known = self._ease_known
         z_ease = standardise_rows(self.ease_.score(histories), over=known)[:, 1:]
         out[:, 1:] = (1.0 - w) * z_sasrec + w * np.where(known[1:], z_ease, z_sasrec)
         return out
-
-    def _ease_known(self) -> np.ndarray:
-        """(n_items+1,) bool: the items EASE has a column for (seen in its training data)."""
-        known = np.zeros(self.n_items_ + 1, dtype=bool)
-        known[self.ease_.items_] = True
-        return known
 
     def item_embeddings(self) -> np.ndarray:
         """SASRec's (n_items+1, d) item table: the blend's item space for similar items."""
