@@ -67,6 +67,10 @@ wanted and interest clicks, over `--browse-seeds` seeds. The simulation is ours;
         --no-plots --out benchmarks/results/feedback_loop_seeds_6_8.json
     python benchmarks/feedback_loop.py --data-dir ../shared/data --parts search --seed 9 \
         --no-plots --jobs 2 --out benchmarks/results/feedback_loop_seeds_9_11.json
+    # the twelve seeds as one table, with the mean and standard error the README quotes
+    python benchmarks/feedback_loop.py --data-dir ../shared/data --pool \
+        benchmarks/results/feedback_loop{,_seeds_3_5,_seeds_6_8,_seeds_9_11}.json \
+        --out benchmarks/results/feedback_loop_pooled.json
     # the home feed
     python benchmarks/feedback_loop.py --data-dir ../shared/data --parts browse \
         --out benchmarks/results/feedback_loop_browse.json
@@ -244,6 +248,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--img-dir", type=Path, default=ROOT / "docs" / "img")
     p.add_argument("--md", type=Path, default=None, help="Markdown summary (default: --out with .md)")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument(
+        "--pool",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="run nothing: pool the search seeds of these result files (same settings) into --out",
+    )
     p.add_argument(
         "--parts",
         default="search,browse",
@@ -881,8 +892,86 @@ SEED_SUMMARY = (
 )
 
 
+# Arguments that may differ between result files that are pooled: where a run wrote, which seeds
+# it ran and how many at once — none of them changes what one seed measures.
+POOL_MAY_DIFFER = {"seed", "search_seeds", "jobs", "out", "md", "img_dir", "no_plots", "pool"}
+
+
+def pool_results(paths: list[Path]) -> dict[str, Any]:
+    """The search seeds of several result files as one result, with the mean and standard error
+    of each learned arm's gap closed; refuses files run with other settings or repeating a seed."""
+    loaded = [(path, json.loads(path.read_text())) for path in paths]
+    first_path, first = loaded[0]
+    settings = {k: v for k, v in first["args"].items() if k not in POOL_MAY_DIFFER}
+    seeds: list[dict[str, Any]] = []
+    for path, result in loaded:
+        other = {k: v for k, v in result["args"].items() if k not in POOL_MAY_DIFFER}
+        if differ := sorted(k for k in settings.keys() | other.keys() if settings.get(k) != other.get(k)):
+            raise SystemExit(f"--pool: {path} was run with other settings than {first_path}: {differ}")
+        for run in result.get("search_seeds", []):
+            if any(run["seed"] == s["seed"] for s in seeds):
+                raise SystemExit(f"--pool: seed {run['seed']} appears twice (again in {path})")
+            seeds.append(run)
+    if len(seeds) < 2:
+        raise SystemExit("--pool: fewer than two search seeds in these files")
+    pooled: dict[str, Any] = {}
+    for arm in LEARNED:
+        gaps = np.array([r["gap_closed"][arm] for r in seeds])
+        pooled[arm] = {
+            "n_seeds": len(gaps),
+            "gap_closed_mean": float(gaps.mean()),
+            "gap_closed_se": float(gaps.std(ddof=1) / np.sqrt(len(gaps))),
+            "gap_closed_min": float(gaps.min()),
+            "gap_closed_max": float(gaps.max()),
+            "worst_dip": float(min(r["worst_dip_vs_static_after_first_retrain"][arm] for r in seeds)),
+        }
+    margins = [r["gap_closed"]["corrected"] - r["gap_closed"]["naive"] for r in seeds]
+    pooled["corrected_ahead_of_naive_in"] = int(sum(m > 0 for m in margins))
+    pooled["corrected_smallest_margin_over_naive"] = float(min(margins))
+    return {
+        "args": first["args"],
+        "pooled_from": [str(p) for p in paths],
+        "search_seeds": seeds,
+        "pooled": pooled,
+    }
+
+
+def pooled_markdown(result: dict[str, Any]) -> str:
+    pooled = result["pooled"]
+    lines = [
+        "# Feedback loop benchmark — seeds pooled",
+        "",
+        "Pooled from: " + ", ".join(f"`{Path(p).name}`" for p in result["pooled_from"]) + ".",
+        "",
+        *search_seed_table(result["search_seeds"]),
+        "| arm | seeds | gap closed, mean | standard error (points) | range | worst dip vs static |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for arm in LEARNED:
+        a = pooled[arm]
+        lines.append(
+            f"| {arm} | {a['n_seeds']} | {a['gap_closed_mean']:.1%} | {100 * a['gap_closed_se']:.1f} | "
+            f"{a['gap_closed_min']:.1%} to {a['gap_closed_max']:.1%} | {a['worst_dip']:+.2%} |"
+        )
+    lines += [
+        "",
+        f"corrected ahead of naive in {pooled['corrected_ahead_of_naive_in']} of "
+        f"{pooled['corrected']['n_seeds']} seeds (smallest margin "
+        f"{pooled['corrected_smallest_margin_over_naive']:+.1%}).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(argv)
+    if args.pool:
+        result = pool_results(args.pool)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2, default=float))
+        (args.md or args.out.with_suffix(".md")).write_text(pooled_markdown(result))
+        print(pooled_markdown(result))
+        return result
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     result: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.benchmarks.loader import load_benchmark
 
@@ -137,3 +138,50 @@ def test_feedback_loop_search_part_is_reproducible(tmp_path):
     assert runs[0]["search"]["windows_heldout_ndcg10"] == runs[1]["search"]["windows_heldout_ndcg10"]
     # and the two seeds are different runs
     assert runs[0]["search_seeds"][0]["final_window"] != runs[0]["search_seeds"][1]["final_window"]
+
+
+def _result_file(path: Path, seeds: dict[int, tuple[float, float]], **args: str) -> Path:
+    """A result file with the given seeds' (naive, corrected) gap shares; ipw_only = naive."""
+    runs = [
+        {
+            "seed": seed,
+            "gap_closed": {"naive": naive, "ipw_only": naive, "corrected": corrected},
+            "worst_dip_vs_static_after_first_retrain": {
+                "naive": 0.1,
+                "ipw_only": 0.1,
+                "corrected": 0.02 * seed,
+            },
+        }
+        for seed, (naive, corrected) in seeds.items()
+    ]
+    path.write_text(
+        json.dumps({"args": {"seed": str(min(seeds)), "window": "2500", **args}, "search_seeds": runs})
+    )
+    return path
+
+
+def test_pooling_result_files_by_hand(tmp_path):
+    bench = load_benchmark("feedback_loop")
+    a = _result_file(tmp_path / "a.json", {0: (0.40, 0.50), 1: (0.44, 0.46)})
+    b = _result_file(tmp_path / "b.json", {2: (0.42, 0.58)}, jobs="2")  # jobs may differ
+    out = tmp_path / "pooled.json"
+    result = bench.main(["--data-dir", str(tmp_path), "--pool", str(a), str(b), "--out", str(out)])
+    corrected = result["pooled"]["corrected"]
+    # 0.50, 0.46, 0.58: mean 0.5133..., sample std 0.0611, standard error 0.0611 / sqrt(3) = 0.0353
+    assert corrected["gap_closed_mean"] == pytest.approx(0.51333, abs=1e-4)
+    assert corrected["gap_closed_se"] == pytest.approx(0.035277, abs=1e-5)
+    assert (corrected["gap_closed_min"], corrected["gap_closed_max"], corrected["worst_dip"]) == (
+        0.46,
+        0.58,
+        0.0,
+    )
+    assert result["pooled"]["corrected_ahead_of_naive_in"] == 3
+    assert result["pooled"]["corrected_smallest_margin_over_naive"] == pytest.approx(0.02)
+    assert "| corrected | 3 | 51.3% | 3.5 |" in out.with_suffix(".md").read_text()
+
+    again = _result_file(tmp_path / "c.json", {1: (0.4, 0.5)})
+    with pytest.raises(SystemExit, match="seed 1 appears twice"):
+        bench.main(["--data-dir", str(tmp_path), "--pool", str(a), str(again), "--out", str(out)])
+    other = _result_file(tmp_path / "d.json", {5: (0.4, 0.5)}, window="1000")
+    with pytest.raises(SystemExit, match=r"other settings.*window"):
+        bench.main(["--data-dir", str(tmp_path), "--pool", str(a), str(other), "--out", str(out)])
