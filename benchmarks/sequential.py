@@ -17,7 +17,8 @@ Protocol (documented so numbers can be compared):
   `sasrec-text+ease`: the same run's fitted text SASRec and EASE mixed on standardised scores
   (`shoploop.recommend.sasrec_ease`), EASE's share picked on validation NDCG@10 from
   `BLEND_WEIGHTS`; its train time is both members' plus that search. The refit and cold-start
-  runs mix their own refitted members at the share picked here.
+  runs mix their own refitted members at the share picked here. `sasrec-id+ease` is the same
+  with the ids-only SASRec, for data without item text (ml-1m).
 - Cold start (`--cold-start-frac`): a random fraction of items is removed from training
   entirely (every occurrence dropped from training sequences and validation targets); each
   model is retrained and Recall@10/NDCG@10 are reported on the test cases whose target is a
@@ -100,10 +101,11 @@ from shoploop.recommend.sasrec_ease import SASRecEASE
 from shoploop.recommend.sasrec_trainer import TrainConfig
 
 log = logging.getLogger("benchmarks.sequential")
-# The blend is not trained on its own: it mixes the run's fitted `sasrec-text` and `ease` rows.
-BLEND = "sasrec-text+ease"
+# A blend is not trained on its own: it mixes the run's fitted transformer row (the value) and
+# `ease` row. The ids-only blend is for datasets without item text (ml-1m).
+BLENDS = {"sasrec-text+ease": "sasrec-text", "sasrec-id+ease": "sasrec-id"}
 BLEND_WEIGHTS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)  # EASE's share, picked on validation NDCG@10
-ALL_MODELS = ("pop", "itemknn", "ease", "sasrec-id", "sasrec-text", BLEND)
+ALL_MODELS = ("pop", "itemknn", "ease", "sasrec-id", "sasrec-text", *BLENDS)
 
 
 # ----------------------------------------------------------------------------- utilities
@@ -423,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     result["ease_l2"] = ease_l2
     fitted: dict[str, Any] = {}
     for name in models:
-        if name == BLEND:
+        if name in BLENDS:
             continue
         budget = args.budget_minutes
         if name == "sasrec-id" and args.id_budget_minutes is not None:
@@ -459,16 +461,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         fitted[name] = model
         log.info("%s test: %s", name, {k: round(v, 4) for k, v in metrics.items()})
         write_outputs(result, out)
-    blend_weight = None
-    if BLEND in models:
-        blend_weight = add_blend_row(fitted, split, valid, popularity, args.seed, result)
+    blend_weights: dict[str, float] = {}
+    for blend in (m for m in models if m in BLENDS):
+        weight = add_blend_row(blend, fitted, split, valid, popularity, args.seed, result)
+        if weight is not None:
+            blend_weights[blend] = weight
         write_outputs(result, out)
 
     if args.refit_on_valid:
-        refit_all(split, args, emb, models, ease_l2, popularity, result, out, blend_weight)
+        refit_all(split, args, emb, models, ease_l2, popularity, result, out, blend_weights)
 
     if args.cold_start_frac > 0:
-        result["cold_start"] = cold_start_run(split, args, emb, valid, ease_l2, blend_weight)
+        result["cold_start"] = cold_start_run(split, args, emb, valid, ease_l2, blend_weights)
         write_outputs(result, out)
     if args.latency_items:
         result["latency"] = measure_latency(
@@ -480,14 +484,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return result
 
 
-def blend_of(fitted: dict[str, Any], weight: float) -> SASRecEASE | None:
-    """The run's fitted text transformer and EASE mixed with EASE share `weight` (None if one is missing)."""
-    if "sasrec-text" not in fitted or "ease" not in fitted:
+def blend_of(fitted: dict[str, Any], blend: str, weight: float) -> SASRecEASE | None:
+    """Blend `blend`'s fitted transformer and EASE mixed with EASE share `weight` (None if one is missing)."""
+    if BLENDS[blend] not in fitted or "ease" not in fitted:
         return None
-    return SASRecEASE.of_fitted(fitted["sasrec-text"], fitted["ease"], weight)
+    return SASRecEASE.of_fitted(fitted[BLENDS[blend]], fitted["ease"], weight)
 
 
 def add_blend_row(
+    blend: str,
     fitted: dict[str, Any],
     split: SequenceSplit,
     valid: tuple[list[list[int]], list[int]],
@@ -495,22 +500,22 @@ def add_blend_row(
     seed: int,
     result: dict[str, Any],
 ) -> float | None:
-    """Row `sasrec-text+ease`: EASE's share picked on validation NDCG@10, then tested once.
+    """Row `blend` (a key of BLENDS): EASE's share picked on validation NDCG@10, then tested once.
 
     Its cost is both members' (they were trained for their own rows) plus the weight search."""
-    if not {"sasrec-text", "ease"} <= fitted.keys():
-        log.info("%s needs both sasrec-text and ease in --models: skipped", BLEND)
+    if not {BLENDS[blend], "ease"} <= fitted.keys():
+        log.info("%s needs both %s and ease in --models: skipped", blend, BLENDS[blend])
         return None
     t = time.perf_counter()
     on_valid = {
-        w: evaluate_next_item(blend_of(fitted, w), valid[0], valid[1], split.n_items)["ndcg@10"]
+        w: evaluate_next_item(blend_of(fitted, blend, w), valid[0], valid[1], split.n_items)["ndcg@10"]
         for w in BLEND_WEIGHTS
     }
     weight = max(BLEND_WEIGHTS, key=lambda w: (on_valid[w], -w))
     pick_s = time.perf_counter() - t
-    log.info("%s: EASE share %g (validation NDCG@10 by share %s)", BLEND, weight, on_valid)
-    model = blend_of(fitted, weight)
-    members = [result["models"][m] for m in ("sasrec-text", "ease")]
+    log.info("%s: EASE share %g (validation NDCG@10 by share %s)", blend, weight, on_valid)
+    model = blend_of(fitted, blend, weight)
+    members = [result["models"][m] for m in (BLENDS[blend], "ease")]
     metrics = evaluate_next_item(
         model, split.test_history, split.test_target, split.n_items, item_popularity=popularity
     )
@@ -526,8 +531,8 @@ def add_blend_row(
     exact = exact_history_metrics(model, split, seed)
     if exact is not None:
         row["exact_history"] = exact
-    result["models"][BLEND] = row
-    log.info("%s test: %s", BLEND, {k: round(v, 4) for k, v in metrics.items()})
+    result["models"][blend] = row
+    log.info("%s test: %s", blend, {k: round(v, 4) for k, v in metrics.items()})
     return weight
 
 
@@ -540,7 +545,7 @@ def refit_all(
     popularity: np.ndarray,
     result: dict[str, Any],
     out: Path,
-    blend_weight: float | None = None,
+    blend_weights: dict[str, float] | None = None,
 ) -> None:
     """Second protocol, reported as separate `<model>+refit` rows: after model selection on
     validation, refit on train + validation targets (the newest transition of each user) with
@@ -549,7 +554,7 @@ def refit_all(
     train = train_plus_valid(split)
     refitted: dict[str, Any] = {}
     for name in models:
-        if name == BLEND:
+        if name in BLENDS:
             continue
         budget = args.budget_minutes
         if name == "sasrec-id" and args.id_budget_minutes is not None:
@@ -572,12 +577,14 @@ def refit_all(
         refitted[name] = model
         record_refit(name, model, seconds, peak, split, popularity, args.seed, result)
         write_outputs(result, out)
-    blend = blend_of(refitted, blend_weight) if blend_weight is not None else None
-    if blend is not None:
-        members = [result["models"][f"{m}+refit"] for m in ("sasrec-text", "ease")]
+    for name, weight in (blend_weights or {}).items():
+        blend = blend_of(refitted, name, weight)
+        if blend is None:
+            continue
+        members = [result["models"][f"{m}+refit"] for m in (BLENDS[name], "ease")]
         seconds = sum(m["train_seconds"] for m in members)
         peak = max(m["peak_rss_mb"] for m in members)
-        record_refit(BLEND, blend, seconds, peak, split, popularity, args.seed, result)
+        record_refit(name, blend, seconds, peak, split, popularity, args.seed, result)
         write_outputs(result, out)
 
 
@@ -612,7 +619,7 @@ def cold_start_run(
     emb: np.ndarray | None,
     valid: tuple[list[list[int]], list[int]],
     ease_l2: float,
-    blend_weight: float | None = None,
+    blend_weights: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     removed, train = cold_start_split(split, args.cold_start_frac, args.seed)
     keep = [i for i, t in enumerate(valid[1]) if t not in removed]
@@ -649,15 +656,16 @@ def cold_start_run(
 
     fitted: dict[str, Any] = {}
     for name in models:
-        if name == BLEND:
+        if name in BLENDS:
             continue
         model = build_model(name, cold_split, args, budget, ease_l2)
         model, seconds, _ = fit_model(model, train, cold_split, emb, cold_valid)
         fitted[name] = model
         record(name, model, seconds)
-    blend = blend_of(fitted, blend_weight) if blend_weight is not None and BLEND in models else None
-    if blend is not None:
-        record(BLEND, blend, sum(out["models"][m]["train_seconds"] for m in ("sasrec-text", "ease")))
+    for name, weight in (blend_weights or {}).items():
+        blend = blend_of(fitted, name, weight) if name in models else None
+        if blend is not None:
+            record(name, blend, sum(out["models"][m]["train_seconds"] for m in (BLENDS[name], "ease")))
     return out
 
 
@@ -697,14 +705,16 @@ def markdown(result: dict[str, Any]) -> str:
                 f"- {name}: best validation NDCG@10 {best.get('valid_ndcg10', float('nan')):.4f} at epoch "
                 f"{best['epoch']} of {len(r['history'])} ({r['train_seconds'] / 60:.1f} min)"
             )
-    blend = result["models"].get(BLEND)
-    if blend is not None:
+    for name in BLENDS:
+        blend = result["models"].get(name)
+        if blend is None:
+            continue
         by_share = ", ".join(
             f"{float(w):g}: {v:.4f}" for w, v in blend["valid_ndcg@10_by_ease_weight"].items()
         )
         lines += [
             "",
-            f"{BLEND}: EASE's share {blend['ease_weight']:g} of the standardised scores, picked on "
+            f"{name}: EASE's share {blend['ease_weight']:g} of the standardised scores, picked on "
             f"validation NDCG@10 ({by_share}); train s = both members' fits + the pick. "
             "Its refit and cold-start rows mix their own members at that share.",
         ]

@@ -66,16 +66,17 @@ def test_sequential_benchmark_smoke(tmp_path: Path) -> None:
         ]
     )
     saved = json.loads(out.read_text())
-    base = {"pop", "itemknn", "ease", "sasrec-id", "sasrec-text", "sasrec-text+ease"}
+    base = {"pop", "itemknn", "ease", "sasrec-id", "sasrec-text", "sasrec-text+ease", "sasrec-id+ease"}
     assert set(saved["models"]) == base | {f"{m}+refit" for m in base}
     for name, row in saved["models"].items():
         assert 0.0 <= row["ndcg@10"] <= 1.0
         assert row["train_seconds"] >= 0.0
         if not name.endswith("+refit"):  # a refit trains on the validation targets
             assert 0.0 <= row["valid_ndcg@10"] <= 1.0
-    blend = saved["models"]["sasrec-text+ease"]
-    assert blend["ease_weight"] in bench.BLEND_WEIGHTS
-    assert blend["valid_ndcg@10"] == max(blend["valid_ndcg@10_by_ease_weight"].values())
+    for name in ("sasrec-text+ease", "sasrec-id+ease"):
+        blend = saved["models"][name]
+        assert blend["ease_weight"] in bench.BLEND_WEIGHTS
+        assert blend["valid_ndcg@10"] == max(blend["valid_ndcg@10_by_ease_weight"].values())
     # the planted "i -> i+1" chains are easy for item-kNN
     assert saved["models"]["itemknn"]["recall@10"] > saved["models"]["pop"]["recall@10"]
     assert saved["cold_start"]["removed_items"] == 6
@@ -121,7 +122,7 @@ def test_sequential_benchmark_reports_exact_history_cases(tmp_path: Path) -> Non
             "--data-dir",
             str(data),
             "--models",
-            "pop,itemknn,sasrec-id",
+            "pop,itemknn,ease,sasrec-id,sasrec-id+ease",
             "--budget-minutes",
             "0.1",
             "--cold-start-frac",
@@ -133,7 +134,9 @@ def test_sequential_benchmark_reports_exact_history_cases(tmp_path: Path) -> Non
         ]
     )
     saved = json.loads(out.read_text())
-    for name in ("pop", "itemknn", "sasrec-id"):
+    # the ids-only blend (no item text in this format) gets a row of its own, exact cases too
+    assert saved["models"]["sasrec-id+ease"]["ease_weight"] in bench.BLEND_WEIGHTS
+    for name in ("pop", "itemknn", "sasrec-id", "sasrec-id+ease"):
         exact = saved["models"][name]["exact_history"]
         assert exact["n_cases"] == len(val_users)
         low, high = exact["ndcg@10_ci95"]
