@@ -106,7 +106,7 @@ from shoploop.recommend.ease import EASE, EASEConfig
 from shoploop.recommend.item_knn import ItemKNN, ItemKNNConfig
 from shoploop.recommend.popularity import Popularity
 from shoploop.recommend.sasrec import SASRec, SASRecConfig
-from shoploop.recommend.sasrec_ease import SASRecEASE
+from shoploop.recommend.sasrec_ease import SASRecEASE, pick_ease_weight
 from shoploop.recommend.sasrec_trainer import TrainConfig
 
 log = logging.getLogger("benchmarks.sequential")
@@ -516,11 +516,12 @@ def add_blend_row(
         log.info("%s needs both %s and ease in --models: skipped", blend, BLENDS[blend])
         return None
     t = time.perf_counter()
-    on_valid = {
-        w: evaluate_next_item(blend_of(fitted, blend, w), valid[0], valid[1], split.n_items)["ndcg@10"]
-        for w in BLEND_WEIGHTS
-    }
-    weight = max(BLEND_WEIGHTS, key=lambda w: (on_valid[w], -w))
+    weight, on_valid = pick_ease_weight(
+        fitted[BLENDS[blend]],
+        fitted["ease"],
+        BLEND_WEIGHTS,
+        lambda m: evaluate_next_item(m, valid[0], valid[1], split.n_items)["ndcg@10"],
+    )
     pick_s = time.perf_counter() - t
     log.info("%s: EASE share %g (validation NDCG@10 by share %s)", blend, weight, on_valid)
     model = blend_of(fitted, blend, weight)

@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 
 from shoploop.recommend.ease import EASE, EASEConfig
 from shoploop.recommend.sasrec import SASRec
-from shoploop.recommend.sasrec_ease import SASRecEASE, SASRecEASEConfig, standardise_rows
+from shoploop.recommend.sasrec_ease import SASRecEASE, SASRecEASEConfig, pick_ease_weight, standardise_rows
 from tests.recommend.test_recommender_contract import tiny_sasrec
 
 
@@ -102,3 +102,13 @@ def test_refuses_members_of_different_catalogs_and_weights_outside_0_1(members, 
         SASRecEASE.of_fitted(sasrec, other, 0.1)
     with pytest.raises(ValueError, match="ease_weight"):
         SASRecEASEConfig(ease_weight=1.5)
+
+
+def test_pick_ease_weight_takes_the_best_share_and_the_smaller_one_on_ties(members) -> None:
+    sasrec, ease = members
+    made = {0.1: 0.30, 0.2: 0.35, 0.3: 0.35, 0.5: 0.10}  # 0.2 and 0.3 tie: the smaller wins
+    weight, by_weight = pick_ease_weight(sasrec, ease, list(made), lambda m: made[m.config.ease_weight])
+    assert weight == 0.2
+    assert by_weight == made
+    with pytest.raises(ValueError, match="weights"):
+        pick_ease_weight(sasrec, ease, [], lambda m: 0.0)

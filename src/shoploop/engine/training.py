@@ -37,7 +37,7 @@ from shoploop.recommend.ease import EASE, EASEConfig
 from shoploop.recommend.item_knn import ItemKNN, ItemKNNConfig
 from shoploop.recommend.popularity import Popularity
 from shoploop.recommend.sasrec import SASRec, SASRecConfig
-from shoploop.recommend.sasrec_ease import SASRecEASE
+from shoploop.recommend.sasrec_ease import SASRecEASE, pick_ease_weight
 from shoploop.recommend.sasrec_trainer import TrainConfig
 from shoploop.retrieval.hybrid import HybridSearcher
 from shoploop.store.home import Stores
@@ -237,8 +237,7 @@ def _blend_with_ease(
         if (score := ndcg(candidate)) > best:
             ease, best = candidate, score
     assert ease is not None  # RecommenderSettings refuses an empty ease_l2s
-    by_weight = {w: ndcg(SASRecEASE.of_fitted(sasrec, ease, w)) for w in settings.ease_weights}
-    weight = max(by_weight, key=lambda w: (by_weight[w], -w))  # ties: the smaller share
+    weight, by_weight = pick_ease_weight(sasrec, ease, settings.ease_weights, ndcg)
     metrics["ease_weight"] = weight
     metrics["ease_seconds"] = time.perf_counter() - started
     log.info("recommender: EASE share %g (held-out NDCG@10 by share %s)", weight, by_weight)

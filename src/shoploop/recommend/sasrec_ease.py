@@ -23,7 +23,7 @@ neighbours).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -61,6 +61,18 @@ def standardise_rows(scores: np.ndarray, over: np.ndarray | None = None) -> np.n
     constant = std <= 1e-9 * np.abs(ref).max(axis=1, keepdims=True)
     z = np.where(constant, 0.0, (body - mean) / np.where(constant, 1.0, std))
     return np.hstack([np.full((len(z), 1), NEG_INF), z])
+
+
+def pick_ease_weight(
+    sasrec: SASRec, ease: EASE, weights: Sequence[float], quality: Callable[[SASRecEASE], float]
+) -> tuple[float, dict[float, float]]:
+    """EASE's share among `weights` whose blend scores best by `quality` (the caller's held-out
+    NDCG@10: this layer does not evaluate), and every share's score. Ties go to the smaller share,
+    the one closer to SASRec alone."""
+    if not weights:
+        raise ValueError("weights must hold at least one share")
+    by_weight = {w: quality(SASRecEASE.of_fitted(sasrec, ease, w)) for w in weights}
+    return max(by_weight, key=lambda w: (by_weight[w], -w)), by_weight
 
 
 class SASRecEASE(RecommenderMixin):
