@@ -33,7 +33,11 @@ Side-information variant (reported separately, labelled ``+hist``): the BTS prio
 historical click data per item (alpha / (alpha + beta)). ``pbm_hist`` uses its *shape* as the EB
 prior mean of item rates (scale and strength still fitted on the random log). It is information
 obp's estimators do not use, so the headline comparison is given with and without it; the random
-log's own evidence for it (log marginal likelihood vs the flat prior) is reported too.
+log's own evidence for it (log marginal likelihood vs the flat prior) is reported too. So that
+the +hist comparison is like for like, obp's estimators are run a second and third time with the
+same information given the only way obp's regression takes item-side data, as an action-context
+column (the prior's log-odds): next to OBD's item features (``obp+hist:``) and alone
+(``obp+hist-only:``). The same-information ratio compares our best with obp's best over all three.
 
 Run: ``python benchmarks/ope_obd.py --data-dir ../shared/data/obd --campaign men
 --out benchmarks/results/ope_obd.json --n-boot 30``.
@@ -228,7 +232,18 @@ def _clip_by_bound(r: np.ndarray, w: np.ndarray, grid: np.ndarray) -> float:
     return best
 
 
-def obp_estimates(fb: dict[str, Any], dist: np.ndarray, seed: int) -> dict[str, float]:
+def hist_action_contexts(fb: dict[str, Any], item_prior: np.ndarray) -> dict[str, np.ndarray]:
+    """obp label prefix -> action context carrying the BTS prior (log-odds of its mean CTR per item)."""
+    logit = np.log(item_prior / (1.0 - item_prior))[:, None]
+    out = {"obp+hist-only:": logit}
+    if fb.get("action_context") is not None:
+        out["obp+hist:"] = np.hstack([np.asarray(fb["action_context"], float), logit])
+    return out
+
+
+def obp_estimates(
+    fb: dict[str, Any], dist: np.ndarray, seed: int, *, prefix: str = "obp:"
+) -> dict[str, float]:
     from obp.ope import (
         DirectMethod,
         DoublyRobust,
@@ -274,7 +289,7 @@ def obp_estimates(fb: dict[str, Any], dist: np.ndarray, seed: int) -> dict[str, 
     ]
     ev = OffPolicyEvaluation(bandit_feedback=fb, ope_estimators=estimators)
     values = ev.estimate_policy_values(action_dist=action_dist, estimated_rewards_by_reg_model=q_hat)
-    return {f"obp:{k}": float(v) for k, v in values.items()}
+    return {f"{prefix}{k}": float(v) for k, v in values.items()}
 
 
 # ---------------------------------------------------------------- run
@@ -307,6 +322,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     dist, item_prior, dist_source = bts_action_dist(
         fb["n_actions"], len_list, args.campaign, args.n_sim, args.seed, use_obp
     )
+    hist_contexts = hist_action_contexts(fb, item_prior) if (use_obp and item_prior is not None) else {}
     n = fb["n_rounds"]
     per_round = ("action", "position", "reward", "pscore", "context")
     values: dict[str, list[float]] = {}
@@ -320,6 +336,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         est, hp = our_estimates(boot, dist, item_prior)
         if use_obp:
             est.update(obp_estimates(boot, dist, args.seed))
+            for prefix, a_ctx in hist_contexts.items():
+                est.update(obp_estimates({**boot, "action_context": a_ctx}, dist, args.seed, prefix=prefix))
         for k, v in est.items():
             values.setdefault(k, []).append(v)
         for k, v in hp.items():
@@ -332,9 +350,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             flush=True,
         )
     results = {k: _summary(v, truth) for k, v in values.items()}
-    ours = {k: s for k, s in results.items() if not k.startswith("obp:")}
+    ours = {k: s for k, s in results.items() if not k.startswith("obp")}
     ours_no_side = {k: s for k, s in ours.items() if "+hist" not in k}
     theirs = {k: s for k, s in results.items() if k.startswith("obp:")}
+    theirs_any = {k: s for k, s in results.items() if k.startswith("obp")}
 
     def best(d: dict[str, dict[str, float]]) -> dict[str, Any] | None:
         if not d:
@@ -360,6 +379,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "best_ours": best(ours),
         "best_ours_without_side_information": best(ours_no_side),
         "best_obp": best(theirs),
+        "best_obp_with_side_information": best(theirs_any) if hist_contexts else None,
         "seconds": time.perf_counter() - t0,
     }
     if out["best_obp"]:
@@ -373,6 +393,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out["ratio_best_ours_without_side_information_to_best_obp"] = (
             out["best_ours_without_side_information"]["rel_error_mean"] / ref
         )
+        if out["best_obp_with_side_information"]:
+            # like for like: our best (may use the prior) vs obp's best given the same prior
+            out["ratio_best_ours_to_best_obp_same_information"] = (
+                out["best_ours"]["rel_error_mean"] / out["best_obp_with_side_information"]["rel_error_mean"]
+            )
         out["target_ratio"] = 0.85
     else:
         out["obp_reference"] = OBP_PUBLISHED_NOTE
@@ -393,15 +418,26 @@ def to_markdown(out: dict[str, Any]) -> str:
     ]
     rows = sorted(out["estimators"].items(), key=lambda kv: kv[1]["rel_error_mean"])
     for k, s in rows:
-        side = "obp" if k.startswith("obp:") else ("ours (+hist side info)" if "+hist" in k else "ours")
+        side = "obp" if k.startswith("obp") else "ours"
+        side += " (+hist side info)" if "+hist" in k else ""
         err = f"{s['rel_error_mean']:.3f} | {s['rel_error_std']:.3f}"
         lines.append(f"| {k} | {side} | {err} | {s['estimate_mean']:.5f} |")
     lines.append("")
-    for key in ("best_ours", "best_ours_without_side_information", "best_obp"):
+    best_keys = (
+        "best_ours",
+        "best_ours_without_side_information",
+        "best_obp",
+        "best_obp_with_side_information",
+    )
+    for key in best_keys:
         b = out.get(key)
         if b:
             lines.append(f"- {key}: `{b['estimator']}` {b['rel_error_mean']:.3f} ± {b['rel_error_std']:.3f}")
-    for key in ("ratio_best_ours_to_best_obp", "ratio_best_ours_without_side_information_to_best_obp"):
+    for key in (
+        "ratio_best_ours_to_best_obp",
+        "ratio_best_ours_without_side_information_to_best_obp",
+        "ratio_best_ours_to_best_obp_same_information",
+    ):
         if key in out:
             lines.append(f"- {key}: {out[key]:.3f} (target <= {out['target_ratio']})")
     paired = out.get("paired_share_of_resamples_closer_than_best_obp")

@@ -84,6 +84,15 @@ def test_ope_obd_smoke_with_obp(tmp_path: Path) -> None:
     )
     assert out["obp_ran"]
     assert "obp:snipw" in out["estimators"] and "ratio_best_ours_to_best_obp" in out
+    # obp also runs with our side information (the BTS prior as an action-context column), and the
+    # like-for-like ratio is taken against its best over every obp run
+    assert "obp+hist:dm" in out["estimators"] and "obp+hist-only:dm" in out["estimators"]
+    assert not any(k.startswith("obp") for k in out["paired_share_of_resamples_closer_than_best_obp"])
+    best_any = min(s["rel_error_mean"] for k, s in out["estimators"].items() if k.startswith("obp"))
+    assert out["best_obp_with_side_information"]["rel_error_mean"] == best_any
+    assert out["ratio_best_ours_to_best_obp_same_information"] == pytest.approx(
+        out["best_ours"]["rel_error_mean"] / best_any
+    )
     # the same resamples feed both sides: our SNIPS equals obp's SNIPW on every resample
     np.testing.assert_allclose(
         out["per_resample_estimates"]["snips"], out["per_resample_estimates"]["obp:snipw"]
