@@ -112,3 +112,16 @@ def _shown(*ids: str) -> tuple:
     from shoploop.domain import ShownItem
 
     return tuple(ShownItem(item_id=i, position=k + 1) for k, i in enumerate(ids))
+
+
+def test_train_names_every_model_it_knows_on_a_wrong_one(demo_home: Path):
+    result = runner.invoke(app, ["train", "--home", str(demo_home), "--model", "nonsense"])
+    assert result.exit_code == 2
+    assert "bi_encoder" in result.output and "cross_encoder" in result.output
+
+
+def test_train_bi_encoder_without_dense_search_is_a_clear_error(demo_home: Path):
+    # --fast serves BM25 only, so there is no text encoder to fine-tune
+    result = runner.invoke(app, ["train", "--home", str(demo_home), "--fast", "--model", "bi_encoder"])
+    assert result.exit_code == 2
+    assert "search: uses no dense retrieval" in result.output

@@ -75,7 +75,8 @@ def train(
         typer.Option(
             "--model",
             help="ranker (default: the gated feedback loop), or train one model once as a candidate: "
-            "cross_encoder (fine-tuned on clicked searches), recommender, search.",
+            "cross_encoder (fine-tuned on clicked searches), bi_encoder (search's text encoder "
+            "fine-tuned on clicked searches, registered as a search version), recommender, search.",
         ),
     ] = "ranker",
     promote: Annotated[
@@ -97,8 +98,12 @@ def train(
             search=HybridConfig(use_dense=False),
             recommender=RecommenderSettings(kind="item_knn"),
         )
-    if model not in ("ranker", "cross_encoder", "recommender", "search"):
-        typer.secho("error: --model must be ranker, cross_encoder, recommender or search", err=True, fg="red")
+    if model not in ("ranker", "cross_encoder", "bi_encoder", "recommender", "search"):
+        typer.secho(
+            "error: --model must be ranker, cross_encoder, bi_encoder, recommender or search",
+            err=True,
+            fg="red",
+        )
         raise typer.Exit(2)
     engine = build_engine(config).start(progress=lambda m: typer.echo(m))
     if model != "ranker":
@@ -110,7 +115,7 @@ def train(
             typer.secho(f"error: {err}", err=True, fg="red")
             raise typer.Exit(2) from None
         state = "active" if promote else "candidate (promote with the dashboard or the API)"
-        typer.echo(f"{model}: v{version.version} registered, {state}; metrics {dict(version.metrics)}")
+        typer.echo(f"{version.name}: v{version.version} registered, {state}; metrics {dict(version.metrics)}")
         return
     loop_config = RetrainConfig(
         every_events=every_events,

@@ -60,6 +60,8 @@ class ServingSettings:
     cross_encoder_weight: float = 0.5  # its share of the head's final score
     cross_encoder_minutes: float = 10.0  # training budget for `train("cross_encoder")`
     cross_encoder_min_pairs: int = 200
+    bi_encoder_minutes: float = 10.0  # training budget for `train("bi_encoder")` (search's encoder)
+    bi_encoder_min_pairs: int = 200  # clicked (query, product) pairs needed before it trains
     trending_refresh_seconds: float = 5.0  # trending is a snapshot at most this old
     trending_depth: int = 5000  # items kept in the snapshot (filters pick from these)
     # Home feed impression discounting: each unit of a shopper's fatigue with an item (one

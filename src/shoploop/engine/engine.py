@@ -11,12 +11,14 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -26,7 +28,14 @@ from shoploop.domain import ANONYMOUS_USER, ImpressionEvent, Product, ShownItem
 from shoploop.domain.served import ServedItem, ServedList
 from shoploop.engine.config import EngineConfig
 from shoploop.engine.event_follower import EventFollower, OwnWrites
+from shoploop.engine.search_finetune import (
+    bi_encoder_examples,
+    finetune_searcher,
+    save_with_encoder,
+    saved_config,
+)
 from shoploop.engine.training import (
+    Interactions,
     RecommenderBundle,
     collect_interactions,
     register,
@@ -34,7 +43,7 @@ from shoploop.engine.training import (
     train_searcher,
 )
 from shoploop.engine.variants import ServingOverride, VariantSpecError
-from shoploop.feedback.click_pairs import click_pairs
+from shoploop.feedback.click_pairs import ClickPairs, click_pairs
 from shoploop.feedback.exploration import ExplorationPolicy
 from shoploop.feedback.features import FeatureContext
 from shoploop.feedback.ltr import LearnedRanker
@@ -157,7 +166,9 @@ class Engine:
             say(f"{name}: v{active.version} active")
 
     def train(self, name: str, *, promote: bool = False) -> ModelVersion:
-        """Train `name` ("search" or "recommender") from the stores and register a candidate."""
+        """Train `name` from the stores and register a candidate: "search" (the index),
+        "recommender", "cross_encoder" (the re-ranker, from clicked searches) or "bi_encoder"
+        (search's text encoder fine-tuned on clicked searches; registered as a "search" version)."""
         products = list(self.stores.catalog.iter_products())
         if not products:
             raise InvalidRequest("catalog", "is empty: import products before training")
@@ -187,23 +198,66 @@ class Engine:
             )
         elif name == "cross_encoder":
             version = self._train_cross_encoder()
+        elif name == "bi_encoder":
+            version = self._train_bi_encoder(products, interactions, catalog_version)
         else:
             raise InvalidRequest(
-                "name", f"unknown model {name!r}; expected 'search', 'recommender' or 'cross_encoder'"
+                "name",
+                f"unknown model {name!r}; expected 'search', 'recommender', 'cross_encoder' or 'bi_encoder'",
             )
         if promote:
-            version = self.stores.registry.promote(name, version.version, reason="trained on start-up")
+            version = self.stores.registry.promote(
+                version.name, version.version, reason="trained on start-up"
+            )
         return version
 
-    def _train_cross_encoder(self) -> ModelVersion:
-        """Fine-tune the re-ranker on (query, product) pairs from shoppers' clicks and purchases."""
+    def _clicked_search_pairs(self, valid_frac: float) -> ClickPairs:
+        """(query, product text) pairs graded by what shoppers did with served search lists."""
         lists = join_logs(self.stores.events.scan(types=["impression", "click", "add_to_cart", "purchase"]))
 
         def text(item_id: str) -> str | None:
             product = self.products.get(item_id)
             return product.text() if product else None
 
-        pairs = click_pairs(lists, text, seed=self.config.seed)
+        return click_pairs(lists, text, valid_frac=valid_frac, seed=self.config.seed)
+
+    def _train_bi_encoder(
+        self, products: Sequence[Product], interactions: Interactions, catalog_version: int
+    ) -> ModelVersion:
+        """Fine-tune search's text encoder on clicked searches; the re-encoded index is a candidate."""
+        if not self.config.search.use_dense:
+            raise InvalidRequest(
+                "search", "uses no dense retrieval (use_dense=False): no text encoder to fine-tune"
+            )
+        # the fine-tune holds out its own query-disjoint validation split
+        positives, hard = bi_encoder_examples(self._clicked_search_pairs(valid_frac=0.0))
+        needed = self.config.serving.bi_encoder_min_pairs
+        if len(positives) < max(needed, 2):
+            raise InvalidRequest(
+                "events",
+                f"{len(positives)} clicked (query, product) pairs; the bi-encoder needs at least {needed}",
+            )
+        with tempfile.TemporaryDirectory(prefix="shoploop-bi-encoder-") as tmp:
+            searcher, model_dir, metrics = finetune_searcher(
+                products,
+                positives,
+                hard,
+                self.config,
+                Path(tmp),
+                fit=lambda config: train_searcher(products, interactions, config),
+            )
+            metrics["catalog_version"] = catalog_version
+            return register(
+                self.stores,
+                "search",
+                save_with_encoder(searcher, model_dir),
+                metrics=metrics,
+                config=saved_config(searcher).to_dict(),
+            )
+
+    def _train_cross_encoder(self) -> ModelVersion:
+        """Fine-tune the re-ranker on (query, product) pairs from shoppers' clicks and purchases."""
+        pairs = self._clicked_search_pairs(valid_frac=0.1)
         settings = self.config.serving
         if len(pairs.train) < settings.cross_encoder_min_pairs or not pairs.valid:
             raise InvalidRequest(
@@ -263,9 +317,15 @@ class Engine:
 
     def _activate(self, version: ModelVersion) -> None:
         if version.name == "search":
+            # Reuse the loaded encoder only for an index built with the same model (a version
+            # trained by `train("bi_encoder")` brings its own fine-tuned one).
+            current = self.searcher
+            same = current is not None and current.config.encoder == HybridSearcher.saved_encoder_config(
+                version.path
+            )
             searcher = HybridSearcher.load(
                 version.path,
-                encoder=self.searcher.encoder if self.searcher else None,
+                encoder=current.encoder if current is not None and same else None,
                 query_backend=self.config.search.query_backend,  # this engine's serving choice
                 share_products=self.products,
             )

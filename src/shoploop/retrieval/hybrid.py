@@ -43,7 +43,7 @@ from shoploop.retrieval.query_understanding import (
     parse_phrases,
     token_counts,
 )
-from shoploop.text.encoder import TextEncoder, encode_with_cache, text_hash
+from shoploop.text.encoder import EncoderConfig, TextEncoder, encode_with_cache, text_hash
 from shoploop.text.normalize import STOPWORDS, normalize, stem_tokens, tokenize
 
 __all__ = ["HybridSearcher", "InvalidQuery", "SearchHit", "SearchResult", "UnderstoodQuery"]
@@ -524,6 +524,24 @@ class HybridSearcher:
         if self.intent_ is not None:
             self.intent_.save(directory / "intent")
 
+    @staticmethod
+    def _resolved_config(directory: Path, meta: dict[str, Any]) -> HybridConfig:
+        # A fine-tuned encoder saved inside the index directory is named relative to it, so the
+        # index stays self-contained when moved (engine.search_finetune).
+        config = HybridConfig.from_dict(meta["config"])
+        path = config.encoder.model_path
+        if path and not Path(path).is_absolute() and (directory / path).is_dir():
+            config = replace(
+                config, encoder=replace(config.encoder, model_path=str((directory / path).resolve()))
+            )
+        return config
+
+    @classmethod
+    def saved_encoder_config(cls, directory: Path) -> EncoderConfig:
+        """The product encoder a saved index was built with (its path resolved as `load` does)."""
+        directory = Path(directory)
+        return cls._resolved_config(directory, json.loads((directory / "searcher.json").read_text())).encoder
+
     @classmethod
     def load(
         cls,
@@ -539,7 +557,7 @@ class HybridSearcher:
         catalog): saved products equal to the caller's are not kept twice in memory."""
         directory = Path(directory)
         meta = json.loads((directory / "searcher.json").read_text())
-        config = HybridConfig.from_dict(meta["config"])
+        config = cls._resolved_config(directory, meta)
         if query_backend != "saved":
             config = replace(config, query_backend=query_backend)
         self = cls(config, encoder=encoder, query_encoder=query_encoder)
