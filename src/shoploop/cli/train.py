@@ -2,6 +2,7 @@
 
     shoploop train [--home DIR] [--watch] [--every-events N] [--every-minutes M]
                    [--correction ipw|none] [--fast]
+    shoploop train --model cross_encoder|bi_encoder|recommender|search [--minutes M] [--promote]
     shoploop rollback NAME [--home DIR] [--reason TEXT]
 
 `train` runs one retrain round (or, with --watch, one whenever N new events or M minutes
@@ -17,6 +18,7 @@ import json
 import os
 import signal
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -82,6 +84,15 @@ def train(
     promote: Annotated[
         bool, typer.Option("--promote", help="With --model other than ranker: make the new version active.")
     ] = False,
+    minutes: Annotated[
+        float | None,
+        typer.Option(
+            "--minutes",
+            min=0.1,
+            help="Training time budget of --model cross_encoder / bi_encoder "
+            "(default 10; they stop early when validation stops improving).",
+        ),
+    ] = None,
 ) -> None:
     """Retrain the learned ranker from shopper feedback, gate it, promote or reject it."""
     from shoploop.engine import EngineConfig, RecommenderSettings, build_engine
@@ -98,6 +109,9 @@ def train(
             search=HybridConfig(use_dense=False),
             recommender=RecommenderSettings(kind="item_knn"),
         )
+    if minutes is not None:
+        serving = replace(config.serving, cross_encoder_minutes=minutes, bi_encoder_minutes=minutes)
+        config = replace(config, serving=serving)
     if model not in ("ranker", "cross_encoder", "bi_encoder", "recommender", "search"):
         typer.secho(
             "error: --model must be ranker, cross_encoder, bi_encoder, recommender or search",
