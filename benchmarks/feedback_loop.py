@@ -114,6 +114,7 @@ from shoploop.feedback.ltr import RankerConfig
 from shoploop.feedback.online import DCG_EXAMINATION, OnlineConfig
 from shoploop.feedback.retrain import RetrainConfig, RetrainLoop
 from shoploop.retrieval.config import HybridConfig
+from shoploop.text.encoder import EncoderConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = ("static", "naive", "ipw_only", "corrected", "oracle")
@@ -300,21 +301,29 @@ def make_search_engine(
     max_promotion: int | None = None,
     dense: bool = False,
     embedding_cache_dir: Path | None = None,
+    encoder_path: str | None = None,
+    serving: dict[str, Any] | None = None,
 ) -> Any:
     """debias: CTR features over expected examinations (a DCG prior until the loop's own curve).
     ctr_lift: `ServingSettings.query_ctr_weight`, the engine's real-time lift from a query's
     click-through, which serves until a learned ranker is promoted (0 for the static arm).
-    dense: hybrid retrieval with the dense retriever too (the loop runs BM25-only, for speed)."""
+    dense: hybrid retrieval with the dense retriever too (the loop runs BM25-only, for speed).
+    encoder_path: the dense encoder (None = packaged MiniLM); serving: more `ServingSettings`."""
     config = EngineConfig(
         online=OnlineConfig(examination=DCG_EXAMINATION if debias else None),
         search=HybridConfig(
-            use_dense=dense, embedding_cache_dir=str(embedding_cache_dir) if embedding_cache_dir else None
+            use_dense=dense,
+            embedding_cache_dir=str(embedding_cache_dir) if embedding_cache_dir else None,
+            encoder=EncoderConfig(model_path=encoder_path),
         ),
         recommender=RecommenderSettings(kind="popularity"),
         # No personalisation in any arm (the shoppers have no tastes); the static arm has no CTR
         # lift either: pure hybrid retrieval.
         serving=ServingSettings(
-            personalization_weight=0.0, query_ctr_weight=ctr_lift, ranker_max_promotion=max_promotion
+            personalization_weight=0.0,
+            query_ctr_weight=ctr_lift,
+            ranker_max_promotion=max_promotion,
+            **(serving or {}),
         ),
         exploration=explore or ExplorationConfig(budget=0.0),
     )

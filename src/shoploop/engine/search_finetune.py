@@ -9,9 +9,9 @@ so the usual gate, A/B variants and rollback apply to it like to any retrained i
 
 Training examples come from `feedback.click_pairs` (skip-above rule): every clicked, carted or
 bought product is a positive for its query, and products shown *above* it and passed over are
-that query's hard negatives (examined and judged worse; measured on Home Depot judgments,
-retrieval-mined hard negatives raised the fine-tuned model's own NDCG@10 0.343 -> 0.350 at equal
-training time, while the hybrid's stayed level).
+that query's hard negatives (examined and judged worse). Indicative only, from one uncommitted
+probe run each on Home Depot judgments: retrieval-mined hard negatives raised the fine-tuned
+model's own NDCG@10 0.343 -> 0.350 at equal training time, while the hybrid's stayed level.
 
 The fine-tuned model directory is stored inside the version (`encoder/`) and the saved config
 names it relatively, so a version stays self-contained when the registry is copied or moved.

@@ -1,0 +1,40 @@
+"""Smoke test: benchmarks/click_finetune.py end to end on tiny generated data and a tiny encoder."""
+
+from __future__ import annotations
+
+import json
+
+from tests.benchmarks.loader import load_benchmark
+from tests.benchmarks.test_feedback_loop_smoke import write_homedepot
+from tests.text.test_finetune import tiny_sentence_transformer
+
+
+def test_click_finetune_trains_a_candidate_and_compares_it_with_the_baseline(tmp_path):
+    bench = load_benchmark("click_finetune")
+    write_homedepot(tmp_path / "data" / "homedepot")
+    out = tmp_path / "click.json"
+    encoder = tiny_sentence_transformer(tmp_path / "st")
+    bench.main(
+        [
+            "--data-dir", str(tmp_path / "data"), "--out", str(out), "--queries", "12",
+            "--distractors", "20", "--searches", "400", "--minutes", "0.2", "--min-pairs", "10",
+            "--cache-dir", str(tmp_path / "cache"), "--encoder-path", encoder,
+        ]
+    )  # fmt: skip
+    saved = json.loads(out.read_text())
+    assert saved["clicks"] > 0 and saved["candidate_metrics"]["train_pairs"] > 0
+    for part in ("held_out", "training"):
+        row = saved["results"][part]
+        base, tuned = row["baseline_packaged_minilm"], row["fine_tuned_on_clicks"]
+        assert 0.0 <= base["ndcg10_served"] <= 1.0 and 0.0 <= tuned["ndcg10_dense"] <= 1.0
+        assert row["served_gain"] == tuned["ndcg10_served"] - base["ndcg10_served"]
+        lo, hi = row["served_gain_ci95"]
+        assert lo <= hi
+    assert (
+        saved["results"]["held_out"]["baseline_packaged_minilm"]["n_queries"] == saved["n_held_out_queries"]
+    )
+    md = out.with_suffix(".md").read_text()
+    assert (
+        md.startswith("# Fine-tuning search's encoder on clicks")
+        and "| held_out | fine_tuned_on_clicks |" in md
+    )
