@@ -109,3 +109,14 @@ def test_an_index_built_with_the_same_encoder_reuses_the_loaded_one(base_model: 
     loaded = engine.searcher.encoder
     engine.train("search", promote=True)
     assert engine.searcher.encoder is loaded  # no second copy of the model in memory
+
+
+def test_a_shop_encoding_products_with_int8_still_gets_its_fine_tuned_weights(base_model: str) -> None:
+    # the int8 ONNX backend would run the packaged model's weights, not the fine-tuned ones
+    config = dense_config(base_model)
+    config = replace(
+        config, search=replace(config.search, encoder=replace(config.search.encoder, backend="onnx-int8"))
+    )
+    engine, _ = make_engine(config)
+    version = engine.train("bi_encoder")
+    assert version.config["encoder"]["backend"] == "torch"

@@ -19,6 +19,7 @@ names it relatively, so a version stays self-contained when the registry is copi
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from collections.abc import Callable, Sequence
@@ -80,14 +81,11 @@ def finetune_searcher(
     record = json.loads((model_dir / "finetune_record.json").read_text())["record"]
     history = record.get("history", [])
     before = next((row["valid_recall"] for row in history if "valid_recall" in row), None)
-    # The vectors of a model that exists only for this fit are not worth caching: the version
-    # saves its dense index, so nothing would ever read them again.
-    tuned = replace(
-        config,
-        search=replace(
-            search, encoder=replace(search.encoder, model_path=str(model_dir)), embedding_cache_dir=None
-        ),
-    )
+    # torch: the int8 ONNX backend runs the packaged model's own quantised weights, which know
+    # nothing of the fine-tune. And the vectors of a model that exists only for this fit are not
+    # worth caching: the version saves its dense index, so nothing would ever read them again.
+    encoder = replace(search.encoder, model_path=str(model_dir), backend="torch")
+    tuned = replace(config, search=replace(search, encoder=encoder, embedding_cache_dir=None))
     searcher = fit(tuned)
     metrics = {
         "products": len(products),
@@ -114,11 +112,8 @@ def save_with_encoder(searcher: HybridSearcher, model_dir: Path) -> Callable[[Pa
     def save(directory: Path) -> None:
         directory = Path(directory)
         shutil.copytree(model_dir, directory / ENCODER_DIR)
-        live = searcher.config
-        searcher.config = saved_config(searcher)
-        try:
-            searcher.save(directory)
-        finally:
-            searcher.config = live
+        view = copy.copy(searcher)  # shares the indexes; only the saved config differs
+        view.config = saved_config(searcher)
+        view.save(directory)
 
     return save
