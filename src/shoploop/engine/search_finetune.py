@@ -62,6 +62,7 @@ def finetune_searcher(
     index from an engine config (the engine passes its usual `train_searcher`).
     """
     from shoploop.text.finetune import BiEncoderFinetuneConfig, finetune_bi_encoder
+    from shoploop.text.onnx_export import export_encoder_int8
 
     search = config.search
     settings = config.serving
@@ -78,6 +79,8 @@ def finetune_searcher(
         corpus=[p.text() for p in products],
         hard_negatives=hard_negatives or None,
     )
+    # Its own int8 build, so queries keep the packaged model's fast path (query backend "auto")
+    int8 = export_encoder_int8(model_dir)
     record = json.loads((model_dir / "finetune_record.json").read_text())["record"]
     history = record.get("history", [])
     before = next((row["valid_recall"] for row in history if "valid_recall" in row), None)
@@ -97,6 +100,7 @@ def finetune_searcher(
         f"valid_recall@{ft_config.recall_k}": record.get("best_valid_recall"),
         "finetune_steps": record.get("steps"),
         "finetune_seconds": record.get("train_seconds"),
+        "query_encoder_int8": str(int8.relative_to(model_dir)),
     }
     return searcher, model_dir, metrics
 

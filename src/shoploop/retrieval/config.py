@@ -11,6 +11,7 @@ from shoploop.retrieval.dense import DenseConfig
 from shoploop.retrieval.fusion import FusionConfig
 from shoploop.retrieval.query_understanding import TypoConfig
 from shoploop.text.encoder import EncoderConfig
+from shoploop.text.onnx_export import encoder_int8_path
 
 __all__ = ["HybridConfig"]
 
@@ -23,8 +24,9 @@ class HybridConfig:
     # Query-time encoder backend. None = the product encoder's own. "auto" = the int8 ONNX build
     # when products are encoded by the packaged MiniLM (it is the same model quantised: on Home
     # Depot it cost nothing -- NDCG@10 0.4264 vs 0.4259 with torch -- and answers a query several
-    # times faster, benchmarks/results/search_relevance.md), else the product encoder's own
-    # (a fine-tuned model has no int8 twin).
+    # times faster, benchmarks/results/search_relevance.md) and when a fine-tuned model directory
+    # carries its own int8 export (text.onnx_export; click-trained indexes do), else the product
+    # encoder's own.
     query_backend: Literal["auto", "torch", "onnx-int8"] | None = "auto"
     use_dense: bool = True
     fusion: FusionConfig = field(default_factory=FusionConfig)
@@ -44,8 +46,9 @@ class HybridConfig:
         if self.query_backend is None:
             return self.encoder.backend
         if self.query_backend == "auto":
-            packaged_torch = self.encoder.model_path is None and self.encoder.backend == "torch"
-            return "onnx-int8" if packaged_torch else self.encoder.backend
+            path = self.encoder.model_path
+            has_int8 = path is None or encoder_int8_path(path) is not None
+            return "onnx-int8" if has_int8 and self.encoder.backend == "torch" else self.encoder.backend
         return self.query_backend
 
     def to_dict(self) -> dict[str, Any]:

