@@ -214,9 +214,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['train_and_reencode_seconds']} s"
     )
     lines.append(
-        "- latency: the baseline encodes queries with the packaged model's int8 ONNX build (query "
-        "backend `auto`); a fine-tuned model has no int8 twin and encodes them with torch. The "
-        "baseline's training-query times are mostly the query cache's hits from the traffic."
+        "- latency: both encode queries with int8 ONNX (query backend `auto`): the baseline with the "
+        "packaged model's build, the candidate with the export it carries. The baseline's "
+        "training-query times are mostly the query cache's hits from the traffic."
     )
     return "\n".join(lines) + "\n"
 

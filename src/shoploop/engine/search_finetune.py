@@ -13,8 +13,9 @@ that query's hard negatives (examined and judged worse). Indicative only, from o
 probe run each on Home Depot judgments: retrieval-mined hard negatives raised the fine-tuned
 model's own NDCG@10 0.343 -> 0.350 at equal training time, while the hybrid's stayed level.
 
-The fine-tuned model directory is stored inside the version (`encoder/`) and the saved config
-names it relatively, so a version stays self-contained when the registry is copied or moved.
+The fine-tuned model directory is stored inside the version (`encoder/`, with its own int8 ONNX
+export so queries keep the packaged model's int8 fast path) and the saved config names it
+relatively, so a version stays self-contained when the registry is copied or moved.
 """
 
 from __future__ import annotations
