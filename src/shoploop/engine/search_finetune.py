@@ -103,7 +103,9 @@ def finetune_searcher(
         "finetune_seconds": record.get("train_seconds"),
         "query_encoder_int8": str(int8.relative_to(model_dir)),
     }
-    return searcher, model_dir, metrics
+    # no validation split (few clicked queries) leaves recalls unknown: leave them out rather than
+    # store None, which the report's per-version plots cannot draw
+    return searcher, model_dir, {k: v for k, v in metrics.items() if v is not None}
 
 
 def saved_config(searcher: HybridSearcher) -> HybridConfig:
