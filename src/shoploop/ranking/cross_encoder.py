@@ -48,7 +48,7 @@ import numpy as np
 
 from shoploop.ranking.training_pairs import GradedPair, group_by_query
 from shoploop.text.encoder import packaged_minilm_path, set_offline
-from shoploop.text.onnx_export import export_onnx, quantize_int8
+from shoploop.text.onnx_export import export_onnx, quantize_int8, tensor_output
 from shoploop.text.precision import Precision, autocast, keep_fp32, resolve_precision
 
 __all__ = ["CrossEncoderConfig", "CrossEncoderReranker", "GradedPair", "blend_with_first_stage"]
@@ -582,7 +582,6 @@ class CrossEncoderReranker:
 
     def export_onnx(self, directory: Path, *, quantize: bool = True) -> Path:
         """Export ``directory/model.onnx`` and (default) int8 ``model.int8.onnx``; returns the one in use."""
-        import torch
 
         self._check_fitted()
         directory = Path(directory)
@@ -594,20 +593,7 @@ class CrossEncoderReranker:
                 ["a query", "another much longer query"], ["a title", "a much longer product title here"]
             )
         )
-        model = self.model_.eval()
-
-        class _Logits(torch.nn.Module):
-            # a plain tensor output keeps the exported graph free of HF output classes
-            def __init__(self, inner: torch.nn.Module) -> None:
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.inner(
-                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-                ).logits
-
-        export_onnx(_Logits(model), dummy, fp32, "logits", {0: "batch"})
+        export_onnx(tensor_output(self.model_.eval(), "logits"), dummy, fp32, "logits", {0: "batch"})
         # export restores the wrapper's training flag on every submodule: make sure we serve in eval mode
         self.model_.eval()
         target = fp32

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,9 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 ENCODER_INT8 = "onnx/model_int8.onnx"  # inside a sentence-transformers directory
 
 
-def export_onnx(module, dummy: Mapping[str, np.ndarray], path: Path, output: str, output_axes: dict) -> None:
+def export_onnx(
+    module: Any, dummy: Mapping[str, np.ndarray], path: Path, output: str, output_axes: dict[int, str]
+) -> None:
     """Trace `module(input_ids, attention_mask, token_type_ids) -> tensor` to `path` (opset 17).
 
     The dummy batch must contain padding: tracing records Python-level branches as constants, and
@@ -39,6 +42,25 @@ def export_onnx(module, dummy: Mapping[str, np.ndarray], path: Path, output: str
         )
 
 
+def tensor_output(inner: Any, attribute: str) -> Any:
+    """`inner` (a Hugging Face model) as a module returning only its output's `attribute`: a plain
+    tensor output keeps the exported graph free of HF output classes."""
+    import torch
+
+    class _Output(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            out = self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            )
+            return getattr(out, attribute)
+
+    return _Output()
+
+
 def quantize_int8(fp32: Path, int8: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -59,7 +81,6 @@ def encoder_int8_path(model_dir: str | Path | None) -> Path | None:
 def export_encoder_int8(model_dir: Path) -> Path:
     """Export a sentence-transformers directory's transformer (token states; the encoder pools and
     normalises them itself) to ``model_dir/onnx/model_int8.onnx``; returns that path."""
-    import torch
     from tokenizers import Tokenizer
     from transformers import AutoModel
 
@@ -75,20 +96,10 @@ def export_encoder_int8(model_dir: Path) -> Path:
     }
     dummy["token_type_ids"] = np.zeros_like(dummy["input_ids"])
 
-    class _States(torch.nn.Module):
-        # a plain tensor output keeps the exported graph free of HF output classes
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-
     target = model_dir / ENCODER_INT8
     fp32 = target.with_name("model_fp32.onnx")
-    export_onnx(_States(model), dummy, fp32, "last_hidden_state", {0: "batch", 1: "seq"})
+    states = tensor_output(model, "last_hidden_state")
+    export_onnx(states, dummy, fp32, "last_hidden_state", {0: "batch", 1: "seq"})
     quantize_int8(fp32, target)
     fp32.unlink()  # only the int8 build is served
     return target
