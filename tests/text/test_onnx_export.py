@@ -55,3 +55,10 @@ def test_auto_query_backend_uses_an_int8_export_when_the_directory_has_one(
 def test_int8_backend_for_a_directory_without_an_export_names_the_field(model_dir: Path) -> None:
     with pytest.raises(ValueError, match="backend"):
         TextEncoder(EncoderConfig(model_path=str(model_dir), backend="onnx-int8", max_length=32))
+
+
+def test_int8_backend_naming_the_packaged_model_explicitly_serves_its_packaged_build() -> None:
+    from shoploop.text.encoder import packaged_minilm_path
+
+    enc = TextEncoder(EncoderConfig(model_path=str(packaged_minilm_path()), backend="onnx-int8"))
+    assert enc.encode(["cordless drill"]).shape == (1, 384)

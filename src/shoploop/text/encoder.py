@@ -127,7 +127,8 @@ class TextEncoder:
             # a fine-tuned directory serves its own int8 export (text.onnx_export); the packaged
             # int8 build holds the packaged model's weights, right only for the packaged model
             own = encoder_int8_path(config.model_path)
-            if own is None and config.model_path is not None:
+            packaged = Path(self._model_dir).resolve() == Path(packaged_minilm_path()).resolve()
+            if own is None and not packaged:
                 raise ValueError(
                     f"backend: onnx-int8 needs an int8 export of {config.model_path} "
                     "(shoploop.text.onnx_export.export_encoder_int8); use backend torch"
