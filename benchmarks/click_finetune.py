@@ -42,8 +42,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from feedback_loop import make_search_engine, search_world  # noqa: E402  (same world and engine)
+from feedback_loop import add_world_arguments, make_search_engine, search_world  # noqa: E402
+from search_relevance import searcher_fns  # noqa: E402  (dense retrieval alone, as that benchmark ranks it)
 
+from shoploop.evaluation.ope import bootstrap_ci  # noqa: E402
 from shoploop.evaluation.simulator import SearchShopperConfig, SearchShoppers, SimulatedClock  # noqa: E402
 
 
@@ -55,10 +57,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", type=Path, required=True, help="folder holding homedepot/")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--queries", type=int, default=1000)
-    p.add_argument("--train-frac", type=float, default=0.5)
-    p.add_argument("--distractors", type=int, default=10_000)
+    add_world_arguments(p)
     p.add_argument("--searches", type=int, default=20_000)
     p.add_argument("--eta", type=float, default=1.0)
     p.add_argument("--noise", type=float, default=0.02)
@@ -72,15 +71,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def evaluate(engine: Any, shoppers: SearchShoppers, queries: list[str]) -> dict[str, Any]:
     """NDCG@10 of the engine's lists and of dense retrieval alone, and the engine's latency."""
     served, dense, latency = [], [], []
-    searcher = engine.searcher
+    dense_rank, _ = searcher_fns(engine.searcher, mode="dense", k=10)
     for q in queries:
         t = time.perf_counter()
         items = [i.item_id for i in engine.search(q, k=10).items]
         latency.append((time.perf_counter() - t) * 1e3)
         served.append(shoppers.ndcg(q, items))
-        uq = searcher.understand(q)
-        keys, _ = searcher.dense_.search(searcher.query_encoder.encode_query(uq.dense_text), 10)
-        dense.append(shoppers.ndcg(q, [searcher.ids_[k] for k in keys]))
+        dense.append(shoppers.ndcg(q, dense_rank(q)))
     return {
         "ndcg10_served": float(np.nanmean(served)),
         "ndcg10_dense": float(np.nanmean(dense)),
@@ -97,9 +94,8 @@ def paired_ci(a: list[float], b: list[float], seed: int, n_boot: int = 2000) -> 
     d = d[~np.isnan(d)]
     if not d.size:
         return [float("nan"), float("nan")]
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, d.size, (n_boot, d.size))].mean(1)
-    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+    ci = bootstrap_ci(lambda cols: float(cols["diff"].mean()), {"diff": d}, n_boot=n_boot, seed=seed)
+    return [ci.low, ci.high]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -46,7 +46,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from feedback_loop import make_search_engine, search_world  # noqa: E402  (same world and engines)
+from feedback_loop import add_world_arguments, make_search_engine, search_world  # noqa: E402  (same world and engines)
 
 from shoploop.evaluation.simulator import SearchShopperConfig, SearchShoppers, SimulatedClock  # noqa: E402
 from shoploop.feedback.features import FeatureAssembler, FeatureContext  # noqa: E402
@@ -60,11 +60,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", type=Path, required=True, help="../shared/data (homedepot/)")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--seed", type=int, default=0)
+    add_world_arguments(p)
     p.add_argument("--seeds", type=int, default=3, help="worlds with seeds seed, seed+1, ...")
-    p.add_argument("--queries", type=int, default=1000)
-    p.add_argument("--train-frac", type=float, default=0.5)
-    p.add_argument("--distractors", type=int, default=10_000)
     p.add_argument("--dense", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--cache-dir", type=Path, default=ROOT / "var" / "cache" / "embeddings")
     return p.parse_args(argv)

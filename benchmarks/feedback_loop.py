@@ -143,6 +143,14 @@ MONOTONE_SETS = {
 }
 
 
+def add_world_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags `search_world` reads (shared by the benchmarks that build the same world)."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--train-frac", type=float, default=0.5)
+    p.add_argument("--distractors", type=int, default=10_000)
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -150,10 +158,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--searches", type=int, default=50_000)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-frac", type=float, default=0.5)
-    p.add_argument("--queries", type=int, default=1000)
-    p.add_argument("--distractors", type=int, default=10_000)
+    add_world_arguments(p)
     p.add_argument("--retrain-every", type=int, default=5000)
     p.add_argument("--window", type=int, default=2500)
     p.add_argument("--eta", type=float, default=1.0)

@@ -86,8 +86,8 @@ def test_a_copied_version_loads_the_encoder_inside_the_copy(tuned, tmp_path: Pat
     _, _, version = tuned
     copy = tmp_path / "moved"
     shutil.copytree(version.path, copy)
-    assert HybridSearcher.saved_encoder_config(copy).model_path == str((copy / ENCODER_DIR).resolve())
     loaded = HybridSearcher.load(copy)
+    assert loaded.config.encoder.model_path == str((copy / ENCODER_DIR).resolve())
     assert loaded.search("drill", k=3).items
 
 

@@ -239,12 +239,7 @@ class Engine:
             )
         with tempfile.TemporaryDirectory(prefix="shoploop-bi-encoder-") as tmp:
             searcher, model_dir, metrics = finetune_searcher(
-                products,
-                positives,
-                hard,
-                self.config,
-                Path(tmp),
-                fit=lambda config: train_searcher(products, interactions, config),
+                products, positives, hard, interactions, self.config, Path(tmp)
             )
             metrics["catalog_version"] = catalog_version
             return register(
@@ -317,15 +312,12 @@ class Engine:
 
     def _activate(self, version: ModelVersion) -> None:
         if version.name == "search":
-            # Reuse the loaded encoder only for an index built with the same model (a version
-            # trained by `train("bi_encoder")` brings its own fine-tuned one).
             current = self.searcher
-            same = current is not None and current.config.encoder == HybridSearcher.saved_encoder_config(
-                version.path
-            )
             searcher = HybridSearcher.load(
                 version.path,
-                encoder=current.encoder if current is not None and same else None,
+                # reused only for an index built with the same model
+                encoder=current.encoder if current is not None else None,
+                encoder_built_for=current.config.encoder if current is not None else None,
                 query_backend=self.config.search.query_backend,  # this engine's serving choice
                 share_products=self.products,
             )

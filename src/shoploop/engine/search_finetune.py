@@ -30,6 +30,7 @@ from typing import Any
 
 from shoploop.domain import Product
 from shoploop.engine.config import EngineConfig
+from shoploop.engine.training import Interactions, train_searcher
 from shoploop.feedback.click_pairs import ClickPairs
 from shoploop.retrieval.config import HybridConfig
 from shoploop.retrieval.hybrid import HybridSearcher
@@ -53,14 +54,13 @@ def finetune_searcher(
     products: Sequence[Product],
     positives: Sequence[tuple[str, str]],
     hard_negatives: dict[str, list[str]],
+    interactions: Interactions,
     config: EngineConfig,
     work_dir: Path,
-    fit: Callable[[EngineConfig], HybridSearcher],
 ) -> tuple[HybridSearcher, Path, dict[str, Any]]:
-    """Fine-tune the configured encoder, then `fit` a searcher whose dense side uses it.
+    """Fine-tune the configured encoder, then build the index (`train_searcher`) with it.
 
-    Returns (searcher, fine-tuned model directory, metrics for the registry). `fit` builds the
-    index from an engine config (the engine passes its usual `train_searcher`).
+    Returns (searcher, fine-tuned model directory, metrics for the registry).
     """
     from shoploop.text.finetune import BiEncoderFinetuneConfig, finetune_bi_encoder
     from shoploop.text.onnx_export import export_encoder_int8
@@ -90,7 +90,7 @@ def finetune_searcher(
     # worth caching: the version saves its dense index, so nothing would ever read them again.
     encoder = replace(search.encoder, model_path=str(model_dir), backend="torch")
     tuned = replace(config, search=replace(search, encoder=encoder, embedding_cache_dir=None))
-    searcher = fit(tuned)
+    searcher = train_searcher(products, interactions, tuned)
     metrics = {
         "products": len(products),
         "encoder": "fine-tuned on clicked searches",

@@ -537,12 +537,6 @@ class HybridSearcher:
         return config
 
     @classmethod
-    def saved_encoder_config(cls, directory: Path) -> EncoderConfig:
-        """The product encoder a saved index was built with (its path resolved as `load` does)."""
-        directory = Path(directory)
-        return cls._resolved_config(directory, json.loads((directory / "searcher.json").read_text())).encoder
-
-    @classmethod
     def load(
         cls,
         directory: Path,
@@ -551,15 +545,20 @@ class HybridSearcher:
         query_encoder: TextEncoder | None = None,
         query_backend: Literal["saved", "auto", "torch", "onnx-int8"] | None = "saved",
         share_products: Mapping[str, Product] | None = None,
+        encoder_built_for: EncoderConfig | None = None,
     ) -> HybridSearcher:
         """Load a saved index. `query_backend` (if given) replaces the saved one: how queries
         are encoded is a serving choice, not part of the index. `share_products` (the caller's
-        catalog): saved products equal to the caller's are not kept twice in memory."""
+        catalog): saved products equal to the caller's are not kept twice in memory.
+        `encoder_built_for`: the config `encoder` was built from; the encoder is then used only
+        if the index was built with the same one (a click-trained index brings its own)."""
         directory = Path(directory)
         meta = json.loads((directory / "searcher.json").read_text())
         config = cls._resolved_config(directory, meta)
         if query_backend != "saved":
             config = replace(config, query_backend=query_backend)
+        if encoder_built_for is not None and encoder_built_for != config.encoder:
+            encoder = None
         self = cls(config, encoder=encoder, query_encoder=query_encoder)
         self.ids_ = list(meta["ids"])
         self.key_of_ = {pid: i for i, pid in enumerate(self.ids_)}
