@@ -28,6 +28,7 @@ from shoploop.domain import ANONYMOUS_USER, ImpressionEvent, Product, ShownItem
 from shoploop.domain.served import ServedItem, ServedList
 from shoploop.engine.config import EngineConfig
 from shoploop.engine.event_follower import EventFollower, OwnWrites
+from shoploop.engine.finetune_gate import gated_finetune
 from shoploop.engine.search_finetune import (
     bi_encoder_examples,
     finetune_searcher,
@@ -43,11 +44,14 @@ from shoploop.engine.training import (
     train_searcher,
 )
 from shoploop.engine.variants import ServingOverride, VariantSpecError
+from shoploop.feedback.click_models import ExaminationCurve
 from shoploop.feedback.click_pairs import ClickPairs, click_pairs
 from shoploop.feedback.exploration import ExplorationPolicy
 from shoploop.feedback.features import FeatureContext
+from shoploop.feedback.gate import GateDecision
 from shoploop.feedback.ltr import LearnedRanker
 from shoploop.feedback.online import OnlineState, UserProfile
+from shoploop.feedback.search_gate import SearchGateConfig
 from shoploop.feedback.training_data import join_logs
 from shoploop.privacy import Pseudonymizer
 from shoploop.ranking.cross_encoder import CrossEncoderConfig, CrossEncoderReranker, blend_with_first_stage
@@ -165,14 +169,16 @@ class Engine:
             self._activate(active)
             say(f"{name}: v{active.version} active")
 
-    def train(self, name: str, *, promote: bool = False) -> ModelVersion:
+    def train(self, name: str, *, promote: bool = False, until: datetime | None = None) -> ModelVersion:
         """Train `name` from the stores and register a candidate: "search" (the index),
         "recommender", "cross_encoder" (the re-ranker, from clicked searches) or "bi_encoder"
-        (search's text encoder fine-tuned on clicked searches; registered as a "search" version)."""
+        (search's text encoder fine-tuned on clicked searches; registered as a "search" version).
+
+        `until`: learn only from events logged before it (a gate holds out what came after)."""
         products = list(self.stores.catalog.iter_products())
         if not products:
             raise InvalidRequest("catalog", "is empty: import products before training")
-        interactions = collect_interactions(self.stores.events.scan(exclude_flagged=True))
+        interactions = collect_interactions(self.stores.events.scan(exclude_flagged=True, until=until))
         catalog_version = self.stores.catalog.version
         if name == "search":
             searcher = train_searcher(products, interactions, self.config)
@@ -197,9 +203,9 @@ class Engine:
                 config=asdict(self.config.recommender),
             )
         elif name == "cross_encoder":
-            version = self._train_cross_encoder()
+            version = self._train_cross_encoder(until)
         elif name == "bi_encoder":
-            version = self._train_bi_encoder(products, interactions, catalog_version)
+            version = self._train_bi_encoder(products, interactions, catalog_version, until)
         else:
             raise InvalidRequest(
                 "name",
@@ -211,9 +217,21 @@ class Engine:
             )
         return version
 
-    def _clicked_search_pairs(self, valid_frac: float) -> ClickPairs:
+    def train_gated(
+        self,
+        name: str,
+        config: SearchGateConfig = SearchGateConfig(),
+        *,
+        curve: ExaminationCurve | None = None,
+    ) -> tuple[ModelVersion, GateDecision]:
+        """Fine-tune "bi_encoder" or "cross_encoder" on all but the newest clicked searches and
+        promote it only if replaying those ranks what shoppers chose higher (`engine.finetune_gate`)."""
+        return gated_finetune(self, name, config, curve=curve)
+
+    def _clicked_search_pairs(self, valid_frac: float, until: datetime | None = None) -> ClickPairs:
         """(query, product text) pairs graded by what shoppers did with served search lists."""
-        lists = join_logs(self.stores.events.scan(types=["impression", "click", "add_to_cart", "purchase"]))
+        types = ["impression", "click", "add_to_cart", "purchase"]
+        lists = join_logs(self.stores.events.scan(types=types, until=until))
 
         def text(item_id: str) -> str | None:
             product = self.products.get(item_id)
@@ -222,7 +240,11 @@ class Engine:
         return click_pairs(lists, text, valid_frac=valid_frac, seed=self.config.seed)
 
     def _train_bi_encoder(
-        self, products: Sequence[Product], interactions: Interactions, catalog_version: int
+        self,
+        products: Sequence[Product],
+        interactions: Interactions,
+        catalog_version: int,
+        until: datetime | None,
     ) -> ModelVersion:
         """Fine-tune search's text encoder on clicked searches; the re-encoded index is a candidate."""
         if not self.config.search.use_dense:
@@ -230,7 +252,7 @@ class Engine:
                 "search", "uses no dense retrieval (use_dense=False): no text encoder to fine-tune"
             )
         # the fine-tune holds out its own query-disjoint validation split
-        positives, hard = bi_encoder_examples(self._clicked_search_pairs(valid_frac=0.0))
+        positives, hard = bi_encoder_examples(self._clicked_search_pairs(valid_frac=0.0, until=until))
         needed = self.config.serving.bi_encoder_min_pairs
         if len(positives) < max(needed, 2):
             raise InvalidRequest(
@@ -250,9 +272,9 @@ class Engine:
                 config=saved_config(searcher).to_dict(),
             )
 
-    def _train_cross_encoder(self) -> ModelVersion:
+    def _train_cross_encoder(self, until: datetime | None) -> ModelVersion:
         """Fine-tune the re-ranker on (query, product) pairs from shoppers' clicks and purchases."""
-        pairs = self._clicked_search_pairs(valid_frac=0.1)
+        pairs = self._clicked_search_pairs(valid_frac=0.1, until=until)
         settings = self.config.serving
         if len(pairs.train) < settings.cross_encoder_min_pairs or not pairs.valid:
             raise InvalidRequest(
@@ -310,21 +332,44 @@ class Engine:
                 out[row] = searcher.dense_.vectors_[key]
         return out
 
+    def load_searcher(self, version: ModelVersion) -> HybridSearcher:
+        """A registered search index, ready to serve this catalog (not activated)."""
+        current = self.searcher
+        searcher = HybridSearcher.load(
+            version.path,
+            # reused only for an index built with the same model
+            encoder=current.encoder if current is not None else None,
+            encoder_built_for=current.config.encoder if current is not None else None,
+            query_backend=self.config.search.query_backend,  # this engine's serving choice
+            share_products=self.products,
+        )
+        # Catalog changes after the index was built are replayed, not rebuilt.
+        self._replay_catalog(searcher, int(version.metrics.get("catalog_version", 0)))
+        searcher.warm_up()  # before it takes traffic (start-up, or a hot swap after retraining)
+        return searcher
+
+    def replay_ranking(
+        self,
+        query: str,
+        searcher: HybridSearcher,
+        cross_encoder: CrossEncoderReranker | None,
+        *,
+        k: int = 10,
+    ) -> list[str]:
+        """The top `k` for `query` from retrieval and a cross-encoder alone: no shopper, no learned
+        ranker, no exploration and nothing logged. What the fine-tuned models' promotion gate
+        compares (`feedback.search_gate`), so only the model under test differs between sides."""
+        try:
+            result = searcher.search(query, k=max(k, 50), candidates=self.config.serving.search_candidates)
+        except InvalidQuery:
+            return []
+        scores = _minmax(np.array([h.score for h in result.items], dtype=float))
+        cands = [Candidate(h.item_id, float(s), {}) for h, s in zip(result.items, scores, strict=True)]
+        return [c.item_id for c in self._cross_rerank(query, cands, cross_encoder)[:k]]
+
     def _activate(self, version: ModelVersion) -> None:
         if version.name == "search":
-            current = self.searcher
-            searcher = HybridSearcher.load(
-                version.path,
-                # reused only for an index built with the same model
-                encoder=current.encoder if current is not None else None,
-                encoder_built_for=current.config.encoder if current is not None else None,
-                query_backend=self.config.search.query_backend,  # this engine's serving choice
-                share_products=self.products,
-            )
-            # Catalog changes after the index was built are replayed, not rebuilt.
-            built_at = int(version.metrics.get("catalog_version", 0))
-            self._replay_catalog(searcher, built_at)
-            searcher.warm_up()  # before it takes traffic (start-up, or a hot swap after retraining)
+            searcher = self.load_searcher(version)
             with self._lock:
                 self.searcher = searcher
         elif version.name == "recommender":
