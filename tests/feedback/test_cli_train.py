@@ -57,3 +57,8 @@ def test_train_one_model_as_candidate_or_active(tmp_path: Path):
     bad = runner.invoke(app, ["train", "--home", str(home), "--model", "everything"])
     assert bad.exit_code == 2
     assert "--model" in bad.output
+    misuse = runner.invoke(app, ["train", "--home", str(home), "--model", "recommender", "--gate"])
+    assert misuse.exit_code == 2 and "--gate goes with" in misuse.output
+    # BM25-only shop: nothing to fine-tune, or too few searches to judge it: an error, no traceback
+    gated = runner.invoke(app, ["train", "--home", str(home), "--fast", "--model", "bi_encoder", "--gate"])
+    assert gated.exit_code == 2 and "error: events: 17 recent clicked searches" in gated.output, gated.output

@@ -3,11 +3,15 @@
     shoploop train [--home DIR] [--watch] [--every-events N] [--every-minutes M]
                    [--correction ipw|none] [--fast]
     shoploop train --model cross_encoder|bi_encoder|recommender|search [--minutes M] [--promote]
+    shoploop train --model cross_encoder|bi_encoder --gate [--minutes M]
     shoploop rollback NAME [--home DIR] [--reason TEXT]
 
 `train` runs one retrain round (or, with --watch, one whenever N new events or M minutes
 have passed, until Ctrl-C): learn a ranker from the logged impressions and clicks, gate it
 against the active one, promote or reject, and print what was decided and why.
+`--model X --gate` fine-tunes X on all but the most recent clicked searches, replays those
+through the active system with and without the candidate, and promotes it only if it ranks what
+shoppers chose higher (`engine.finetune_gate`).
 `rollback` re-activates the previous version of a model; a running server picks the change
 up on its next start (or its own retrain loop's next promotion).
 """
@@ -58,6 +62,15 @@ def train(
             "--recommender-every", min=0, help="Also retrain the recommender after N new interactions."
         ),
     ] = 0,
+    finetune_every: Annotated[
+        int,
+        typer.Option(
+            "--finetune-every",
+            min=0,
+            help="Also fine-tune search's text encoder behind the replay gate after N new clicked "
+            "searches (minutes of CPU each; 0 = never).",
+        ),
+    ] = 0,
     min_train_lists: Annotated[
         int | None,
         typer.Option(
@@ -83,6 +96,14 @@ def train(
     ] = "ranker",
     promote: Annotated[
         bool, typer.Option("--promote", help="With --model other than ranker: make the new version active.")
+    ] = False,
+    gate: Annotated[
+        bool,
+        typer.Option(
+            "--gate",
+            help="With --model cross_encoder / bi_encoder: train on all but the most recent clicked "
+            "searches and promote only if replaying those ranks what shoppers chose higher.",
+        ),
     ] = False,
     minutes: Annotated[
         float | None,
@@ -119,7 +140,17 @@ def train(
             fg="red",
         )
         raise typer.Exit(2)
+    if gate and (model not in ("cross_encoder", "bi_encoder") or promote):
+        typer.secho(
+            "error: --gate goes with --model cross_encoder or bi_encoder, without --promote",
+            err=True,
+            fg="red",
+        )
+        raise typer.Exit(2)
     engine = build_engine(config).start(progress=lambda m: typer.echo(m))
+    if gate:
+        _gated(engine, model)
+        return
     if model != "ranker":
         from shoploop.engine import InvalidRequest
 
@@ -136,6 +167,7 @@ def train(
         every_minutes=every_minutes,
         correction=correction,  # type: ignore[arg-type]
         recommender_every_interactions=recommender_every,
+        finetune_every_clicked_searches=finetune_every,
         **({} if min_train_lists is None else {"min_train_lists": min_train_lists}),
     )
     loop = RetrainLoop(engine, loop_config, say=typer.echo)
@@ -148,6 +180,19 @@ def train(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     typer.echo(f"watching: retrain every {every_events} events or {every_minutes} minutes (Ctrl-C stops)")
     loop.run_forever(stop)
+
+
+def _gated(engine, model: str) -> None:
+    from shoploop.engine import InvalidRequest
+    from shoploop.engine.finetune_gate import gated_finetune
+
+    try:
+        version, decision = gated_finetune(engine, model)
+    except InvalidRequest as err:
+        typer.secho(f"error: {err}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    verdict = "promoted, now active" if decision.promote else "rejected, not served"
+    typer.echo(f"{version.name}: v{version.version} {verdict}: {decision.reason}")
 
 
 def rollback(

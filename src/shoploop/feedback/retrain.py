@@ -13,7 +13,10 @@ One `run_once()`:
    (or, before the first one, against the logged order), then promote (the engine swaps
    it in at once) or reject; the registry records the decision and its metrics;
 5. when enough new interactions have arrived, retrain the engine's recommender too and
-   promote it only if its validation NDCG did not drop.
+   promote it only if its validation NDCG did not drop;
+6. when enough new clicked searches have arrived, fine-tune the search models named in
+   `finetune_models` behind the replay gate (`search_gate`; the engine trains each on all but
+   the newest clicked searches and promotes it only if it ranks what those shoppers chose higher).
 
 The loop depends on a small `LoopEngine` protocol, not on the engine class: the engine
 layer sits above feedback.
@@ -42,9 +45,10 @@ from shoploop.feedback.click_models import (
     harvest_position_bias,
 )
 from shoploop.feedback.features import query_key, retrieval_explanations
-from shoploop.feedback.gate import GateConfig, PromotionGate
+from shoploop.feedback.gate import GateConfig, GateDecision, PromotionGate
 from shoploop.feedback.ltr import LambdaMARTRanker, LearnedRanker, RankerConfig
 from shoploop.feedback.online import OnlineConfig
+from shoploop.feedback.search_gate import SearchGateConfig
 from shoploop.feedback.training_data import (
     LoggedList,
     WeightingConfig,
@@ -90,6 +94,9 @@ class LoopEngine(Protocol):
 
     def train(self, name: str, *, promote: bool = False) -> ModelVersion: ...
     def promote(self, name: str, version: int, *, reason: str = "manual promotion") -> ModelVersion: ...
+    def train_gated(
+        self, name: str, config: SearchGateConfig, *, curve: ExaminationCurve | None = None
+    ) -> tuple[ModelVersion, GateDecision]: ...
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,12 @@ class RetrainConfig:
     min_explored_clicks: int = 100
     recommender_every_interactions: int = 0  # 0 = never retrain the recommender from the loop
     recommender_tolerance: float = 0.002
+    # Fine-tune these search models ("bi_encoder", "cross_encoder") behind the replay gate after
+    # this many new clicked searches; 0 = never. Each fine-tune takes minutes of CPU (the
+    # `bi_encoder_minutes` / `cross_encoder_minutes` serving settings), so the default is off.
+    finetune_every_clicked_searches: int = 0
+    finetune_models: tuple[str, ...] = ("bi_encoder",)
+    search_gate: SearchGateConfig = field(default_factory=SearchGateConfig)
     ranker: RankerConfig = field(default_factory=RankerConfig)
     weighting: WeightingConfig = field(default_factory=WeightingConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -136,6 +149,7 @@ class RetrainReport:
     reason: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     recommender: dict[str, Any] | None = None
+    finetune: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,6 +192,7 @@ class RetrainLoop:
         self.curve_: ExaminationCurve | None = None
         self._events_at_last = 0
         self._interactions_at_last = 0
+        self._clicked_searches_at_last = 0
         self._last_run = time.monotonic()
 
     # ------------------------------------------------------------------ scheduling
@@ -224,6 +239,7 @@ class RetrainLoop:
                 f"skipped: {len(train_lists)} training lists with clicks (< {cfg.min_train_lists})"
             )
             self._maybe_recommender(events, report)
+            self._maybe_finetune(lists, report)
             report.seconds = time.perf_counter() - started
             self.say(report.reason)
             return report
@@ -279,6 +295,7 @@ class RetrainLoop:
         report.version, report.promoted, report.reason = version.version, decision.promote, decision.reason
         report.metrics = {k: v for k, v in decision.metrics.items() if k not in ("gate", "examination_curve")}
         self._maybe_recommender(events, report)
+        self._maybe_finetune(lists, report)
         report.seconds = time.perf_counter() - started
         verdict = "promoted" if decision.promote else "rejected"
         self.say(
@@ -335,3 +352,30 @@ class RetrainLoop:
         else:
             registry.reject("recommender", candidate.version, reason=f"retrain: {reason} (worse)", metrics={})
         report.recommender = {"version": candidate.version, "promoted": ok, "reason": reason}
+
+    def _maybe_finetune(self, lists: Sequence[LoggedList], report: RetrainReport) -> None:
+        cfg = self.config
+        every = cfg.finetune_every_clicked_searches
+        if not every:
+            return
+        n = sum(1 for lst in lists if lst.surface == "search" and lst.query and lst.clicked)
+        if n - self._clicked_searches_at_last < every:
+            return
+        self._clicked_searches_at_last = n
+        for name in cfg.finetune_models:
+            try:
+                version, decision = self.engine.train_gated(name, cfg.search_gate, curve=self.curve_)
+            except ValueError as err:  # InvalidRequest: too few held-out searches, no dense search...
+                report.finetune.append({"model": name, "promoted": False, "reason": f"skipped: {err}"})
+                self.say(f"{name}: fine-tune skipped ({err})")
+                continue
+            verdict = "promoted" if decision.promote else "rejected"
+            report.finetune.append(
+                {
+                    "model": name,
+                    "version": version.version,
+                    "promoted": decision.promote,
+                    "reason": decision.reason,
+                }
+            )
+            self.say(f"{name} ({version.name} v{version.version}): {verdict} ({decision.reason})")
