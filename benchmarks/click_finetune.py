@@ -17,8 +17,12 @@ Protocol (semi-synthetic, the world of feedback_loop.py: `search_world` with the
 * Fine-tune: `Engine.train("bi_encoder")` with `--minutes` of training: positives are clicked /
   carted / bought products of each query, hard negatives the products shown above a click and
   skipped (skip-above); early stopping on a query-disjoint split of the clicked queries.
+* With `--gate`: `Engine.train_gated("bi_encoder")` instead — the candidate trains on all but the
+  newest 20% of clicked searches, which the replay gate (`feedback.search_gate`) replays through
+  the active index and the candidate; the result records its decision next to the judged
+  outcome below, so the gate's verdict can be checked against the truth.
 * Evaluation, side by side: the baseline (the active index: packaged MiniLM) and the candidate
-  (promoted for the evaluation only) on the HELD-OUT queries — NDCG@10 (gain = grade - 1, ideal
+  (swapped in for the evaluation only) on the HELD-OUT queries — NDCG@10 (gain = grade - 1, ideal
   over all judged products of the query) of what the engine serves (hybrid) and of dense
   retrieval alone — and the same on the training queries, to show how much of a gain is fitting
   the traffic it saw. Costs: training and re-encoding seconds, pairs used, engine search p50/p99.
@@ -26,6 +30,8 @@ Protocol (semi-synthetic, the world of feedback_loop.py: `search_world` with the
 Run (by hand, ~10 min on 2 cores with cached product vectors):
     python benchmarks/click_finetune.py --data-dir ../shared/data \\
         --out benchmarks/results/click_finetune.json
+    python benchmarks/click_finetune.py --data-dir ../shared/data --gate \\
+        --out benchmarks/results/click_finetune_gated.json
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from search_relevance import searcher_fns  # noqa: E402  (dense retrieval alone,
 
 from shoploop.evaluation.ope import bootstrap_ci  # noqa: E402
 from shoploop.evaluation.simulator import SearchShopperConfig, SearchShoppers, SimulatedClock  # noqa: E402
+from shoploop.feedback.search_gate import SearchGateConfig  # noqa: E402
 
 
 def say(msg: str) -> None:
@@ -63,6 +70,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--noise", type=float, default=0.02)
     p.add_argument("--minutes", type=float, default=8.0, help="bi-encoder training budget")
     p.add_argument("--min-pairs", type=int, default=200, help="clicked pairs needed before training")
+    p.add_argument(
+        "--gate",
+        action="store_true",
+        help="train through Engine.train_gated (all but the newest 20%% of clicked searches) and "
+        "report the replay gate's decision next to the judged outcome",
+    )
+    p.add_argument("--gate-min-lists", type=int, default=30, help="held-out clicked searches the gate needs")
     p.add_argument("--cache-dir", type=Path, default=ROOT / "var" / "cache" / "embeddings")
     p.add_argument("--encoder-path", default=None, help=argparse.SUPPRESS)  # smoke test: a tiny model
     return p.parse_args(argv)
@@ -131,14 +145,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             say(f"search {step + 1}/{args.searches} ({rate:.0f}/s, ETA {eta:.0f}s)")
     traffic_s = time.perf_counter() - t0
 
-    base_version = engine.versions["search"]
+    base_searcher = engine.searcher
     before = {"held_out": evaluate(engine, shoppers, held), "training": evaluate(engine, shoppers, train_q)}
     t = time.perf_counter()
-    candidate = engine.train("bi_encoder")
+    gate: dict[str, Any] | None = None
+    if args.gate:
+        candidate, decision = engine.train_gated(
+            "bi_encoder", SearchGateConfig(min_lists=args.gate_min_lists, seed=args.seed)
+        )
+        gate = {"promoted": decision.promote, "reason": decision.reason, "metrics": decision.metrics}
+    else:
+        candidate = engine.train("bi_encoder")
     train_s = time.perf_counter() - t
-    engine.promote("search", candidate.version)
+    # The candidate serves the evaluation whatever the gate decided (a rejected version cannot be
+    # promoted), swapped in as activation would, then swapped out again.
+    engine.searcher = engine.load_searcher(candidate)
     after = {"held_out": evaluate(engine, shoppers, held), "training": evaluate(engine, shoppers, train_q)}
-    engine.promote("search", base_version)  # the evaluation's promotion is undone
+    engine.searcher = base_searcher
 
     rows = {}
     for part in ("held_out", "training"):
@@ -164,6 +187,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "candidate_version": candidate.version,
         "candidate_metrics": dict(candidate.metrics),
         "train_and_reencode_seconds": round(train_s, 1),
+        "gate": gate,
         "results": rows,
         "total_minutes": round((time.perf_counter() - started) / 60, 1),
     }
@@ -209,6 +233,12 @@ def markdown(r: dict[str, Any]) -> str:
         f"{num('valid_recall@20_before')} -> {num('valid_recall@20')}; training + re-encoding "
         f"{r['train_and_reencode_seconds']} s"
     )
+    if r.get("gate"):
+        verdict = "promoted" if r["gate"]["promoted"] else "rejected"
+        lines.append(
+            f"- replay gate (trained on all but the newest 20% of clicked searches; the seconds above "
+            f"include its replay): {verdict} — {r['gate']['reason']}"
+        )
     lines.append(
         "- latency: both encode queries with int8 ONNX (query backend `auto`): the baseline with the "
         "packaged model's build, the candidate with the export it carries. The baseline's "

@@ -38,3 +38,21 @@ def test_click_finetune_trains_a_candidate_and_compares_it_with_the_baseline(tmp
         md.startswith("# Fine-tuning search's encoder on clicks")
         and "| held_out | fine_tuned_on_clicks |" in md
     )
+
+
+def test_click_finetune_with_the_gate_records_its_decision(tmp_path):
+    bench = load_benchmark("click_finetune")
+    write_homedepot(tmp_path / "data" / "homedepot")
+    out = tmp_path / "gated.json"
+    encoder = tiny_sentence_transformer(tmp_path / "st")
+    bench.main(
+        [
+            "--data-dir", str(tmp_path / "data"), "--out", str(out), "--queries", "12",
+            "--distractors", "20", "--searches", "400", "--minutes", "0.2", "--min-pairs", "10",
+            "--cache-dir", str(tmp_path / "cache"), "--encoder-path", encoder,
+            "--gate", "--gate-min-lists", "5",
+        ]
+    )  # fmt: skip
+    gate = json.loads(out.read_text())["gate"]
+    assert gate["metrics"]["held_out_searches"] >= 5 and "replay NDCG@10" in gate["reason"]
+    assert "- replay gate (trained on all but" in out.with_suffix(".md").read_text()
