@@ -20,7 +20,9 @@ Protocol (semi-synthetic, the world of feedback_loop.py: `search_world` with the
 * With `--gate`: `Engine.train_gated("bi_encoder")` instead — the candidate trains on all but the
   newest 20% of clicked searches, which the replay gate (`feedback.search_gate`) replays through
   the active index and the candidate; the result records its decision next to the judged
-  outcome below, so the gate's verdict can be checked against the truth.
+  outcome below, so the gate's verdict can be checked against the truth. Measured (seed 0): the gate
+  rejected a candidate the judgments show is better — replayed clicks can only reward products
+  the active system showed (benchmarks/results/click_finetune_gated.md).
 * Evaluation, side by side: the baseline (the active index: packaged MiniLM) and the candidate
   (swapped in for the evaluation only) on the HELD-OUT queries — NDCG@10 (gain = grade - 1, ideal
   over all judged products of the query) of what the engine serves (hybrid) and of dense
