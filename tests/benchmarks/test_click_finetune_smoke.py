@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.benchmarks.loader import load_benchmark
 from tests.benchmarks.test_feedback_loop_smoke import write_homedepot
 from tests.text.test_finetune import tiny_sentence_transformer
 
 
-def test_click_finetune_trains_a_candidate_and_compares_it_with_the_baseline(tmp_path):
+def run_tiny(tmp_path, name: str, *extra: str) -> Path:
+    """The benchmark on tiny generated data and a tiny encoder; returns its JSON path."""
     bench = load_benchmark("click_finetune")
     write_homedepot(tmp_path / "data" / "homedepot")
-    out = tmp_path / "click.json"
+    out = tmp_path / name
     encoder = tiny_sentence_transformer(tmp_path / "st")
     bench.main(
         [
             "--data-dir", str(tmp_path / "data"), "--out", str(out), "--queries", "12",
             "--distractors", "20", "--searches", "400", "--minutes", "0.2", "--min-pairs", "10",
-            "--cache-dir", str(tmp_path / "cache"), "--encoder-path", encoder,
+            "--cache-dir", str(tmp_path / "cache"), "--encoder-path", encoder, *extra,
         ]
     )  # fmt: skip
+    return out
+
+
+def test_click_finetune_trains_a_candidate_and_compares_it_with_the_baseline(tmp_path):
+    out = run_tiny(tmp_path, "click.json")
     saved = json.loads(out.read_text())
     assert saved["clicks"] > 0 and saved["candidate_metrics"]["train_pairs"] > 0
     for part in ("held_out", "training"):
@@ -41,18 +48,7 @@ def test_click_finetune_trains_a_candidate_and_compares_it_with_the_baseline(tmp
 
 
 def test_click_finetune_with_the_gate_records_its_decision(tmp_path):
-    bench = load_benchmark("click_finetune")
-    write_homedepot(tmp_path / "data" / "homedepot")
-    out = tmp_path / "gated.json"
-    encoder = tiny_sentence_transformer(tmp_path / "st")
-    bench.main(
-        [
-            "--data-dir", str(tmp_path / "data"), "--out", str(out), "--queries", "12",
-            "--distractors", "20", "--searches", "400", "--minutes", "0.2", "--min-pairs", "10",
-            "--cache-dir", str(tmp_path / "cache"), "--encoder-path", encoder,
-            "--gate", "--gate-min-lists", "5",
-        ]
-    )  # fmt: skip
+    out = run_tiny(tmp_path, "gated.json", "--gate", "--gate-min-lists", "5")
     gate = json.loads(out.read_text())["gate"]
     assert gate["metrics"]["held_out_searches"] >= 5 and "replay NDCG@10" in gate["reason"]
     assert "- replay gate (trained on all but" in out.with_suffix(".md").read_text()
