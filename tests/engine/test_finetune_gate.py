@@ -9,12 +9,10 @@ import pytest
 from shoploop.engine import InvalidRequest
 from shoploop.engine.finetune_gate import gated_finetune
 from shoploop.feedback.search_gate import SearchGateConfig, recent_holdout
-from shoploop.feedback.training_data import join_logs
+from shoploop.feedback.training_data import LIST_EVENT_TYPES, join_logs
 from tests.engine.conftest import make_engine
 from tests.engine.test_bi_encoder_training import dense_config
 from tests.text.test_finetune import tiny_sentence_transformer
-
-SEARCH_EVENTS = ["impression", "click", "add_to_cart", "purchase"]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +47,7 @@ def test_a_candidate_the_gate_refuses_is_rejected_and_serving_is_unchanged(engin
 
 
 def test_the_candidate_learns_only_from_searches_before_the_held_out_ones(engine) -> None:
-    lists = join_logs(engine.stores.events.scan(types=SEARCH_EVENTS))
+    lists = join_logs(engine.stores.events.scan(types=LIST_EVENT_TYPES))
     earlier, held, cut = recent_holdout(lists, 0.2)
     assert cut is not None and held and earlier
     everything = engine.train("bi_encoder")

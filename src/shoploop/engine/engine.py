@@ -52,7 +52,7 @@ from shoploop.feedback.gate import GateDecision
 from shoploop.feedback.ltr import LearnedRanker
 from shoploop.feedback.online import OnlineState, UserProfile
 from shoploop.feedback.search_gate import SearchGateConfig
-from shoploop.feedback.training_data import join_logs
+from shoploop.feedback.training_data import LIST_EVENT_TYPES, join_logs
 from shoploop.privacy import Pseudonymizer
 from shoploop.ranking.cross_encoder import CrossEncoderConfig, CrossEncoderReranker, blend_with_first_stage
 from shoploop.ranking.rules import Candidate, RuleBook, RuleContext, apply_rules
@@ -230,8 +230,7 @@ class Engine:
 
     def _clicked_search_pairs(self, valid_frac: float, until: datetime | None = None) -> ClickPairs:
         """(query, product text) pairs graded by what shoppers did with served search lists."""
-        types = ["impression", "click", "add_to_cart", "purchase"]
-        lists = join_logs(self.stores.events.scan(types=types, until=until))
+        lists = join_logs(self.stores.events.scan(types=LIST_EVENT_TYPES, until=until))
 
         def text(item_id: str) -> str | None:
             product = self.products.get(item_id)

@@ -10,14 +10,13 @@ decision and its metrics written to the registry (as the learned ranker's gate d
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from shoploop.feedback.click_models import ExaminationCurve
 from shoploop.feedback.gate import GateDecision, PromotionGate
 from shoploop.feedback.search_gate import SearchGate, SearchGateConfig, recent_holdout
-from shoploop.feedback.training_data import join_logs
+from shoploop.feedback.training_data import LIST_EVENT_TYPES, join_logs
 from shoploop.ranking.cross_encoder import CrossEncoderReranker
 from shoploop.store.protocols import ModelVersion
 
@@ -47,9 +46,7 @@ def gated_finetune(
         raise InvalidRequest("name", f"{name!r} cannot be gated; expected one of {GATED_MODELS}")
     if engine.searcher is None:
         raise InvalidRequest("catalog", "is empty or the search index is not built yet")
-    events = engine.stores.events.scan(
-        types=["impression", "click", "add_to_cart", "purchase"], exclude_flagged=True
-    )
+    events = engine.stores.events.scan(types=LIST_EVENT_TYPES, exclude_flagged=True)
     _, held, cut = recent_holdout(join_logs(events), config.holdout_fraction)
     if cut is None or len(held) < config.min_lists:
         raise InvalidRequest(
@@ -75,6 +72,8 @@ def gated_finetune(
     def active(q: str) -> list[str]:
         return engine.replay_ranking(q, searcher, cross, k=config.k)
 
+    def promote(model: str, number: int, why: str) -> ModelVersion:
+        return engine.promote(model, number, reason=why)
+
     decision = SearchGate(config).evaluate(held, candidate, active, curve)
-    promote: Callable[[str, int, str], ModelVersion] = lambda n, v, why: engine.promote(n, v, reason=why)  # noqa: E731
     return PromotionGate.record(engine.stores.registry, version, decision, promote=promote), decision

@@ -365,7 +365,9 @@ class RetrainLoop:
         for name in cfg.finetune_models:
             try:
                 version, decision = self.engine.train_gated(name, cfg.search_gate, curve=self.curve_)
-            except ValueError as err:  # InvalidRequest: too few held-out searches, no dense search...
+            except ValueError as err:
+                if not hasattr(err, "field"):  # only the engine's InvalidRequest means "not possible now"
+                    raise
                 report.finetune.append({"model": name, "promoted": False, "reason": f"skipped: {err}"})
                 self.say(f"{name}: fine-tune skipped ({err})")
                 continue

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from shoploop.evaluation.ope import bootstrap_ci, ips
+from shoploop.evaluation.ope import bootstrap_ci
 from shoploop.feedback.click_models import ExaminationCurve
 from shoploop.feedback.gate import GateDecision
 from shoploop.feedback.training_data import LoggedList
@@ -114,10 +114,7 @@ class SearchGate:
         cand = np.array([replay_ndcg(candidate(lst.query or ""), lst, **kw) for lst in held])
         act = np.array([replay_ndcg(active(lst.query or ""), lst, **kw) for lst in held])
         diff = bootstrap_ci(
-            lambda d: ips(d["diff"], d["w"]),
-            {"diff": cand - act, "w": np.ones(len(held))},
-            n_boot=cfg.n_boot,
-            seed=cfg.seed,
+            lambda d: float(np.mean(d["diff"])), {"diff": cand - act}, n_boot=cfg.n_boot, seed=cfg.seed
         )
         metrics = {
             **base,

@@ -43,6 +43,8 @@ from shoploop.feedback.online import OnlineConfig, OnlineState
 log = logging.getLogger("shoploop.feedback.training_data")
 
 GRADE = {"click": 1, "add_to_cart": 2, "purchase": 3}
+# What `join_logs` reads: the served lists and the graded responses to them.
+LIST_EVENT_TYPES = ("impression", *GRADE)
 
 
 @dataclass
