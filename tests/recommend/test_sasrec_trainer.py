@@ -148,3 +148,43 @@ def test_validation_metric_is_the_benchmark_protocol_on_histories_longer_than_th
     ours = sasrec_trainer.ndcg10_full_ranking(model.module_, histories, targets, max_len=3, batch_size=16)
     benchmark = evaluate_next_item(model, histories, targets, chain_data["n_items"])["ndcg@10"]
     assert ours == pytest.approx(benchmark, abs=1e-6)
+
+
+def test_weight_averaging_returns_the_moving_average_of_the_steps_weights() -> None:
+    """One step per epoch (the batch holds every window), so the per-epoch snapshots of the raw
+    weights are the per-step weights the average is taken over: ema_1 = w_1, then
+    ema_t = d * ema_(t-1) + (1 - d) * w_t."""
+    decay = 0.6
+    model = tiny_model()
+    raw: list[dict[str, torch.Tensor]] = []
+    train_sasrec(
+        model,
+        SEQS,
+        None,
+        TrainConfig(epochs=4, lr=0.05, batch_size=64, ema_decay=decay, num_threads=1),
+        max_len=6,
+        on_epoch=lambda row: raw.append({k: v.clone() for k, v in model.state_dict().items()}),
+    )
+    expected = dict(raw[0])
+    for step in raw[1:]:
+        expected = {k: decay * expected[k] + (1 - decay) * step[k] for k in expected}
+    moved = False
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, expected[name], msg=name)
+        moved |= not torch.allclose(value, raw[-1][name])
+    assert moved  # the kept weights are the average, not the last step's
+
+
+def test_without_weight_averaging_the_last_steps_weights_are_kept() -> None:
+    model = tiny_model()
+    raw: list[dict[str, torch.Tensor]] = []
+    train_sasrec(
+        model,
+        SEQS,
+        None,
+        TrainConfig(epochs=3, lr=0.05, batch_size=64, num_threads=1),
+        max_len=6,
+        on_epoch=lambda row: raw.append({k: v.clone() for k, v in model.state_dict().items()}),
+    )
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, raw[-1][name]), name

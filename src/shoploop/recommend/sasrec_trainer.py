@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,11 @@ class TrainConfig:
     # loss, Pancha et al., KDD 2022). 1 = classic next-item training.
     future_targets: int = 1
     future_decay: float = 0.5
+    # Validate, keep and return an exponential moving average of the weights (decay per
+    # optimiser step; 0 = off, the raw weights). With ~50 steps an epoch on ml-1m, the raw
+    # weights' validation NDCG wanders by ~0.01 between epochs; an average over the last few
+    # epochs sits nearer the middle of that wandering (Polyak averaging).
+    ema_decay: float = 0.0
 
 
 def pad_left(seqs: Sequence[Sequence[int]], width: int | None = None) -> torch.Tensor:
@@ -179,6 +185,12 @@ def train_sasrec(
         lr=config.lr,
         betas=(0.9, 0.98),
     )
+    ema = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+        if config.ema_decay > 0
+        else None
+    )
+    scored = model if ema is None else ema.module  # the weights that are validated and kept
     budget_s = config.budget_minutes * 60.0
     start_time = time.monotonic()
     best, best_state, bad_epochs, since_decay = -math.inf, None, 0, 0
@@ -215,6 +227,8 @@ def train_sasrec(
             if config.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             opt.step()
+            if ema is not None:
+                ema.update_parameters(model)
             total_loss += loss.item() * weight
             total_n += weight
             if time.monotonic() - start_time > budget_s:
@@ -222,11 +236,11 @@ def train_sasrec(
         elapsed = time.monotonic() - start_time
         row = {"epoch": epoch, "loss": total_loss / max(total_n, 1), "seconds": time.monotonic() - t_epoch}
         if valid is not None:
-            score = ndcg10_full_ranking(model, valid[0], valid[1], max_len, config.eval_batch_size)
+            score = ndcg10_full_ranking(scored, valid[0], valid[1], max_len, config.eval_batch_size)
             row["valid_ndcg10"] = score
             if score > best:
                 best, bad_epochs, since_decay = score, 0, 0
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = copy.deepcopy(scored.state_dict())
                 row["best"] = True
             else:
                 bad_epochs += 1
@@ -239,6 +253,8 @@ def train_sasrec(
                     # a lower rate from the best point, rather than from wherever the noisy
                     # steps have wandered since
                     model.load_state_dict(best_state)
+                    if ema is not None:
+                        ema.module.load_state_dict(best_state)
                     for group in opt.param_groups:
                         group["lr"] *= config.lr_plateau_factor
                     since_decay = 0
@@ -263,5 +279,7 @@ def train_sasrec(
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    elif ema is not None:
+        model.load_state_dict(ema.module.state_dict())
     model.eval()
     return history
