@@ -17,12 +17,14 @@ Protocol (semi-synthetic, the world of feedback_loop.py: `search_world` with the
 * Fine-tune: `Engine.train("bi_encoder")` with `--minutes` of training: positives are clicked /
   carted / bought products of each query, hard negatives the products shown above a click and
   skipped (skip-above); early stopping on a query-disjoint split of the clicked queries.
-* With `--gate`: `Engine.train_gated("bi_encoder")` instead — the candidate trains on all but the
-  newest 20% of clicked searches, which the replay gate (`feedback.search_gate`) replays through
-  the active index and the candidate; the result records its decision next to the judged
-  outcome below, so the gate's verdict can be checked against the truth. Measured (seed 0): the gate
-  rejected a candidate the judgments show is better — replayed clicks can only reward products
-  the active system showed (benchmarks/results/click_finetune_gated.md).
+* With `--gate`: the steps of `Engine.train_gated("bi_encoder")` instead — the candidate trains on
+  all but the newest 20% of clicked searches, which the replay gate (`feedback.search_gate`)
+  replays through the active index and the candidate in both modes: re-ordering each list's
+  shown products (the default) and searching the whole catalog — each with clicks at face value
+  (this engine serves without exploration, so it has no examination curve) and weighted by the
+  shoppers' true examination curve (what exploration would have measured). The result records
+  every verdict next to the judged outcome below, so each can be checked against the truth
+  (benchmarks/results/click_finetune_gated.md).
 * Evaluation, side by side: the baseline (the active index: packaged MiniLM) and the candidate
   (swapped in for the evaluation only) on the HELD-OUT queries — NDCG@10 (gain = grade - 1, ideal
   over all judged products of the query) of what the engine serves (hybrid) and of dense
@@ -42,6 +44,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +56,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from feedback_loop import add_world_arguments, make_search_engine, search_world  # noqa: E402
 from search_relevance import searcher_fns  # noqa: E402  (dense retrieval alone, as that benchmark ranks it)
 
+from shoploop.engine.finetune_gate import held_out_searches, judge_candidate  # noqa: E402
 from shoploop.evaluation.ope import bootstrap_ci  # noqa: E402
 from shoploop.evaluation.simulator import SearchShopperConfig, SearchShoppers, SimulatedClock  # noqa: E402
+from shoploop.feedback.click_models import ExaminationCurve  # noqa: E402
 from shoploop.feedback.search_gate import SearchGateConfig  # noqa: E402
+
+REPLAY_MODES = ("shown", "catalog")
 
 
 def say(msg: str) -> None:
@@ -152,10 +159,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t = time.perf_counter()
     gate: dict[str, Any] | None = None
     if args.gate:
-        candidate, decision = engine.train_gated(
-            "bi_encoder", SearchGateConfig(min_lists=args.gate_min_lists, seed=args.seed)
-        )
-        gate = {"promoted": decision.promote, "reason": decision.reason, "metrics": decision.metrics}
+        # The steps of Engine.train_gated, taken one by one so that the same candidate is judged
+        # by both replay modes (and nothing is promoted: the evaluation below swaps it in).
+        config = SearchGateConfig(min_lists=args.gate_min_lists, seed=args.seed)
+        gate_lists, cut = held_out_searches(engine, "bi_encoder", config)
+        candidate = engine.train("bi_encoder", until=cut)
+        gate = {}
+        # Without exploration the engine has no examination curve of its own, so each mode is
+        # judged twice: clicks taken at face value (what this engine's gate does) and weighted
+        # by the shoppers' true curve (what a shop whose exploration measured it would do).
+        curves = {"": None, "+true_curve": ExaminationCurve.power_law(args.eta, 100)}
+        for mode in REPLAY_MODES:
+            for label, curve in curves.items():
+                judged = replace(config, replay=mode)
+                decision = judge_candidate(engine, candidate, gate_lists, judged, curve=curve)
+                gate[mode + label] = {
+                    "promoted": decision.promote,
+                    "reason": decision.reason,
+                    "metrics": decision.metrics,
+                }
+                say(f"gate ({mode} products{label}): {decision.reason}")
     else:
         candidate = engine.train("bi_encoder")
     train_s = time.perf_counter() - t
@@ -235,11 +258,11 @@ def markdown(r: dict[str, Any]) -> str:
         f"{num('valid_recall@20_before')} -> {num('valid_recall@20')}; training + re-encoding "
         f"{r['train_and_reencode_seconds']} s"
     )
-    if r.get("gate"):
-        verdict = "promoted" if r["gate"]["promoted"] else "rejected"
+    for mode, g in (r.get("gate") or {}).items():
+        verdict = "would promote" if g["promoted"] else "would reject"
         lines.append(
-            f"- replay gate (trained on all but the newest 20% of clicked searches; the seconds above "
-            f"include its replay): {verdict} — {r['gate']['reason']}"
+            f"- replay gate `{mode}` (candidate trained on all but the newest 20% of clicked searches; "
+            f"the seconds above include every replay): {verdict} — {g['reason']}"
         )
     lines.append(
         "- latency: both encode queries with int8 ONNX (query backend `auto`): the baseline with the "

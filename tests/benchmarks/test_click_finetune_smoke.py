@@ -47,8 +47,14 @@ def test_click_finetune_trains_a_candidate_and_compares_it_with_the_baseline(tmp
     )
 
 
-def test_click_finetune_with_the_gate_records_its_decision(tmp_path):
+def test_click_finetune_with_the_gate_records_both_replay_modes_decisions(tmp_path):
     out = run_tiny(tmp_path, "gated.json", "--gate", "--gate-min-lists", "5")
     gate = json.loads(out.read_text())["gate"]
-    assert gate["metrics"]["held_out_searches"] >= 5 and "replay NDCG@10" in gate["reason"]
-    assert "- replay gate (trained on all but" in out.with_suffix(".md").read_text()
+    assert set(gate) == {"shown", "shown+true_curve", "catalog", "catalog+true_curve"}
+    for key, decision in gate.items():
+        metrics = decision["metrics"]
+        assert metrics["held_out_searches"] >= 5 and metrics["replay"] == key.split("+")[0]
+        assert metrics["position_weighted"] == key.endswith("+true_curve")
+        assert "replay NDCG@10" in decision["reason"]
+    md = out.with_suffix(".md").read_text()
+    assert "- replay gate `shown`" in md and "- replay gate `catalog+true_curve`" in md

@@ -25,11 +25,14 @@ def engine(base_model: str):
     return make_engine(dense_config(base_model))[0]
 
 
-def test_a_candidate_the_gate_accepts_goes_live_with_its_evidence(engine) -> None:
+@pytest.mark.parametrize("replay", ["shown", "catalog"])
+def test_a_candidate_the_gate_accepts_goes_live_with_its_evidence(engine, replay: str) -> None:
     before = engine.versions["search"]
-    lenient = SearchGateConfig(min_lists=10, min_gain=-1.0, tolerance=2.0)  # anything passes
+    # anything passes
+    lenient = SearchGateConfig(min_lists=10, min_gain=-1.0, tolerance=2.0, replay=replay)  # type: ignore[arg-type]
     version, decision = gated_finetune(engine, "bi_encoder", lenient)
     assert decision.promote and decision.reason.startswith("better")
+    assert decision.metrics["replay"] == replay
     assert engine.versions["search"] == version.version != before  # served from now on
     stored = engine.stores.registry.get("search", version.version)
     assert stored.metrics["gate"]["held_out_searches"] >= 10
@@ -84,3 +87,13 @@ def test_the_retrain_loop_fine_tunes_behind_the_gate_when_enough_searches_arrive
     assert entry["model"] == "bi_encoder" and not entry["promoted"] and "no gain" in entry["reason"]
     assert engine.versions["search"] == before
     assert loop.run_once().finetune == []  # no new clicked searches since: not due again
+
+
+def test_replaying_a_shown_list_reorders_exactly_its_products_by_the_searchers_scores(engine) -> None:
+    [lst, *_] = [x for x in join_logs(engine.stores.events.scan(types=LIST_EVENT_TYPES)) if x.query]
+    shown = list(reversed(lst.items))
+    order = engine.replay_order(lst.query, [*shown, "no-such-product"], engine.searcher, None)
+    assert order[-1] == "no-such-product"  # gone from the index: last, not dropped
+    assert sorted(order[:-1]) == sorted(shown)
+    scores = dict(zip(shown, engine.searcher.score_items(lst.query, shown), strict=True))
+    assert [scores[i] for i in order[:-1]] == sorted(scores.values(), reverse=True)

@@ -75,8 +75,8 @@ def test_a_noisy_difference_is_rejected_as_too_uncertain() -> None:
     held = [logged(ts=float(i), rid=str(i), query=f"q{i}") for i in range(40)]
     active = ["x", "b", "c"]  # NDCG 0.587
 
-    def candidate(q: str) -> list[str]:
-        i = int(q[1:])  # 20 queries +0.413, 14 queries -0.587, 6 equal: mean +0.001, wide CI
+    def candidate(lst: LoggedList) -> list[str]:
+        i = int((lst.query or "")[1:])  # 20 queries +0.413, 14 queries -0.587, 6 equal: mean +0.001, wide CI
         return ["c", "b"] if i < 20 else ["z"] if i < 34 else active
 
     decision = gate.evaluate(held, candidate, lambda q: active)
@@ -91,7 +91,10 @@ def test_too_few_held_out_searches_is_not_evidence() -> None:
     assert not decision.promote and "not enough" in decision.reason
 
 
-@pytest.mark.parametrize(("field", "value"), [("holdout_fraction", 0.0), ("holdout_fraction", 1.0), ("k", 0)])
-def test_bad_gate_settings_name_the_field(field: str, value: float) -> None:
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("holdout_fraction", 0.0), ("holdout_fraction", 1.0), ("k", 0), ("replay", "everything")],
+)
+def test_bad_gate_settings_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         SearchGateConfig(**{field: value})

@@ -366,6 +366,27 @@ class Engine:
         cands = [Candidate(h.item_id, float(s), {}) for h, s in zip(result.items, scores, strict=True)]
         return [c.item_id for c in self._cross_rerank(query, cands, cross_encoder)[:k]]
 
+    def replay_order(
+        self,
+        query: str,
+        items: Sequence[str],
+        searcher: HybridSearcher,
+        cross_encoder: CrossEncoderReranker | None,
+    ) -> list[str]:
+        """`items` (a logged list's shown products) re-ordered as retrieval and a cross-encoder
+        alone would order them for `query`; products no longer in the index go last, in their
+        logged order. The "shown" side of the fine-tuned models' gate (`feedback.search_gate`)."""
+        try:
+            fused = searcher.score_items(query, list(items))
+        except InvalidQuery:
+            return list(items)
+        known = np.isfinite(fused)
+        order = [i for i in np.argsort(-np.where(known, fused, 0.0), kind="stable") if known[i]]
+        scores = _minmax(fused[order]) if order else np.zeros(0)
+        cands = [Candidate(items[i], float(s), {}) for i, s in zip(order, scores, strict=True)]
+        ranked = [c.item_id for c in self._cross_rerank(query, cands, cross_encoder)]
+        return ranked + [item for item, ok in zip(items, known, strict=True) if not ok]
+
     def _activate(self, version: ModelVersion) -> None:
         if version.name == "search":
             searcher = self.load_searcher(version)
