@@ -150,21 +150,30 @@ def test_validation_metric_is_the_benchmark_protocol_on_histories_longer_than_th
     assert ours == pytest.approx(benchmark, abs=1e-6)
 
 
-def test_weight_averaging_returns_the_moving_average_of_the_steps_weights() -> None:
-    """One step per epoch (the batch holds every window), so the per-epoch snapshots of the raw
-    weights are the per-step weights the average is taken over: ema_1 = w_1, then
-    ema_t = d * ema_(t-1) + (1 - d) * w_t."""
-    decay = 0.6
+def train_one_step_per_epoch(
+    epochs: int, ema_decay: float
+) -> tuple[SASRecModel, list[dict[str, torch.Tensor]]]:
+    """Train without validation, one step an epoch (the batch holds every window); returns the
+    model and the raw weights after each step."""
     model = tiny_model()
     raw: list[dict[str, torch.Tensor]] = []
     train_sasrec(
         model,
         SEQS,
         None,
-        TrainConfig(epochs=4, lr=0.05, batch_size=64, ema_decay=decay, num_threads=1),
+        TrainConfig(epochs=epochs, lr=0.05, batch_size=64, ema_decay=ema_decay, num_threads=1),
         max_len=6,
         on_epoch=lambda row: raw.append({k: v.clone() for k, v in model.state_dict().items()}),
     )
+    return model, raw
+
+
+def test_weight_averaging_returns_the_moving_average_of_the_steps_weights() -> None:
+    """One step per epoch (the batch holds every window), so the per-epoch snapshots of the raw
+    weights are the per-step weights the average is taken over: ema_1 = w_1, then
+    ema_t = d * ema_(t-1) + (1 - d) * w_t."""
+    decay = 0.6
+    model, raw = train_one_step_per_epoch(epochs=4, ema_decay=decay)
     expected = dict(raw[0])
     for step in raw[1:]:
         expected = {k: decay * expected[k] + (1 - decay) * step[k] for k in expected}
@@ -176,15 +185,6 @@ def test_weight_averaging_returns_the_moving_average_of_the_steps_weights() -> N
 
 
 def test_without_weight_averaging_the_last_steps_weights_are_kept() -> None:
-    model = tiny_model()
-    raw: list[dict[str, torch.Tensor]] = []
-    train_sasrec(
-        model,
-        SEQS,
-        None,
-        TrainConfig(epochs=3, lr=0.05, batch_size=64, num_threads=1),
-        max_len=6,
-        on_epoch=lambda row: raw.append({k: v.clone() for k, v in model.state_dict().items()}),
-    )
+    model, raw = train_one_step_per_epoch(epochs=3, ema_decay=0.0)
     for name, value in model.state_dict().items():
         assert torch.equal(value, raw[-1][name]), name
