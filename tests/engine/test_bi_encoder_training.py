@@ -11,11 +11,12 @@ import pytest
 
 from shoploop.engine import InvalidRequest
 from shoploop.engine.search_finetune import ENCODER_DIR, bi_encoder_examples
-from shoploop.feedback.click_pairs import ClickPairs
+from shoploop.feedback.click_pairs import ClickPairs, click_pairs
+from shoploop.feedback.training_data import LIST_EVENT_TYPES, join_logs
 from shoploop.ranking.training_pairs import GradedPair
 from shoploop.retrieval.config import HybridConfig
 from shoploop.retrieval.hybrid import HybridSearcher
-from shoploop.text.encoder import EncoderConfig
+from shoploop.text.encoder import EncoderConfig, TextEncoder
 from tests.engine.conftest import FAST, make_engine
 from tests.text.test_finetune import tiny_sentence_transformer
 
@@ -69,12 +70,17 @@ def test_promoted_index_searches_with_the_fine_tuned_encoder(tuned, base_model: 
     engine.promote("search", version.version)
     try:
         searcher = engine.searcher
-        assert searcher.config.encoder.model_path == str((Path(version.path) / ENCODER_DIR).resolve())
-        # not the base model reused from the previous index: its vectors differ
+        own = str((Path(version.path) / ENCODER_DIR).resolve())
+        assert searcher.config.encoder.model_path == own
+        # the encoder that is loaded, not only the config, is the version's own copy — not the
+        # base model reused from the previous index. (Whether its weights moved depends on the
+        # tiny fine-tune beating the base on validation in a dozen steps; early stopping keeps
+        # the base weights when it does not, so the weights cannot be the check.)
+        assert searcher.encoder._model_dir == own
+        assert (Path(own) / "model.safetensors").is_file()
         text = "cordless drill with two batteries"
-        base = engine.stores.registry.get("search", first)
-        old = HybridSearcher.load(base.path)
-        assert not np.allclose(searcher.encoder.encode([text]), old.encoder.encode([text]))
+        saved = TextEncoder(EncoderConfig(model_path=own, num_threads=1, max_length=32))
+        np.testing.assert_allclose(searcher.encoder.encode([text]), saved.encode([text]), atol=1e-5)
         assert engine.search("drill", k=5).items
         assert searcher.query_encoder.config.backend == "onnx-int8"  # its own int8 export
     finally:
@@ -124,3 +130,19 @@ def test_a_shop_encoding_products_with_int8_still_gets_its_fine_tuned_weights(ba
     # the fine-tuned weights encode the products (torch); queries use their own int8 export
     assert version.config["encoder"]["backend"] == "torch"
     assert (Path(version.path) / ENCODER_DIR / "onnx" / "model_int8.onnx").is_file()
+
+
+def test_bot_flagged_shoppers_searches_are_not_fine_tuning_pairs(tuned) -> None:
+    engine, _, _ = tuned
+    events = engine.stores.events
+    everyone = join_logs(events.scan(types=LIST_EVENT_TYPES))
+    humans = join_logs(events.scan(types=LIST_EVENT_TYPES, exclude_flagged=True))
+    bots = {lst.user_id for lst in everyone} - {lst.user_id for lst in humans}
+    assert bots and any(lst.clicked and lst.query for lst in everyone if lst.user_id in bots)
+
+    def text(item_id: str) -> str | None:
+        return engine.products[item_id].text() if item_id in engine.products else None
+
+    used = engine._clicked_search_pairs(valid_frac=0.0)
+    assert used.positives == click_pairs(humans, text, valid_frac=0.0).positives
+    assert used.positives < click_pairs(everyone, text, valid_frac=0.0).positives

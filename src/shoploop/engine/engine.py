@@ -230,7 +230,8 @@ class Engine:
 
     def _clicked_search_pairs(self, valid_frac: float, until: datetime | None = None) -> ClickPairs:
         """(query, product text) pairs graded by what shoppers did with served search lists."""
-        lists = join_logs(self.stores.events.scan(types=LIST_EVENT_TYPES, until=until))
+        # bot-flagged shoppers are left out, as every other training read does
+        lists = join_logs(self.stores.events.scan(types=LIST_EVENT_TYPES, until=until, exclude_flagged=True))
 
         def text(item_id: str) -> str | None:
             product = self.products.get(item_id)
