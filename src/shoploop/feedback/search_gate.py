@@ -16,9 +16,9 @@ What is ranked (`SearchGateConfig.replay`):
   blamed for products nobody saw.
 - "catalog": each side searches the whole catalog for the logged query. It also sees what a
   candidate retrieves that was never shown — but such products carry no outcome, so every
-  product the candidate brings up in place of a shown one counts against it. Measured on the
-  Home Depot click simulation (benchmarks/click_finetune.py) this rejected an encoder the
-  relevance judgments show is better; it stays for candidates that only re-order.
+  product the candidate brings up in place of a shown one counts against it. On the Home Depot
+  click simulation (benchmarks/click_finetune.py --gate) an encoder the relevance judgments show
+  is better was rejected by this mode and promoted by "shown".
 
 Either way a candidate must be ahead by `min_gain` on average, and the paired bootstrap
 interval of the difference must not reach below `-tolerance`.
