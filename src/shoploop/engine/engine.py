@@ -363,9 +363,8 @@ class Engine:
             result = searcher.search(query, k=max(k, 50), candidates=self.config.serving.search_candidates)
         except InvalidQuery:
             return []
-        scores = _minmax(np.array([h.score for h in result.items], dtype=float))
-        cands = [Candidate(h.item_id, float(s), {}) for h, s in zip(result.items, scores, strict=True)]
-        return [c.item_id for c in self._cross_rerank(query, cands, cross_encoder)[:k]]
+        ids, scores = [h.item_id for h in result.items], np.array([h.score for h in result.items])
+        return self._cross_rerank_ids(query, ids, scores, cross_encoder)[:k]
 
     def replay_order(
         self,
@@ -382,11 +381,18 @@ class Engine:
         except InvalidQuery:
             return list(items)
         known = np.isfinite(fused)
-        order = [i for i in np.argsort(-np.where(known, fused, 0.0), kind="stable") if known[i]]
-        scores = _minmax(fused[order]) if order else np.zeros(0)
-        cands = [Candidate(items[i], float(s), {}) for i, s in zip(order, scores, strict=True)]
-        ranked = [c.item_id for c in self._cross_rerank(query, cands, cross_encoder)]
+        order = np.flatnonzero(known)[np.argsort(-fused[known], kind="stable")]
+        ranked = self._cross_rerank_ids(query, [items[i] for i in order], fused[order], cross_encoder)
         return ranked + [item for item, ok in zip(items, known, strict=True) if not ok]
+
+    def _cross_rerank_ids(
+        self, query: str, ids: Sequence[str], scores: np.ndarray, cross_encoder: CrossEncoderReranker | None
+    ) -> list[str]:
+        """`ids` (best first, with their first-stage `scores`) after the cross-encoder's re-rank,
+        first-stage scores min-max scaled as serving scales them."""
+        scaled = _minmax(np.asarray(scores, dtype=float))
+        cands = [Candidate(i, float(s), {}) for i, s in zip(ids, scaled, strict=True)]
+        return [c.item_id for c in self._cross_rerank(query, cands, cross_encoder)]
 
     def _activate(self, version: ModelVersion) -> None:
         if version.name == "search":

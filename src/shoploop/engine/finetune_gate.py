@@ -63,8 +63,7 @@ def held_out_searches(
 
     if name not in GATED_MODELS:
         raise InvalidRequest("name", f"{name!r} cannot be gated; expected one of {GATED_MODELS}")
-    if engine.searcher is None:
-        raise InvalidRequest("catalog", "is empty or the search index is not built yet")
+    _active_searcher(engine)
     events = engine.stores.events.scan(types=LIST_EVENT_TYPES, exclude_flagged=True)
     _, held, cut = recent_holdout(join_logs(events), config.holdout_fraction)
     if cut is None or len(held) < config.min_lists:
@@ -88,11 +87,7 @@ def judge_candidate(
     "cross_encoder") against the active system, over the `held` searches. Records nothing."""
     if curve is None and engine.online.examination is not None:
         curve = ExaminationCurve(engine.online.examination, "online", 0)
-    from shoploop.engine.engine import InvalidRequest
-
-    searcher, cross = engine.searcher, engine.cross_encoder
-    if searcher is None:
-        raise InvalidRequest("catalog", "is empty or the search index is not built yet")
+    searcher, cross = _active_searcher(engine), engine.cross_encoder
     if version.name == "cross_encoder":
         candidate = _replayer(engine, config, searcher, CrossEncoderReranker.load(version.path))
     else:
@@ -111,3 +106,11 @@ def _replayer(
     if config.replay == "shown":
         return lambda lst: engine.replay_order(lst.query or "", lst.items, searcher, cross)
     return lambda lst: engine.replay_ranking(lst.query or "", searcher, cross, k=config.k)
+
+
+def _active_searcher(engine: Engine) -> HybridSearcher:
+    from shoploop.engine.engine import InvalidRequest  # the engine module imports this one
+
+    if engine.searcher is None:
+        raise InvalidRequest("catalog", "is empty or the search index is not built yet")
+    return engine.searcher
