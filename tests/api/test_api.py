@@ -98,6 +98,7 @@ def test_unknown_item_is_404_naming_it(shared):
         ("delete", "/v1/items/X1", None),
         ("delete", "/v1/users/u1", None),
         ("get", "/v1/models", None),
+        ("get", "/v1/models/decisions", None),
         ("post", "/v1/models/search/1/promote", None),
         ("post", "/v1/models/search/rollback", None),
         ("get", "/v1/rules", None),
@@ -125,6 +126,7 @@ def test_missing_or_unknown_key_is_401(shared, method, path, body):
         ("delete", "/v1/items/X1", SEARCH),
         ("delete", "/v1/users/u1", CATALOG),
         ("get", "/v1/models", CATALOG),
+        ("get", "/v1/models/decisions", SEARCH),
         ("get", "/v1/rules", EVENTS),
         ("post", "/v1/experiments", SEARCH),
     ],
@@ -360,6 +362,39 @@ def test_models_list_promote_and_rollback(fresh):
     assert client.post("/v1/models/recommender/99/promote", headers=ADMIN).status_code == 404
     assert client.post("/v1/models/search/rollback", headers=ADMIN).status_code == 409
     assert error(client.post("/v1/models/recommender/zero/promote", headers=ADMIN))["field"] == "version"
+
+
+def test_model_decisions_say_why_newest_first(fresh):
+    client, engine, _ = fresh
+    v2 = engine.train("recommender")
+    client.post(
+        f"/v1/models/recommender/{v2.version}/promote", json={"reason": "better offline"}, headers=ADMIN
+    )
+    client.post("/v1/models/recommender/rollback", json={"reason": "complaints"}, headers=ADMIN)
+    trail = client.get("/v1/models/decisions", params={"name": "recommender"}, headers=ADMIN).json()
+    assert [(d["version"], d["action"], d["reason"]) for d in trail[:4]] == [
+        (1, "rollback", "complaints"),
+        (v2.version, "reject", "rolled back: complaints"),
+        (v2.version, "promote", "better offline"),
+        (1, "retire", f"replaced by v{v2.version}"),
+    ]
+    assert trail[2]["evidence"] == dict(engine.stores.registry.get("recommender", v2.version).metrics)
+    kinds = client.get(
+        "/v1/models/decisions",
+        params=[("action", "promote"), ("action", "rollback"), ("limit", "2")],
+        headers=ADMIN,
+    ).json()
+    assert [(d["name"], d["action"]) for d in kinds] == [
+        ("recommender", "rollback"),
+        ("recommender", "promote"),
+    ]
+    assert {d["name"] for d in client.get("/v1/models/decisions", headers=ADMIN).json()} == {
+        "recommender",
+        "search",
+    }
+    bad = client.get("/v1/models/decisions", params={"action": "deploy"}, headers=ADMIN)
+    assert bad.status_code == 422 and error(bad)["field"] == "action.0"
+    assert error(client.get("/v1/models/decisions", params={"limit": 0}, headers=ADMIN))["field"] == "limit"
 
 
 # ------------------------------------------------------------------------------------------ rules

@@ -131,3 +131,31 @@ def test_decisions_audit_trail(registry, model_dir):
     ats = [d.at for d in registry.decisions()]
     assert ats == sorted(ats)
     assert len(registry.decisions()) == 8
+
+
+def test_recent_decisions_newest_first_filtered_and_limited(registry, model_dir):
+    from shoploop.store.audit import BadTrailQuery, recent_decisions
+
+    registry.register("m", model_dir)
+    registry.register("m", model_dir)
+    registry.register("other", model_dir)
+    registry.promote("m", 1, reason="bootstrap")
+    registry.reject("m", 2, reason="gate: NDCG@10 0.30 < active 0.40 - 0.005", metrics={"gate": {"n": 40}})
+    registry.promote("other", 1, reason="by hand")
+    newest = recent_decisions(registry)
+    assert [(d.name, d.action) for d in newest[:2]] == [("other", "promote"), ("m", "reject")]
+    assert len(newest) == 6
+    only_m = recent_decisions(registry, "m", actions=["promote", "reject"])
+    assert [(d.version, d.action, d.reason) for d in only_m] == [
+        (2, "reject", "gate: NDCG@10 0.30 < active 0.40 - 0.005"),
+        (1, "promote", "bootstrap"),
+    ]
+    assert dict(only_m[0].metrics) == {"gate": {"n": 40}}  # the evidence travels with the decision
+    assert [d.action for d in recent_decisions(registry, "m", limit=1)] == ["reject"]
+    assert recent_decisions(registry, "nobody") == []
+    with pytest.raises(BadTrailQuery) as bad:
+        recent_decisions(registry, actions=["deploy"])
+    assert bad.value.field == "actions" and "deploy" in str(bad.value)
+    with pytest.raises(BadTrailQuery) as bad:
+        recent_decisions(registry, limit=0)
+    assert bad.value.field == "limit"

@@ -97,6 +97,22 @@ class ModelInfo(BaseModel):
     config: dict[str, Any]
 
 
+class ModelDecision(BaseModel):
+    """One entry of the model registry's audit trail."""
+
+    name: str = Field(examples=["ranker"])
+    version: int
+    action: str = Field(description="register, promote, reject, retire or rollback", examples=["reject"])
+    reason: str = Field(
+        description="why, in words: a gate's verdict with its numbers, or what a person typed",
+        examples=["gate: NDCG@10 0.4120 < active 0.4300 - 0.005"],
+    )
+    at: datetime
+    evidence: dict[str, Any] = Field(
+        description="the metrics the decision was taken on (the version's metrics; a gate's under 'gate')"
+    )
+
+
 class Reason(BaseModel):
     reason: str = Field(default="manual, via the API", max_length=500)
 

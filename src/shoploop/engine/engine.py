@@ -59,9 +59,10 @@ from shoploop.ranking.rules import Candidate, RuleBook, RuleContext, apply_rules
 from shoploop.recommend.surfaces import ItemMeta, Recommendation, Surfaces
 from shoploop.retrieval.filters import Filters
 from shoploop.retrieval.hybrid import HybridSearcher, InvalidQuery, SearchHit
+from shoploop.store.audit import BadTrailQuery, recent_decisions
 from shoploop.store.home import Stores
 from shoploop.store.memory import utcnow
-from shoploop.store.protocols import CatalogChange, EventLog, ModelVersion
+from shoploop.store.protocols import CatalogChange, EventLog, ModelVersion, RegistryDecision
 from shoploop.text.blas import limit_blas_threads
 
 log = logging.getLogger("shoploop.engine")
@@ -1038,6 +1039,17 @@ class Engine:
     # ------------------------------------------------------------------ models
     def list_models(self) -> list[ModelVersion]:
         return self.stores.registry.versions()
+
+    def model_decisions(
+        self, name: str | None = None, *, actions: Sequence[str] | None = None, limit: int = 50
+    ) -> list[RegistryDecision]:
+        """The registry's audit trail, newest first: every registration, promotion, rejection,
+        retirement and rollback with its reason and the evidence it was taken on (a gate's
+        metrics). `actions` keeps only those kinds; at most `limit` entries."""
+        try:
+            return recent_decisions(self.stores.registry, name, actions=actions, limit=limit)
+        except BadTrailQuery as err:
+            raise InvalidRequest(err.field, err.message) from None
 
     def promote(self, name: str, version: int, *, reason: str = "manual promotion") -> ModelVersion:
         promoted = self.stores.registry.promote(name, version, reason=reason)

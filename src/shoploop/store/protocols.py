@@ -10,12 +10,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from shoploop.domain import Event, ImpressionEvent, Product
 
 ChangeOp = Literal["upsert", "delete"]
 ModelStatus = Literal["candidate", "active", "retired", "rejected"]
+DecisionAction = Literal["register", "promote", "reject", "rollback", "retire"]
+DECISION_ACTIONS: tuple[str, ...] = get_args(DecisionAction)
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ class RegistryDecision:
 
     name: str
     version: int
-    action: Literal["register", "promote", "reject", "rollback", "retire"]
+    action: DecisionAction
     reason: str
     metrics: Mapping[str, Any]
     at: datetime

@@ -6,16 +6,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from shoploop.api.deps import AdminAuth, EngineDep, ExperimentsDep
 from shoploop.api.errors import ERROR_RESPONSES, NOT_FOUND, ApiError
-from shoploop.api.schemas import ExperimentIn, ExperimentOut, ModelInfo, Reason
+from shoploop.api.schemas import ExperimentIn, ExperimentOut, ModelDecision, ModelInfo, Reason
 from shoploop.engine import Engine, NotFound
 from shoploop.engine.variants import VariantSpecError, serving_override
 from shoploop.evaluation.ab import Experiment, MetricSpec, Variant
 from shoploop.ranking.rules import Rule
-from shoploop.store.protocols import ModelVersion
+from shoploop.store.protocols import DecisionAction, ModelVersion
 
 router = APIRouter(dependencies=[AdminAuth], responses=ERROR_RESPONSES)
 CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -56,6 +56,33 @@ def _registry_call(fn: Any, *args: Any, **kwargs: Any) -> ModelVersion:
 @router.get("/v1/models", response_model=list[ModelInfo], tags=["models"], summary="Model versions")
 def list_models(engine: EngineDep) -> list[ModelInfo]:
     return [model_info(engine, mv) for mv in engine.list_models()]
+
+
+@router.get(
+    "/v1/models/decisions",
+    response_model=list[ModelDecision],
+    tags=["models"],
+    summary="Why models changed: the registry's audit trail, newest first",
+)
+def model_decisions(
+    engine: EngineDep,
+    name: Annotated[str | None, Query(min_length=1, max_length=64, description="only this model")] = None,
+    action: Annotated[
+        list[DecisionAction] | None, Query(description="only these kinds of decision (repeatable)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="at most this many entries")] = 50,
+) -> list[ModelDecision]:
+    return [
+        ModelDecision(
+            name=d.name,
+            version=d.version,
+            action=d.action,
+            reason=d.reason,
+            at=d.at,
+            evidence=dict(d.metrics),
+        )
+        for d in engine.model_decisions(name, actions=action, limit=limit)
+    ]
 
 
 @router.post(
