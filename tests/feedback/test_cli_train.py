@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -54,6 +55,26 @@ def test_train_one_model_as_candidate_or_active(tmp_path: Path):
         app, ["train", "--home", str(home), "--fast", "--model", "recommender", "--promote"]
     )
     assert "recommender: v3 registered, active" in active.output
+    # why each version went live, newest first, from the shell
+    nowhere = runner.invoke(app, ["models", "log", "--home", str(tmp_path / "nowhere")])
+    assert nowhere.exit_code == 2 and "no shop" in nowhere.output  # not an empty trail
+    log = runner.invoke(
+        app, ["models", "log", "recommender", "--home", str(home), "--json", "--action", "promote"]
+    )
+    assert log.exit_code == 0, log.output
+    assert [(d["version"], d["action"]) for d in json.loads(log.output)] == [(3, "promote"), (1, "promote")]
+    table = runner.invoke(app, ["models", "log", "--home", str(home), "--limit", "3"])
+    assert table.exit_code == 0 and "recommender v3" in table.output and "retire" in table.output, (
+        table.output
+    )
+    listed = runner.invoke(app, ["models", "list", "--home", str(home), "--json"])
+    assert {(m["name"], m["version"], m["status"]) for m in json.loads(listed.output)} >= {
+        ("recommender", 3, "active"),
+        ("recommender", 2, "candidate"),
+        ("recommender", 1, "retired"),
+    }
+    unknown = runner.invoke(app, ["models", "log", "--home", str(home), "--action", "deploy"])
+    assert unknown.exit_code == 2 and "--action" in unknown.output
     bad = runner.invoke(app, ["train", "--home", str(home), "--model", "everything"])
     assert bad.exit_code == 2
     assert "--model" in bad.output

@@ -5,6 +5,7 @@
     shoploop import catalog|events|dataset|quarantine ...
     shoploop serve [--home DIR] [--host 127.0.0.1] [--port 8000] [--demo] [--fast]
     shoploop report [--home DIR] [--out report.html]
+    shoploop models list|log [NAME] [--action KIND] [--limit N] [--json]
 
 The shop home defaults to $SHOPLOOP_HOME, else ./var/shoploop. Heavy modules are imported
 inside the commands so `shoploop --help` stays instant.
@@ -22,6 +23,7 @@ from typing import Annotated
 import typer
 
 from shoploop.cli.importing import import_app
+from shoploop.cli.models import models_app
 from shoploop.cli.report import report
 from shoploop.cli.serve import serve
 from shoploop.cli.train import rollback as rollback_command
@@ -34,6 +36,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(import_app, name="import")
+app.add_typer(models_app, name="models")
 app.command("train")(train_command)
 app.command("rollback")(rollback_command)
 app.command("serve")(serve)
