@@ -178,6 +178,14 @@ def test_dashboard_promote_rollback_and_experiments(admin):
     assert "msg=" in r.headers["location"] and engine.versions["recommender"] == v2.version
     client.post("/dashboard/models/recommender/rollback")
     assert engine.versions["recommender"] == 1
+    # the audit trail says why, newest first: the rollback above the promotion it undid
+    page = client.get("/dashboard").text
+    trail = page[page.index('id="decisions"') :]
+    rolled = re.search(
+        r"<td>recommender v1</td>\s*<td>rolled back</td>\s*<td><small>dashboard</small>", trail
+    )
+    promoted = re.search(rf"<td>recommender v{v2.version}</td>\s*<td>promoted</td>", trail)
+    assert rolled and promoted and rolled.start() < promoted.start(), trail[:2000]
     r = client.post(
         "/dashboard/experiments", data={"surface": "home", "metric": "click"}, follow_redirects=False
     )

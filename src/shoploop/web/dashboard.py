@@ -30,6 +30,7 @@ from shoploop.ranking.rules import Rule
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 ADMIN_COOKIE = "sl_admin"
 HISTORY_TTL = 60.0  # seconds: the daily charts scan the log, so they are recomputed at most once a minute
+DASHBOARD_DECISIONS = ("promote", "reject", "retire", "rollback")
 MAIN_ROUTES = (
     "GET /v1/search",
     "GET /v1/recommendations/home",
@@ -170,6 +171,8 @@ def dashboard(request: Request, msg: str | None = None, err: str | None = None) 
         "err": err,
         "models": models,
         "model_names": sorted({m["mv"].name for m in models}),
+        # registrations are left out: an undecided candidate already shows in the models table
+        "decisions": engine.model_decisions(actions=DASHBOARD_DECISIONS, limit=15),
         "rules": engine.rules.all(),
         "experiments": exps,
         "health": engine.health(),
