@@ -23,7 +23,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
-__all__ = ["STOPWORDS", "analyze", "is_numeric_token", "normalize", "stem_tokens", "tokenize"]
+__all__ = ["STOPWORDS", "UNITS", "analyze", "is_numeric_token", "normalize", "stem_tokens", "tokenize"]
 
 # A deliberately small list: product queries are short, and words like "in", "on", "off",
 # "up", "out" can carry meaning ("on/off switch", "built in") so they are kept.
@@ -80,6 +80,9 @@ _UNIT_AFTER_NUMBER: dict[str, str] = {
     "pk": "pk",
     "mil": "mil",
 }
+
+# Every word that is a unit once normalised (both the abbreviations and what they become).
+UNITS: frozenset[str] = frozenset(_UNIT_AFTER_NUMBER) | frozenset(_UNIT_AFTER_NUMBER.values())
 
 _NUM = r"\d+(?:[./]\d+)?"
 # number followed (optionally spaced / hyphenated) by a unit abbreviation with optional dot.
