@@ -10,6 +10,7 @@ from shoploop.data.cleaning import CleaningConfig
 from shoploop.feedback.exploration import ExplorationConfig
 from shoploop.feedback.online import OnlineConfig
 from shoploop.retrieval.config import HybridConfig
+from shoploop.retrieval.suggest import SuggestConfig
 
 RecommenderKind = Literal["sasrec", "item_knn", "ease", "popularity"]
 
@@ -85,6 +86,7 @@ class EngineConfig:
     serving: ServingSettings = field(default_factory=ServingSettings)
     exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
     online: OnlineConfig = field(default_factory=OnlineConfig)
+    suggest: SuggestConfig = field(default_factory=SuggestConfig)
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
     pseudonymize_user_ids: bool = False
     seed: int = 0

@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import Any, cast
 import numpy as np
 
 from shoploop.data.ingest import EventIntake, RowOutcome
-from shoploop.domain import ANONYMOUS_USER, ImpressionEvent, Product, ShownItem
+from shoploop.domain import ANONYMOUS_USER, BaseEvent, ImpressionEvent, Product, ShownItem
 from shoploop.domain.served import ServedItem, ServedList
 from shoploop.engine.config import EngineConfig
 from shoploop.engine.event_follower import EventFollower, OwnWrites
@@ -59,6 +59,7 @@ from shoploop.ranking.rules import Candidate, RuleBook, RuleContext, apply_rules
 from shoploop.recommend.surfaces import ItemMeta, Recommendation, Surfaces
 from shoploop.retrieval.filters import Filters
 from shoploop.retrieval.hybrid import HybridSearcher, InvalidQuery, SearchHit
+from shoploop.retrieval.suggest import QuerySuggester, Suggestion
 from shoploop.store.audit import BadTrailQuery, recent_decisions
 from shoploop.store.home import Stores
 from shoploop.store.memory import utcnow
@@ -68,6 +69,7 @@ from shoploop.text.blas import limit_blas_threads
 log = logging.getLogger("shoploop.engine")
 
 ANONYMOUS = ANONYMOUS_USER
+MAX_SUGGEST_CHARS = 200  # autocomplete input; longer is pasted text, not typing
 
 
 class InvalidRequest(ValueError):  # noqa: N818 - reads better at call sites than InvalidRequestError
@@ -125,7 +127,9 @@ class Engine:
         self._requests = 0
         self._explorations = 0
         self._trending: tuple[float, list[tuple[str, float]]] | None = None
-        self._events = EventFollower(own, self.online.update)
+        # Autocomplete learns from the same event stream as the online state.
+        self.suggester = QuerySuggester(config.suggest, clock=lambda: self.clock().timestamp())
+        self._events = EventFollower(own, self._observe)
         self._events.skip_to_end()
         self.started_at: float | None = None
         # Stamps served lists; a simulation swaps in a simulated clock to be reproducible.
@@ -143,19 +147,31 @@ class Engine:
         self.products.clear()
         self.products.update((p.item_id, p) for p in self.stores.catalog.iter_products())
         self._catalog_version = self.stores.catalog.version
+        self.suggester.set_catalog(self.products.values())
         say(f"catalog: {len(self.products)} products (version {self._catalog_version})")
         if self.products:
             self._load_or_train("search", train_if_missing, say)
             self._load_or_train("recommender", train_if_missing, say)
             self._load_or_train("cross_encoder", False, say)  # fine-tuned on demand (`shoploop train`)
             self._load_or_train("ranker", False, say)  # learned from feedback, never on start-up
-        n = self.online.replay(self.stores.events.scan(exclude_flagged=True))
+        n = self.online.replay(self._also_to_suggester(self.stores.events.scan(exclude_flagged=True)))
+        self.suggester.rebuild()
         # Follow the log from here (events another process appends during the replay itself
         # are picked up at the next start-up).
         self._events.skip_to_end()
         say(f"online state: replayed {n} events in {time.perf_counter() - t0:.1f}s total start-up")
         self.started_at = time.time()
         return self
+
+    def _observe(self, event: BaseEvent) -> None:
+        """Every accepted event updates what the engine knows right now."""
+        self.online.update(event)
+        self.suggester.observe(event)
+
+    def _also_to_suggester(self, events: Iterable[BaseEvent]) -> Iterator[BaseEvent]:
+        for event in events:
+            self.suggester.observe(event)
+            yield event
 
     @property
     def ready(self) -> bool:
@@ -788,6 +804,23 @@ class Engine:
         self._trending = (now, ranked)
         return ranked
 
+    def suggest(self, prefix: str, *, k: int = 8) -> list[Suggestion]:
+        """Completions of what a shopper has typed so far (autocomplete), most useful first:
+        queries other shoppers searched and found something with, then catalog phrases; the
+        catalog's typo corrector rescues misspelt complete words. Not logged: it answers every
+        keystroke, and the search it leads to is logged as usual."""
+        if not isinstance(prefix, str):
+            raise InvalidRequest("q", "must be a string")
+        if len(prefix) > MAX_SUGGEST_CHARS:
+            raise InvalidRequest("q", f"at most {MAX_SUGGEST_CHARS} characters")
+        if not 1 <= k <= self.config.serving.max_k:
+            raise InvalidRequest("k", f"must be between 1 and {self.config.serving.max_k}")
+        searcher = self.searcher
+        correct = (
+            searcher.typo_.correct_token if searcher is not None and searcher.config.typo_correction else None
+        )
+        return self.suggester.suggest(prefix, k, correct=correct)
+
     def _product(self, item_id: str) -> Product:
         product = self.products.get(item_id)
         if product is None:
@@ -942,7 +975,7 @@ class Engine:
             context=context,
         )
         self.stores.events.append([event])
-        self.online.update(event)
+        self._observe(event)
         self._requests += 1
 
     # ------------------------------------------------------------------ feedback intake
@@ -957,7 +990,7 @@ class Engine:
         flagged = self.stores.events.flagged_users()
         for outcome in outcomes:
             if outcome.event is not None and outcome.event.user_id not in flagged:
-                self.online.update(outcome.event)
+                self._observe(outcome.event)
         return outcomes
 
     # ------------------------------------------------------------------ catalog
@@ -968,6 +1001,7 @@ class Engine:
             self.products.update((p.item_id, p) for p in products)
             if self.searcher is not None:
                 self.searcher.upsert(products)
+            self.suggester.upsert(products)
             self._catalog_version = version
         return version
 
@@ -978,6 +1012,7 @@ class Engine:
                 self.products.pop(i, None)
             if self.searcher is not None:
                 self.searcher.delete(item_ids)
+            self.suggester.delete(item_ids)
             self._catalog_version = version
         return version
 
@@ -1005,6 +1040,10 @@ class Engine:
                     self.products.pop(item_id, None)
                 if self.searcher is not None:
                     _apply_to_searcher(self.searcher, changes, self.products)
+                self.suggester.upsert(
+                    self.products[i] for i, op in latest.items() if op == "upsert" and i in self.products
+                )
+                self.suggester.delete(i for i, op in latest.items() if op == "delete")
                 self._catalog_version = max(c.version for c in changes)
                 changed["catalog"] = len(latest)
         for name in ("search", "recommender", "cross_encoder", "ranker"):
@@ -1028,6 +1067,7 @@ class Engine:
         ]
         removed_q = self.stores.quarantine.remove(quarantined) if quarantined else 0
         state = self.online.delete_user(user)
+        state["suggestion_queries"] = self.suggester.forget_user(user)
         return {
             "user_id": user_id,
             "events_deleted": events,
@@ -1070,6 +1110,7 @@ class Engine:
             "models": dict(self.versions),
             "served_lists": self._requests,
             "online": self.online.stats(),
+            "suggestions": self.suggester.stats(),
         }
 
 
