@@ -78,6 +78,20 @@ def test_item_surfaces_and_product_lookup(shared):
     assert client.get(f"/v1/items/{item}", headers=SEARCH).json()["item_id"] == item
 
 
+def test_suggest_completes_from_searches_and_catalog(shared):
+    client, engine, _ = shared
+    popular = client.get("/v1/suggest", headers=SEARCH).json()
+    assert popular["q"] == "" and popular["suggestions"]
+    assert {s["source"] for s in popular["suggestions"]} == {"searches"}
+    first = popular["suggestions"][0]["text"]
+    body = client.get("/v1/suggest", params={"q": first[:3], "k": 50}, headers=SEARCH).json()
+    assert [s["text"] for s in body["suggestions"]] == [s.text for s in engine.suggest(first[:3], k=50)]
+    assert first in [s["text"] for s in body["suggestions"]]
+    assert client.get("/v1/suggest", params={"q": "drill"}, headers=EVENTS).status_code == 403
+    assert error(client.get("/v1/suggest", params={"k": 0}, headers=SEARCH))["field"] == "k"
+    assert error(client.get("/v1/suggest", params={"q": "x" * 201}, headers=SEARCH))["field"] == "q"
+
+
 def test_unknown_item_is_404_naming_it(shared):
     client, _, _ = shared
     for path in ("/v1/items/nope/similar", "/v1/items/nope/bought-together", "/v1/items/nope"):
@@ -99,6 +113,7 @@ def test_unknown_item_is_404_naming_it(shared):
         ("delete", "/v1/users/u1", None),
         ("get", "/v1/models", None),
         ("get", "/v1/models/decisions", None),
+        ("get", "/v1/suggest?q=dr", None),
         ("post", "/v1/models/search/1/promote", None),
         ("post", "/v1/models/search/rollback", None),
         ("get", "/v1/rules", None),

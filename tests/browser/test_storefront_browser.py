@@ -124,3 +124,23 @@ def test_dashboard_shows_the_traffic(shop, page, tmp_path):
     page.wait_for_selector("#flash")
     assert "is live" in page.inner_text("#flash")
     shot(page, tmp_path, "dashboard")
+
+
+def test_search_box_suggests_as_the_shopper_types(shop, page, tmp_path):
+    server, engine, _ = shop
+    page.goto(server.base + "/")
+    box = page.locator('form.searchbar input[name="q"]')
+    box.press_sequentially("jack", delay=40)  # real keystrokes, each an input event
+    page.wait_for_function(
+        "() => { const d = document.getElementById('search-suggestions');"
+        " return d.dataset.q === 'jack' && d.options.length > 0; }"
+    )
+    offered = page.eval_on_selector_all("#search-suggestions option", "els => els.map(e => e.value)")
+    assert offered == [s.text for s in engine.suggest("jack", k=8)]
+    shot(page, tmp_path, "storefront-suggest")
+    # picking a suggestion fills the box; submitting searches for it
+    box.fill(offered[0])
+    box.press("Enter")
+    page.wait_for_url("**/search?q=*")
+    assert page.locator("#search-results").get_attribute("data-query") == offered[0]
+    assert page.locator("#search-results li.card").count() > 0

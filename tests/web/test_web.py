@@ -61,6 +61,17 @@ def test_search_page_shows_correction_facets_and_results(site):
     assert narrowed.status_code == 200 and "clear filters" in narrowed.text
 
 
+def test_search_box_has_suggestions_as_the_shopper_types(site):
+    client, engine, _ = site
+    page = client.get("/").text
+    assert 'list="search-suggestions"' in page and '<datalist id="search-suggestions">' in page
+    r = client.get("/suggest", params={"q": "jack"})  # public, like the pages: no key
+    assert r.status_code == 200
+    assert r.json() == {"q": "jack", "suggestions": [s.text for s in engine.suggest("jack", k=8)]}
+    assert r.json()["suggestions"] and all("jack" in t for t in r.json()["suggestions"])
+    assert client.get("/suggest", params={"q": "x" * 201}).status_code == 422
+
+
 def test_search_page_follows_a_redirect_rule(site):
     client, engine, _ = site
     from shoploop.ranking.rules import Rule

@@ -87,6 +87,19 @@ class CatalogChange(BaseModel):
     item_ids: list[str] = Field(default_factory=list)
 
 
+class SuggestionOut(BaseModel):
+    text: str = Field(examples=["cordless drill"])
+    source: Literal["searches", "catalog"] = Field(
+        description="searches: other shoppers searched it and found something; catalog: names products"
+    )
+    score: float = Field(description="searches: recent successful searches (faded); catalog: products named")
+
+
+class Suggestions(BaseModel):
+    q: str
+    suggestions: list[SuggestionOut]
+
+
 class ModelInfo(BaseModel):
     name: str
     version: int

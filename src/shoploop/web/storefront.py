@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from shoploop.api.routers.serving import after_serve
 from shoploop.domain.served import ServedList
@@ -112,6 +112,14 @@ def home(request: Request) -> Response:
             "personal": bool(recs.items) and not recs.items[0].reasons[0].startswith(("trending", "new in")),
         },
     )
+
+
+@router.get("/suggest")
+def suggest_json(request: Request, q: Annotated[str, Query(max_length=200)] = "") -> Response:
+    """Autocomplete for the search box (shop.js fills its datalist as the shopper types)."""
+    engine: Engine = request.app.state.engine
+    found = engine.suggest(q, k=8)
+    return JSONResponse({"q": q, "suggestions": [s.text for s in found]})
 
 
 @router.get("/search", response_class=HTMLResponse)

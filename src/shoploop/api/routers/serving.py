@@ -18,6 +18,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from shoploop.api.deps import EngineDep, ReadAuth, SettingsDep
 from shoploop.api.errors import ERROR_RESPONSES, NOT_FOUND, ApiError
+from shoploop.api.schemas import SuggestionOut, Suggestions
 from shoploop.api.settings import ApiSettings
 from shoploop.domain import Product
 from shoploop.domain.served import ServedList
@@ -232,6 +233,27 @@ def trending(
     served = engine.trending(k=k, user_id=user_id, session_id=session_id, filters=filters)
     after_serve(request, served, user_id, session_id)
     return _json(served)
+
+
+@router.get("/v1/suggest", response_model=Suggestions, summary="Complete what the shopper is typing")
+def suggest(
+    engine: EngineDep,
+    settings: SettingsDep,
+    q: Annotated[
+        str,
+        Query(
+            max_length=200,
+            description="what has been typed so far ('' = popular searches)",
+            examples=["cordl"],
+        ),
+    ] = "",
+    k: Annotated[int, Query(ge=1, le=1000, description="at most this many suggestions")] = 8,
+) -> Suggestions:
+    _check_k(settings, k)
+    found = engine.suggest(q, k=k)
+    return Suggestions(
+        q=q, suggestions=[SuggestionOut(text=s.text, source=s.source, score=round(s.score, 4)) for s in found]
+    )
 
 
 @router.get("/v1/items/{item_id}", response_model=Product, responses=NOT_FOUND, summary="One product")

@@ -106,6 +106,35 @@
     sendEvents(events);
   }
 
+  // Search box: suggestions as the shopper types, from GET /suggest (the engine's autocomplete),
+  // into the input's datalist. Only the newest answer is shown, so a slow early keystroke's
+  // reply cannot overwrite a later one.
+  const box = document.querySelector('form.searchbar input[name="q"]');
+  const options = document.getElementById("search-suggestions");
+  if (box && options) {
+    let timer = null;
+    let asked = 0;
+    box.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        const ticket = ++asked;
+        fetch("/suggest?q=" + encodeURIComponent(box.value))
+          .then((r) => (r.ok ? r.json() : { suggestions: [] }))
+          .then((answer) => {
+            if (ticket !== asked) return;
+            options.innerHTML = "";
+            for (const text of answer.suggestions) {
+              const option = document.createElement("option");
+              option.value = text;
+              options.appendChild(option);
+            }
+            options.dataset.q = answer.q;
+          })
+          .catch(() => {});
+      }, 120);
+    });
+  }
+
   // Search page: the search itself, linked to the list it produced.
   const results = document.getElementById("search-results");
   if (results && results.dataset.requestId) {
