@@ -31,6 +31,7 @@ prefix index holds only membership and is rebuilt when membership changes, at mo
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import math
 import threading
@@ -53,6 +54,9 @@ from shoploop.domain import (
 from shoploop.text.normalize import STOPWORDS, UNITS, is_numeric_token, normalize
 
 Source = Literal["searches", "catalog"]
+# Queries repeat heavily and every search event passes here (the start-up replay too), so the
+# ~13 us normalisation is cached on the raw text.
+_query_key = functools.lru_cache(maxsize=50_000)(normalize)
 _SUCCESS_EVENTS = (ClickEvent, AddToCartEvent, PurchaseEvent)
 _LAST = "\U0010ffff"  # sorts after every character: [prefix, prefix + _LAST) is the prefix's range
 
@@ -247,7 +251,7 @@ class QuerySuggester:
         return n
 
     def _searched(self, query: str, event: BaseEvent, request_id: str | None, n_results: int | None) -> None:
-        key = normalize(query)
+        key = _query_key(query)
         if (
             not key
             or len(key) > self.config.max_query_chars
