@@ -24,6 +24,7 @@ from shoploop.domain.events import (
     event_to_dict,
     new_event_id,
     parse_event,
+    shopper_of,
 )
 from shoploop.domain.idmap import PADDING, IdMap
 from shoploop.domain.products import Product
@@ -55,4 +56,5 @@ __all__ = [
     "event_to_dict",
     "new_event_id",
     "parse_event",
+    "shopper_of",
 ]

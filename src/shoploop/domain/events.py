@@ -63,6 +63,14 @@ class BaseEvent(BaseModel):
     context: dict[str, Any] = Field(default_factory=dict)
 
 
+def shopper_of(event: BaseEvent) -> str | None:
+    """Who did it, for counting distinct shoppers: the user, else the anonymous session
+    ("u:…" / "s:…"), None when neither is known."""
+    if event.user_id and event.user_id != ANONYMOUS_USER:
+        return f"u:{event.user_id}"
+    return f"s:{event.session_id}" if event.session_id else None
+
+
 class SearchEvent(BaseEvent):
     type: Literal["search"] = "search"
     query: str = Field(max_length=1000)

@@ -42,7 +42,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from shoploop.domain import (
-    ANONYMOUS_USER,
     AddToCartEvent,
     BaseEvent,
     ClickEvent,
@@ -50,6 +49,7 @@ from shoploop.domain import (
     Product,
     PurchaseEvent,
     SearchEvent,
+    shopper_of,
 )
 from shoploop.text.normalize import STOPWORDS, UNITS, is_numeric_token, normalize
 
@@ -259,7 +259,7 @@ class QuerySuggester:
         ):
             return
         ts = event.timestamp.timestamp()
-        shopper = _shopper(event)
+        shopper = shopper_of(event)
         with self._lock:
             # A search and the list it produced share a request id: count the search once.
             first = request_id is None or request_id not in self._requests
@@ -450,15 +450,6 @@ class QuerySuggester:
                 "suggestable_queries": len(self._eligible),
                 "catalog_phrases": len(self._index.texts) - self._index.n_searches,
             }
-
-
-def _shopper(event: BaseEvent) -> str | None:
-    """Who searched, for counting distinct shoppers: the user, else the anonymous session."""
-    if event.user_id and event.user_id != ANONYMOUS_USER:
-        return f"u:{event.user_id}"
-    if event.session_id:
-        return f"s:{event.session_id}"
-    return None
 
 
 def _corrected_prefix(typed: str, raw: str, correct: Callable[[str], str | None]) -> str:
