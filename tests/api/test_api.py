@@ -92,6 +92,18 @@ def test_suggest_completes_from_searches_and_catalog(shared):
     assert error(client.get("/v1/suggest", params={"q": "x" * 201}, headers=SEARCH))["field"] == "q"
 
 
+def test_query_analytics_for_admins(shared):
+    client, engine, _ = shared
+    body = client.get("/v1/analytics/queries", params={"all_time": True, "top": 3}, headers=ADMIN).json()
+    rows = engine.search_queries(None)
+    assert body["window_days"] is None and body["distinct_queries"] == len(rows) > 0
+    assert [r["query"] for r in body["top"]] == [r.query for r in rows[:3]]
+    assert all(r["no_result_searches"] > 0 for r in body["no_results"])
+    assert all(r["lists"] >= 10 for r in body["unclicked"])
+    assert client.get("/v1/analytics/queries", headers=SEARCH).status_code == 403
+    assert error(client.get("/v1/analytics/queries", params={"days": 0}, headers=ADMIN))["field"] == "days"
+
+
 def test_unknown_item_is_404_naming_it(shared):
     client, _, _ = shared
     for path in ("/v1/items/nope/similar", "/v1/items/nope/bought-together", "/v1/items/nope"):
@@ -114,6 +126,7 @@ def test_unknown_item_is_404_naming_it(shared):
         ("get", "/v1/models", None),
         ("get", "/v1/models/decisions", None),
         ("get", "/v1/suggest?q=dr", None),
+        ("get", "/v1/analytics/queries", None),
         ("post", "/v1/models/search/1/promote", None),
         ("post", "/v1/models/search/rollback", None),
         ("get", "/v1/rules", None),

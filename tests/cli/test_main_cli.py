@@ -125,3 +125,20 @@ def test_train_bi_encoder_without_dense_search_is_a_clear_error(demo_home: Path)
     result = runner.invoke(app, ["train", "--home", str(demo_home), "--fast", "--model", "bi_encoder"])
     assert result.exit_code == 2
     assert "search: uses no dense retrieval" in result.output
+
+
+def test_queries_shows_top_unfound_and_unclicked_searches(demo_home: Path):
+    from shoploop.evaluation.search_queries import search_query_report
+    from shoploop.store.home import open_stores
+
+    result = runner.invoke(app, ["queries", "--home", str(demo_home), "--all", "--json", "--top", "5"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    with open_stores(demo_home) as stores:
+        rows = search_query_report(stores.events.scan(exclude_flagged=True))
+    assert data["distinct_queries"] == len(rows) > 0
+    assert [r["query"] for r in data["top"]] == [r.query for r in rows[:5]]
+    assert all(r["no_result_searches"] > 0 for r in data["no_results"])
+    tables = runner.invoke(app, ["queries", "--home", str(demo_home), "--all"])
+    assert tables.exit_code == 0 and "Most searched" in tables.output and rows[0].query in tables.output
+    assert runner.invoke(app, ["queries", "--home", str(demo_home / "nowhere")]).exit_code == 2

@@ -100,6 +100,31 @@ class Suggestions(BaseModel):
     suggestions: list[SuggestionOut]
 
 
+class QueryStat(BaseModel):
+    query: str = Field(examples=["cordless drill"])
+    searches: int
+    shoppers: int
+    no_result_searches: int
+    lists: int
+    clicked_lists: int
+    list_ctr: float | None
+    mean_click_position: float | None
+    add_to_carts: int
+    purchases: int
+    revenue: float
+    conversion: float | None
+
+
+class QueryAnalytics(BaseModel):
+    window_days: float | None = Field(description="searches of the last N days; null = all time")
+    distinct_queries: int
+    top: list[QueryStat] = Field(description="most searched")
+    no_results: list[QueryStat] = Field(
+        description="found nothing most often: products, synonyms or redirects"
+    )
+    unclicked: list[QueryStat] = Field(description="served at least min_lists times, lowest list CTR first")
+
+
 class ModelInfo(BaseModel):
     name: str
     version: int

@@ -6,6 +6,7 @@
     shoploop serve [--home DIR] [--host 127.0.0.1] [--port 8000] [--demo] [--fast]
     shoploop report [--home DIR] [--out report.html]
     shoploop models list|log [NAME] [--action KIND] [--limit N] [--json]
+    shoploop queries [--home DIR] [--days N | --all] [--top N] [--json]
 
 The shop home defaults to $SHOPLOOP_HOME, else ./var/shoploop. Heavy modules are imported
 inside the commands so `shoploop --help` stays instant.
@@ -24,6 +25,7 @@ import typer
 
 from shoploop.cli.importing import import_app
 from shoploop.cli.models import models_app
+from shoploop.cli.queries import queries as queries_command
 from shoploop.cli.report import report
 from shoploop.cli.serve import serve
 from shoploop.cli.train import rollback as rollback_command
@@ -41,6 +43,7 @@ app.command("train")(train_command)
 app.command("rollback")(rollback_command)
 app.command("serve")(serve)
 app.command("report")(report)
+app.command("queries")(queries_command)
 
 HomeOption = Annotated[
     Path | None,

@@ -44,6 +44,7 @@ from shoploop.engine.training import (
     train_searcher,
 )
 from shoploop.engine.variants import ServingOverride, VariantSpecError
+from shoploop.evaluation.search_queries import QueryRow, query_report_from_log
 from shoploop.feedback.click_models import ExaminationCurve
 from shoploop.feedback.click_pairs import ClickPairs, click_pairs
 from shoploop.feedback.exploration import ExplorationPolicy
@@ -1075,6 +1076,13 @@ class Engine:
             "online_state": state,
             "note": "models are retrained from the log, so the next retrain no longer sees this shopper",
         }
+
+    # ------------------------------------------------------------------ analytics
+    def search_queries(self, days: float | None = 30.0) -> list[QueryRow]:
+        """Per-query search analytics over the last `days` (None = all time), most searched first."""
+        if days is not None and not days > 0:
+            raise InvalidRequest("days", f"must be positive, got {days}")
+        return query_report_from_log(self.stores.events, days=days, now=self.clock())
 
     # ------------------------------------------------------------------ models
     def list_models(self) -> list[ModelVersion]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -10,10 +11,19 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from shoploop.api.deps import AdminAuth, EngineDep, ExperimentsDep
 from shoploop.api.errors import ERROR_RESPONSES, NOT_FOUND, ApiError
-from shoploop.api.schemas import ExperimentIn, ExperimentOut, ModelDecision, ModelInfo, Reason
+from shoploop.api.schemas import (
+    ExperimentIn,
+    ExperimentOut,
+    ModelDecision,
+    ModelInfo,
+    QueryAnalytics,
+    QueryStat,
+    Reason,
+)
 from shoploop.engine import Engine, NotFound
 from shoploop.engine.variants import VariantSpecError, serving_override
 from shoploop.evaluation.ab import Experiment, MetricSpec, Variant
+from shoploop.evaluation.search_queries import no_result_queries, top_queries, unclicked_queries
 from shoploop.ranking.rules import Rule
 from shoploop.store.protocols import DecisionAction, ModelVersion
 
@@ -112,6 +122,35 @@ def promote(
 def rollback(engine: EngineDep, name: ModelName, body: Reason | None = None) -> ModelInfo:
     reason = body.reason if body else "manual, via the API"
     return model_info(engine, _registry_call(engine.rollback, name, reason=reason))
+
+
+# ---------------------------------------------------------------------------- analytics
+@router.get(
+    "/v1/analytics/queries",
+    response_model=QueryAnalytics,
+    tags=["analytics"],
+    summary="Search analytics per query: top searches, no results, rarely clicked",
+)
+def query_analytics(
+    engine: EngineDep,
+    days: Annotated[float, Query(gt=0, le=3650, description="searches of the last N days")] = 30.0,
+    all_time: Annotated[bool, Query(description="every search in the log instead of `days`")] = False,
+    top: Annotated[int, Query(ge=1, le=1000, description="rows per view")] = 20,
+    min_lists: Annotated[int, Query(ge=1, description="lists a query needs to be 'rarely clicked'")] = 10,
+) -> QueryAnalytics:
+    window = None if all_time else days
+    rows = engine.search_queries(window)
+
+    def stats(view: list) -> list[QueryStat]:
+        return [QueryStat(**asdict(r)) for r in view]
+
+    return QueryAnalytics(
+        window_days=window,
+        distinct_queries=len(rows),
+        top=stats(top_queries(rows, top)),
+        no_results=stats(no_result_queries(rows, top)),
+        unclicked=stats(unclicked_queries(rows, top, min_lists=min_lists)),
+    )
 
 
 # ---------------------------------------------------------------------------- rules
