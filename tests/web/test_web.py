@@ -148,6 +148,7 @@ def admin(site):
 def test_dashboard_shows_kpis_latency_models_and_charts(admin):
     client, _, _ = admin
     client.get("/search", params={"q": "jacket"})
+    client.app.state.dashboard_history = None  # computed at most once a minute: start afresh
     r = client.get("/dashboard")
     assert r.status_code == 200
     for text in (
@@ -162,6 +163,9 @@ def test_dashboard_shows_kpis_latency_models_and_charts(admin):
     assert "GET /search" in r.text
     assert re.search(r"<td>search</td><td class=\"num\">\d+</td>", r.text)
     assert "recommender" in r.text and "Roll back recommender" in r.text
+    searches = r.text[r.text.index('id="searches"') : r.text.index('id="models"')]
+    assert "Most searched" in searches and "Found nothing" in searches and "Rarely clicked" in searches
+    assert "<td>jacket</td>" in searches  # searched just above, within the panel's window
     live = client.get("/dashboard/live")
     assert live.status_code == 200 and 'id="surface-kpis"' in live.text
 

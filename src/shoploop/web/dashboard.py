@@ -25,10 +25,17 @@ from shoploop.engine import Engine
 from shoploop.evaluation import svgplot
 from shoploop.evaluation.ab import Experiment, MetricSpec, Variant
 from shoploop.evaluation.business import business_kpis
+from shoploop.evaluation.search_queries import (
+    no_result_queries,
+    search_query_report,
+    top_queries,
+    unclicked_queries,
+)
 from shoploop.ranking.rules import Rule
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 ADMIN_COOKIE = "sl_admin"
+QUERY_DAYS = 30  # the window of the search analytics panel
 HISTORY_TTL = 60.0  # seconds: the daily charts scan the log, so they are recomputed at most once a minute
 DASHBOARD_DECISIONS = ("promote", "reject", "retire", "rollback")
 MAIN_ROUTES = (
@@ -112,7 +119,7 @@ def _live_chart(live: Any) -> str:
     )
 
 
-def _history(request: Request, engine: Engine) -> dict[str, str]:
+def _history(request: Request, engine: Engine) -> dict[str, Any]:
     cached = getattr(request.app.state, "dashboard_history", None)
     if cached is not None and time.monotonic() - cached[0] < HISTORY_TTL:
         return cached[1]
@@ -149,8 +156,18 @@ def _history(request: Request, engine: Engine) -> dict[str, str]:
             labels, series("revenue"), title="Revenue attributed per surface, by day", width=560, height=240
         ),
     }
-    request.app.state.dashboard_history = (time.monotonic(), charts)
-    return charts
+    # Search analytics from the same scan: the last QUERY_DAYS of searches and their outcomes.
+    since = engine.clock() - timedelta(days=QUERY_DAYS)
+    query_rows = search_query_report(e for e in events if e.timestamp >= since)
+    history: dict[str, Any] = {
+        **charts,
+        "query_count": len(query_rows),
+        "top_queries": top_queries(query_rows, 10),
+        "no_result_queries": no_result_queries(query_rows, 10),
+        "unclicked_queries": unclicked_queries(query_rows, 10),
+    }
+    request.app.state.dashboard_history = (time.monotonic(), history)
+    return history
 
 
 @router.get("", response_class=HTMLResponse)
@@ -177,6 +194,7 @@ def dashboard(request: Request, msg: str | None = None, err: str | None = None) 
         "experiments": exps,
         "health": engine.health(),
         "history": _history(request, engine),
+        "query_days": QUERY_DAYS,
         "retrain": request.app.state.retrain.describe()
         if hasattr(request.app.state, "retrain")
         else "disabled",
