@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shoploop.domain import Product
+from shoploop.evaluation.search_queries import QueryRow
 
 EXAMPLE_EVENTS: list[dict[str, Any]] = [
     {
@@ -100,29 +101,15 @@ class Suggestions(BaseModel):
     suggestions: list[SuggestionOut]
 
 
-class QueryStat(BaseModel):
-    query: str = Field(examples=["cordless drill"])
-    searches: int
-    shoppers: int
-    no_result_searches: int
-    lists: int
-    clicked_lists: int
-    list_ctr: float | None
-    mean_click_position: float | None
-    add_to_carts: int
-    purchases: int
-    revenue: float
-    conversion: float | None
-
-
 class QueryAnalytics(BaseModel):
     window_days: float | None = Field(description="searches of the last N days; null = all time")
     distinct_queries: int
-    top: list[QueryStat] = Field(description="most searched")
-    no_results: list[QueryStat] = Field(
+    # the analytics rows themselves (a dataclass pydantic serialises as it is)
+    top: list[QueryRow] = Field(description="most searched")
+    no_results: list[QueryRow] = Field(
         description="found nothing most often: products, synonyms or redirects"
     )
-    unclicked: list[QueryStat] = Field(description="served at least min_lists times, lowest list CTR first")
+    unclicked: list[QueryRow] = Field(description="served at least min_lists times, lowest list CTR first")
 
 
 class ModelInfo(BaseModel):

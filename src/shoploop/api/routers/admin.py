@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -17,7 +16,6 @@ from shoploop.api.schemas import (
     ModelDecision,
     ModelInfo,
     QueryAnalytics,
-    QueryStat,
     Reason,
 )
 from shoploop.engine import Engine, NotFound
@@ -140,16 +138,12 @@ def query_analytics(
 ) -> QueryAnalytics:
     window = None if all_time else days
     rows = engine.search_queries(window)
-
-    def stats(view: list) -> list[QueryStat]:
-        return [QueryStat(**asdict(r)) for r in view]
-
     return QueryAnalytics(
         window_days=window,
         distinct_queries=len(rows),
-        top=stats(top_queries(rows, top)),
-        no_results=stats(no_result_queries(rows, top)),
-        unclicked=stats(unclicked_queries(rows, top, min_lists=min_lists)),
+        top=top_queries(rows, top),
+        no_results=no_result_queries(rows, top),
+        unclicked=unclicked_queries(rows, top, min_lists=min_lists),
     )
 
 
