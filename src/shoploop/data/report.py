@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +11,8 @@ from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table
+
+from shoploop.store.files import atomic_write_text
 
 
 @dataclass
@@ -85,16 +85,7 @@ def save_report(report: ImportReport, home: Path) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     safe_source = re.sub(r"[^A-Za-z0-9._-]+", "_", report.source)[:80] or "source"
     target = directory / f"{stamp}-{report.kind}-{safe_source}.json"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(report.to_dict(), handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(target, json.dumps(report.to_dict(), indent=2, sort_keys=True))
     return target
 
 

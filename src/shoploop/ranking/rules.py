@@ -17,8 +17,6 @@ Ties in priority are broken by rule id, so the outcome never depends on dict ord
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +28,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shoploop.domain import Product
+from shoploop.store.files import atomic_write_text
 
 RuleKind = Literal["pin", "boost", "bury", "hide", "redirect"]
 
@@ -307,11 +306,6 @@ class RuleBook:
     def _write(self, rules: Mapping[str, Rule]) -> None:
         if self._path is None:
             return
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps([r.model_dump(mode="json") for r in rules.values()], indent=1)
-        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".rules-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self._path)
+        atomic_write_text(
+            self._path, json.dumps([r.model_dump(mode="json") for r in rules.values()], indent=1)
+        )
