@@ -194,7 +194,7 @@ class HybridSearcher:
             self.columns_.set(key, p)
         keys = list(range(len(prods)))
         self.bm25_ = BM25Index(self.config.bm25).fit(keys, [self._bm25_text(p) for p in prods])
-        self.synonyms_ = self._load_synonyms()
+        self.base_synonyms_ = self.synonyms_ = self._load_synonyms()
         self.typo_ = TypoCorrector(self.config.typo).fit(
             token_counts(p.text() for p in prods), protected=self.synonyms_.vocabulary()
         )
@@ -211,6 +211,13 @@ class HybridSearcher:
         n = 2 if self.config.use_dense else 1
         f = self.config.fusion
         return f if len(f.weights) == n else replace(f, weights=(1.0,) * n)
+
+    def set_shop_synonyms(self, table: SynonymTable) -> None:
+        """Apply a shop's own rules on top of the configured ones, from the next query on. Their
+        words count as known, so typo correction never "corrects" them into something else."""
+        merged = self.base_synonyms_.merged(table)
+        self.typo_.known_ = set(self.typo_.counts_) | merged.vocabulary()
+        self.synonyms_ = merged
 
     def _load_synonyms(self) -> SynonymTable:
         if not self.config.synonyms:
@@ -574,7 +581,7 @@ class HybridSearcher:
                 self.products_[int(row["key"])] = p
                 self.columns_.set(int(row["key"]), p)
         self.columns_._grow(len(self.ids_))
-        self.synonyms_ = self._load_synonyms()
+        self.base_synonyms_ = self.synonyms_ = self._load_synonyms()
         self.typo_ = TypoCorrector.from_json(
             json.loads((directory / "typo.json").read_text()), self.config.typo
         )

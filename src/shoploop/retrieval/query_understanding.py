@@ -201,6 +201,10 @@ class SynonymTable:
         )
         return cls.parse(text)
 
+    def merged(self, other: SynonymTable) -> SynonymTable:
+        """Both tables' rules (this one's first)."""
+        return SynonymTable(self.groups + other.groups, self.rewrites + other.rewrites)
+
     def vocabulary(self) -> set[str]:
         words: set[str] = set()
         for g in self.groups:
