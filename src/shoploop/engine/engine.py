@@ -60,6 +60,7 @@ from shoploop.ranking.rules import Candidate, RuleBook, RuleContext, apply_rules
 from shoploop.recommend.surfaces import ItemMeta, Recommendation, Surfaces
 from shoploop.retrieval.filters import Filters
 from shoploop.retrieval.hybrid import HybridSearcher, InvalidQuery, SearchHit
+from shoploop.retrieval.shop_synonyms import ShopSynonyms
 from shoploop.retrieval.suggest import QuerySuggester, Suggestion
 from shoploop.store.audit import BadTrailQuery, recent_decisions
 from shoploop.store.home import Stores
@@ -106,6 +107,7 @@ class Engine:
         stores = replace(stores, events=cast(EventLog, own))
         self.stores = stores
         self.rules = RuleBook(stores.home / "rules.json" if stores.home else None)
+        self.shop_synonyms = ShopSynonyms(stores.home)  # the merchandisers' own, on top of the defaults
         self.exploration = ExplorationPolicy(config.exploration)
         self.intake = EventIntake(stores, config.cleaning)
         self.pseudonymize: Callable[[str], str] | None = (
@@ -363,6 +365,7 @@ class Engine:
         )
         # Catalog changes after the index was built are replayed, not rebuilt.
         self._replay_catalog(searcher, int(version.metrics.get("catalog_version", 0)))
+        searcher.set_shop_synonyms(self.shop_synonyms.table())
         searcher.warm_up()  # before it takes traffic (start-up, or a hot swap after retraining)
         return searcher
 
@@ -1047,6 +1050,9 @@ class Engine:
                 self.suggester.delete(i for i, op in latest.items() if op == "delete")
                 self._catalog_version = max(c.version for c in changes)
                 changed["catalog"] = len(latest)
+        if self.shop_synonyms.reload():  # edited by hand, or by another server on this home
+            self._apply_synonyms()
+            changed["synonyms"] = 1
         for name in ("search", "recommender", "cross_encoder", "ranker"):
             active = self.stores.registry.active(name)
             if active is not None and active.version != self.versions.get(name):
@@ -1076,6 +1082,38 @@ class Engine:
             "online_state": state,
             "note": "models are retrained from the log, so the next retrain no longer sees this shopper",
         }
+
+    # ------------------------------------------------------------------ synonyms
+    def synonyms(self) -> dict[str, Any]:
+        """The shop's own synonym rules (text) and how many rules it and the defaults hold."""
+        own = self.shop_synonyms.table()
+        searcher = self.searcher
+        base = searcher.base_synonyms_ if searcher is not None else None
+        return {
+            "rules": self.shop_synonyms.text,
+            "groups": len(own.groups),
+            "rewrites": len(own.rewrites),
+            "default_groups": len(base.groups) if base is not None else None,
+            "default_rewrites": len(base.rewrites) if base is not None else None,
+        }
+
+    def set_synonyms(self, text: str) -> dict[str, Any]:
+        """Replace the shop's own synonym rules (saved in the home) and apply them from the next
+        search on. A line that is not a rule is refused with its number; nothing changes then."""
+        if not isinstance(text, str):
+            raise InvalidRequest("rules", "must be a string")
+        try:
+            self.shop_synonyms.set(text)
+        except ValueError as err:
+            raise InvalidRequest("rules", str(err)) from None
+        self._apply_synonyms()
+        return self.synonyms()
+
+    def _apply_synonyms(self) -> None:
+        table = self.shop_synonyms.table()
+        with self._lock:
+            if self.searcher is not None:
+                self.searcher.set_shop_synonyms(table)
 
     # ------------------------------------------------------------------ analytics
     def search_queries(self, days: float | None = 30.0) -> list[QueryRow]:
