@@ -104,6 +104,23 @@ def test_query_analytics_for_admins(shared):
     assert error(client.get("/v1/analytics/queries", params={"days": 0}, headers=ADMIN))["field"] == "days"
 
 
+def test_synonyms_are_read_and_replaced_live(fresh):
+    client, _, _ = fresh
+    assert client.get("/v1/synonyms", headers=ADMIN).json()["rules"] == ""
+    before = client.get("/v1/search", params={"q": "zorblax"}, headers=SEARCH).json()["understood_query"][
+        "synonyms"
+    ]
+    assert before == []
+    r = client.put("/v1/synonyms", json={"rules": "zorblax => jacket\n"}, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["rewrites"] == 1
+    after = client.get("/v1/search", params={"q": "zorblax"}, headers=SEARCH).json()
+    assert after["understood_query"]["synonyms"] == ["zorblax => jacket"] and after["items"]
+    bad = client.put("/v1/synonyms", json={"rules": "ok, fine\nzorblax\n"}, headers=ADMIN)
+    assert bad.status_code == 422 and error(bad)["field"] == "rules" and "line 2" in error(bad)["message"]
+    assert client.get("/v1/synonyms", headers=ADMIN).json()["rules"] == "zorblax => jacket\n"
+    assert client.put("/v1/synonyms", json={"rules": ""}, headers=SEARCH).status_code == 403
+
+
 def test_unknown_item_is_404_naming_it(shared):
     client, _, _ = shared
     for path in ("/v1/items/nope/similar", "/v1/items/nope/bought-together", "/v1/items/nope"):
@@ -127,6 +144,7 @@ def test_unknown_item_is_404_naming_it(shared):
         ("get", "/v1/models/decisions", None),
         ("get", "/v1/suggest?q=dr", None),
         ("get", "/v1/analytics/queries", None),
+        ("put", "/v1/synonyms", {"rules": ""}),
         ("post", "/v1/models/search/1/promote", None),
         ("post", "/v1/models/search/rollback", None),
         ("get", "/v1/rules", None),

@@ -170,6 +170,19 @@ def test_dashboard_shows_kpis_latency_models_and_charts(admin):
     assert live.status_code == 200 and 'id="surface-kpis"' in live.text
 
 
+def test_dashboard_saves_synonyms_or_says_which_line_is_wrong(admin):
+    client, engine, _ = admin
+    r = client.post("/dashboard/synonyms", data={"rules": "zorblax => jacket\r\n"}, follow_redirects=False)
+    assert r.status_code == 303 and "msg=" in r.headers["location"]
+    assert engine.synonyms()["rules"] == "zorblax => jacket\n"
+    assert "zorblax =&gt; jacket" in client.get("/dashboard").text  # shown back in the form
+    bad = client.post("/dashboard/synonyms", data={"rules": "lonely"}, follow_redirects=False)
+    assert "err=" in bad.headers["location"] and "line%201" in bad.headers["location"]
+    assert engine.synonyms()["rules"] == "zorblax => jacket\n"
+    client.post("/dashboard/synonyms", data={"rules": ""})
+    assert engine.synonyms()["rules"] == ""
+
+
 def test_dashboard_rules_create_and_delete(admin):
     client, engine, _ = admin
     r = client.post(

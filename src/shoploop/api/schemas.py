@@ -112,6 +112,24 @@ class QueryAnalytics(BaseModel):
     unclicked: list[QueryRow] = Field(description="served at least min_lists times, lowest list CTR first")
 
 
+class SynonymsIn(BaseModel):
+    rules: str = Field(
+        max_length=200_000,
+        description="one rule a line: 'a, b, c' (same meaning) or 'a, b => c' (rewrite); '#' comments",
+        examples=["unicorn lamp => night light\nsofa, couch, settee"],
+    )
+
+
+class SynonymsOut(BaseModel):
+    rules: str = Field(description="the shop's own rules, applied on top of the packaged defaults")
+    groups: int
+    rewrites: int
+    default_groups: int | None = Field(
+        description="rules of the packaged defaults (null before an index exists)"
+    )
+    default_rewrites: int | None
+
+
 class ModelInfo(BaseModel):
     name: str
     version: int

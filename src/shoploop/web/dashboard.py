@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from shoploop.api.routers.admin import refresh_running
 from shoploop.api.settings import ApiSettings
-from shoploop.engine import Engine
+from shoploop.engine import Engine, InvalidRequest
 from shoploop.evaluation import svgplot
 from shoploop.evaluation.ab import Experiment, MetricSpec, Variant
 from shoploop.evaluation.business import business_kpis
@@ -191,6 +191,7 @@ def dashboard(request: Request, msg: str | None = None, err: str | None = None) 
         # registrations are left out: an undecided candidate already shows in the models table
         "decisions": engine.model_decisions(actions=DASHBOARD_DECISIONS, limit=15),
         "rules": engine.rules.all(),
+        "synonyms": engine.synonyms(),
         "experiments": exps,
         "health": engine.health(),
         "history": _history(request, engine),
@@ -230,6 +231,17 @@ def rollback(request: Request, name: str) -> Response:
     except (KeyError, LookupError, ValueError) as exc:
         return _back(f"could not roll back {name}: {exc}", ok=False)
     return _back(f"{name} rolled back to v{restored.version}")
+
+
+@router.post("/synonyms")
+def save_synonyms(request: Request, rules: Annotated[str, Form(max_length=200_000)] = "") -> Response:
+    if not _is_admin(request):
+        return _login_page(request, "Log in again.")
+    try:
+        saved = request.app.state.engine.set_synonyms(rules.replace("\r\n", "\n"))
+    except InvalidRequest as exc:
+        return _back(f"synonyms not saved: {exc.reason}", ok=False)
+    return _back(f"synonyms saved: {saved['groups']} groups, {saved['rewrites']} rewrites, live now")
 
 
 def _split(value: str) -> list[str]:

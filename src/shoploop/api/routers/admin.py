@@ -17,6 +17,8 @@ from shoploop.api.schemas import (
     ModelInfo,
     QueryAnalytics,
     Reason,
+    SynonymsIn,
+    SynonymsOut,
 )
 from shoploop.engine import Engine, NotFound
 from shoploop.engine.variants import VariantSpecError, serving_override
@@ -120,6 +122,22 @@ def promote(
 def rollback(engine: EngineDep, name: ModelName, body: Reason | None = None) -> ModelInfo:
     reason = body.reason if body else "manual, via the API"
     return model_info(engine, _registry_call(engine.rollback, name, reason=reason))
+
+
+# ---------------------------------------------------------------------------- synonyms
+@router.get("/v1/synonyms", response_model=SynonymsOut, tags=["search tuning"], summary="The shop's synonyms")
+def get_synonyms(engine: EngineDep) -> SynonymsOut:
+    return SynonymsOut(**engine.synonyms())
+
+
+@router.put(
+    "/v1/synonyms",
+    response_model=SynonymsOut,
+    tags=["search tuning"],
+    summary="Replace the shop's synonyms; searches use them at once",
+)
+def put_synonyms(engine: EngineDep, body: SynonymsIn) -> SynonymsOut:
+    return SynonymsOut(**engine.set_synonyms(body.rules))
 
 
 # ---------------------------------------------------------------------------- analytics
