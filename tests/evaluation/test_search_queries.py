@@ -86,8 +86,29 @@ def test_views(log):
     assert unclicked_queries(rows, min_lists=4) == []
 
 
+def test_a_list_without_its_query_takes_it_from_the_search_with_its_request_id(t0):
+    later = t0 + timedelta(seconds=1)
+    log = [
+        served(t0, "r1", None, "u1"),  # the list came first, without the query
+        SearchEvent(query="Desk Lamp", request_id="r1", n_results=3, user_id="u1", timestamp=later),
+        ClickEvent(item_id="a", request_id="r1", user_id="u1", timestamp=later),
+        served(t0, "r2", None, "u2"),  # no search event names it: not a search we can name
+    ]
+    (row,) = search_query_report(log)
+    assert (row.query, row.searches, row.lists, row.clicked_lists, row.mean_click_position) == (
+        "desk lamp",
+        1,
+        1,
+        1,
+        1.0,
+    )
+
+
 def test_window_counts_searches_inside_it_with_their_later_outcomes(log, t0):
     rows = {r.query: r for r in search_query_report(log, since=t0, until=t0 + timedelta(seconds=2))}
     # r1 and r2 fall inside, r3 (7 s) does not; r1's purchase at 5 s still counts for it
     assert rows["drill"].searches == 2 and rows["drill"].purchases == 1
     assert search_query_report(log, since=t0 + timedelta(days=1)) == []
+    # a purchase of a search before the window is not credited to a search inside it
+    late = {r.query: r for r in search_query_report(log, since=t0 + timedelta(seconds=6))}
+    assert late["drill"].searches == 1 and late["drill"].purchases == 0 and late["drill"].revenue == 0

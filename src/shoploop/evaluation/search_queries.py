@@ -89,27 +89,34 @@ def search_query_report(
     """One row per normalised query searched in [since, until), most searched first. Outcomes
     are attributed through request ids, whenever they happened."""
     accs: dict[str, _Acc] = defaultdict(_Acc)
-    query_of: dict[str, str] = {}  # request id -> query key
+    query_of: dict[str, str] = {}  # request id -> query key, from any search event or list
+    counted: dict[str, str] = {}  # request id -> query key, of the searches inside the window
     shown: dict[str, dict[str, int]] = {}  # request id -> item -> slot
     clicked: set[tuple[str, str]] = set()
 
     def in_window(e: BaseEvent) -> bool:
         return (since is None or e.timestamp >= since) and (until is None or e.timestamp < until)
 
-    for e in sorted(events, key=lambda ev: ev.timestamp):
+    evs = sorted(events, key=lambda ev: ev.timestamp)
+    # A search list's impression may carry no query when its search event does (or the other
+    # way round, in either order): the request id ties them.
+    for e in evs:
+        if isinstance(e, SearchEvent | ImpressionEvent) and e.request_id and e.query:
+            query_of.setdefault(e.request_id, _key(e.query))
+    for e in evs:
         if isinstance(e, SearchEvent | ImpressionEvent):
-            if isinstance(e, ImpressionEvent) and (e.surface != "search" or not e.query):
+            if isinstance(e, ImpressionEvent) and e.surface != "search":
                 continue
-            query = e.query or ""
-            if not in_window(e) or not (key := _key(query)):
+            key = _key(e.query) if e.query else query_of.get(e.request_id or "", "")
+            if not key or not in_window(e):
                 continue
             acc = accs[key]
             search_id = e.request_id or e.event_id
             acc.searches.add(search_id)
+            if e.request_id:
+                counted[e.request_id] = key
             if shopper := shopper_of(e):
                 acc.shoppers.add(shopper)
-            if e.request_id:
-                query_of[e.request_id] = key
             if isinstance(e, SearchEvent):
                 if e.n_results == 0:
                     acc.no_results.add(search_id)
@@ -118,7 +125,7 @@ def search_query_report(
                 shown[e.request_id] = {s.item_id: s.position for s in e.items}
             continue
         rid = getattr(e, "request_id", None)
-        key = query_of.get(rid or "")
+        key = counted.get(rid or "")
         if key is None:
             continue
         acc = accs[key]
