@@ -22,6 +22,7 @@ from shoploop.evaluation.report import (
     report_data_from_stores,
     write_report,
 )
+from shoploop.evaluation.search_queries import QueryRow
 
 VOID = {"meta", "link", "br", "hr", "img", "input", "path", "line", "rect", "circle"}
 
@@ -128,6 +129,11 @@ def full_data() -> ReportData:
             DataValueRow("bots", 30000, -0.018, 0.0007, -0.0006, "drop: harms the model"),
         ],
         coverage=[CoverageRow("popular", 0.05, 0.92, 3.1), CoverageRow("ease", 0.41, 0.55, 7.9)],
+        searches={
+            "top": [QueryRow("cordless drill", 120, 97, 0, 118, 71, 0.6, 2.4, 30, 9, 1234.5, 0.075)],
+            "no_results": [QueryRow("<unicorn> lamp", 14, 11, 14, 0, 0, None, None, 0, 0, 0.0, 0.0)],
+            "unclicked": [],
+        },
     )
 
 
@@ -144,6 +150,9 @@ def test_report_is_well_formed_complete_and_self_contained(tmp_path: Path):
     for paths in c.svgs:
         assert paths and all(d.strip() for d in paths)
     assert "SAMPLE RATIO MISMATCH" in html
+    searches = html[html.index('id="searches"') :]
+    assert "cordless drill" in searches and "&lt;unicorn&gt; lamp" in searches  # queries are escaped
+    assert "Served often, rarely clicked" in searches and '<p class="help">none</p>' in searches
     out = write_report(full_data(), tmp_path / "report.html")
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
@@ -223,6 +232,10 @@ def test_report_from_memory_stores(tmp_path: Path, t0):
         data.ab and data.ab[0].experiment == "rec-v2" and data.ab[0].n_control + data.ab[0].n_treatment == 400
     )
     assert not data.data_value and "data-value" in data.notes
+    (shoes,) = data.searches["top"]
+    assert (shoes.query, shoes.searches, shoes.lists) == ("shoes", 400, 400)
+    clicked = sum(isinstance(e, ClickEvent) for e in events)
+    assert shoes.list_ctr == pytest.approx(clicked / 400)
     html = build_report(data)
     c = parse(html)
     assert c.section_ids == [sid for sid, _ in SECTIONS]

@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html import escape
 from importlib import resources
 from pathlib import Path
@@ -23,6 +23,14 @@ from shoploop.evaluation import svgplot
 from shoploop.evaluation.ab.analysis import ExperimentReadout, VariantData, analyze_experiment
 from shoploop.evaluation.ab.experiment import ExperimentStore, SqliteExperimentStore
 from shoploop.evaluation.data_value import DataValueReport
+from shoploop.evaluation.search_queries import (
+    QueryRow,
+    no_result_queries,
+    search_query_report,
+    top_queries,
+    unclicked_queries,
+)
+from shoploop.store.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +41,12 @@ SECTIONS = (
     ("ope", "Off-policy estimates"),
     ("data-value", "Data value"),
     ("coverage", "Coverage and popularity bias"),
+    ("searches", "What shoppers search for"),
+)
+SEARCH_VIEWS = (  # (ReportData.searches key, heading, what to do about it)
+    ("top", "Most searched", "demand, with how well the results serve it"),
+    ("no_results", "Found nothing", "add products, a synonym or a redirect rule"),
+    ("unclicked", "Served often, rarely clicked", "the results need a rule or better relevance"),
 )
 
 
@@ -108,6 +122,7 @@ class ReportData:
     ope: list[OPERow] = field(default_factory=list)
     data_value: list[DataValueRow] = field(default_factory=list)
     coverage: list[CoverageRow] = field(default_factory=list)
+    searches: dict[str, list[QueryRow]] = field(default_factory=dict)  # SEARCH_VIEWS key -> rows
     notes: dict[str, str] = field(
         default_factory=dict
     )  # section id -> extra explanation / reason for no data
@@ -306,6 +321,39 @@ def _coverage(data: ReportData) -> str:
     return f'<div class="charts">{c1}{c2}</div>' + table
 
 
+_SEARCH_COLUMNS = (
+    "query",
+    "searches",
+    "shoppers",
+    "no results",
+    "list CTR",
+    "mean click position",
+    "conversion",
+)
+
+
+def _searches(data: ReportData) -> str:
+    if not any(data.searches.values()):
+        return _empty("searches", data)
+    out = []
+    for key, heading, why in SEARCH_VIEWS:
+        rows = [
+            [
+                r.query,
+                r.searches,
+                r.shoppers,
+                r.no_result_searches,
+                r.list_ctr,
+                r.mean_click_position,
+                r.conversion,
+            ]
+            for r in data.searches.get(key, [])
+        ]
+        out.append(f'<h3>{escape(heading)}</h3><p class="help">{escape(why)}</p>')
+        out.append(svgplot.table(_SEARCH_COLUMNS, rows) if rows else '<p class="help">none</p>')
+    return "".join(out)
+
+
 _RENDER = {
     "offline": _offline,
     "kpis": _kpis,
@@ -313,6 +361,7 @@ _RENDER = {
     "ope": _ope,
     "data-value": _data_value,
     "coverage": _coverage,
+    "searches": _searches,
 }
 
 
@@ -343,6 +392,7 @@ def _section_has_data(d: ReportData) -> set[str]:
         "ope": d.ope,
         "data-value": d.data_value,
         "coverage": d.coverage,
+        "searches": any(d.searches.values()),
     }
     return {k for k, v in have.items() if v}
 
@@ -350,14 +400,13 @@ def _section_has_data(d: ReportData) -> set[str]:
 def write_report(sections: ReportData, path: Path) -> Path:
     """Write atomically (temp file + rename) so a reader never sees half a report."""
     path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(build_report(sections), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, build_report(sections))
     return path
 
 
 # ---------------------------------------------------------------------------- wiring from stores
 
+SEARCH_DAYS = 30  # the searches section covers this many days up to the newest event
 _KPI_METRICS = ("ctr", "add_to_cart_rate", "conversion_per_search", "revenue_per_search", "abandonment_rate")
 _COVERAGE_KEYS = {
     "catalog_coverage": ("catalog_coverage", "coverage"),
@@ -499,6 +548,21 @@ def report_data_from_stores(
             data.notes["kpis"] = "business KPI module not installed"
     else:
         data.notes.setdefault("kpis", "the event log is empty")
+    # -- searches: per-query analytics over the last SEARCH_DAYS, bots left out
+    if events:
+        flagged = stores.events.flagged_users()
+        since = max(e.timestamp for e in events) - timedelta(days=SEARCH_DAYS)
+        rows = search_query_report(e for e in events if e.user_id not in flagged and e.timestamp >= since)
+        data.searches = {
+            "top": top_queries(rows, 15),
+            "no_results": no_result_queries(rows, 15),
+            "unclicked": unclicked_queries(rows, 15),
+        }
+        data.notes["searches"] = (
+            f"{len(rows):,} distinct queries in the {SEARCH_DAYS} days up to the newest event, bots left out"
+        )
+    if not any(data.searches.values()):
+        data.notes.setdefault("searches", "no search has been logged")
     # -- experiments
     exp_store = experiments
     opened = None
