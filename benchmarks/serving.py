@@ -21,7 +21,8 @@ Protocol
    home-feed model. A second subprocess serves the bare FastAPI app on another port.
 3. Drive each phase for `--duration` seconds with `--concurrency` client tasks (httpx async,
    keep-alive, one connection per task), in this order: bare route, search (queries drawn
-   from the catalog's titles and the session log, k=20, random user ids), home
+   from the catalog's titles and the session log, k=20, random user ids), autocomplete
+   (`/v1/suggest`, k=8, a random 1-12 character prefix of such a query: a shopper typing), home
    recommendations (known and unknown shoppers), event intake (`--batch` events per POST:
    views and clicks of catalog items with fresh event ids, spread over many shoppers so the
    bot detector does not fire). A short warm-up precedes each phase and is not counted.
@@ -345,6 +346,12 @@ def run_phases(
         params = {"q": rng.choice(queries)[:200], "k": 20, "user_id": f"bench-{rng.randrange(5000)}"}
         return "GET", "/v1/search", {"params": params}, 1
 
+    def suggest(rng: random.Random):
+        # a shopper typing: a prefix of a real query, as the search box asks at every keystroke
+        query = rng.choice(queries)[:200]
+        prefix = query[: rng.randint(1, max(1, min(len(query), 12)))]
+        return "GET", "/v1/suggest", {"params": {"q": prefix, "k": 8}}, 1
+
     def home(rng: random.Random):
         user = rng.choice(users) if rng.random() < 0.7 else f"new-{rng.randrange(10**6)}"
         return "GET", "/v1/recommendations/home", {"params": {"user_id": user, "k": 20}}, 1
@@ -366,6 +373,7 @@ def run_phases(
     makers = {
         "bare": (bare_port, bare),
         "search": (engine_port, search),
+        "suggest": (engine_port, suggest),
         "home": (engine_port, home),
         "intake": (engine_port, intake),
     }
@@ -510,6 +518,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         plan = [
             ("bare_fastapi", "bare", n),
             ("search", "search", n),
+            ("suggest", "suggest", n),
             ("home", "home", n),
             ("intake", "intake", n),
         ]

@@ -27,7 +27,14 @@ def test_serving_benchmark_smoke(tmp_path):
             "--startup-timeout", "300",
         ]
     )  # fmt: skip
-    assert set(result["phases"]) == {"bare_fastapi", "search", "search_1_clients", "home", "intake"}
+    assert set(result["phases"]) == {
+        "bare_fastapi",
+        "search",
+        "search_1_clients",
+        "suggest",
+        "home",
+        "intake",
+    }
     assert result["phases"]["search_1_clients"]["clients"] == 1
     assert result["search_slo"]["judged"] in {"search", "search_1_clients"}
     for name, phase in result["phases"].items():
