@@ -259,3 +259,29 @@ def test_every_suggestion_matches_at_a_word_start_and_has_enough_shoppers(search
         )
     }
     assert {x.text for x in got} == expected
+
+
+def test_a_popular_query_keeps_a_bounded_sample_of_its_shoppers(t0):
+    s = make(t0)
+    by_users(s, t0, "garden hose", 500)
+    kept = s._queries["garden hose"].shoppers
+    assert len(kept) == 12  # max(4 * min_users, 12), not 500
+    for shopper in list(kept)[:9]:  # erasing most of the sample still leaves min_users
+        s.forget_user(shopper.removeprefix("u:"))
+    assert texts(s, "gard") == ["garden hose"]
+    for shopper in list(kept):
+        s.forget_user(shopper.removeprefix("u:"))
+    assert texts(s, "gard") == []  # conservative: hidden until new shoppers vouch for it again
+    by_users(s, t0, "garden hose", 3, first=1000)
+    assert texts(s, "gard") == ["garden hose"]
+
+
+def test_popular_searches_are_reused_for_a_few_seconds(t0, monkeypatch):
+    s = make(t0)
+    by_users(s, t0, "alpha", 3)
+    by_users(s, t0, "beta", 4)
+    assert texts(s, "") == ["beta", "alpha"]
+    by_users(s, t0, "alpha", 5, first=100)  # now more popular, but membership is unchanged
+    assert texts(s, "") == ["beta", "alpha"]  # the answer of a moment ago
+    monkeypatch.setattr("shoploop.retrieval.suggest.POPULAR_SECONDS", 0.0)
+    assert texts(s, "") == ["alpha", "beta"]

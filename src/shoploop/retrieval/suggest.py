@@ -59,6 +59,7 @@ Source = Literal["searches", "catalog"]
 _query_key = functools.lru_cache(maxsize=50_000)(normalize)
 _SUCCESS_EVENTS = (ClickEvent, AddToCartEvent, PurchaseEvent)
 _LAST = "\U0010ffff"  # sorts after every character: [prefix, prefix + _LAST) is the prefix's range
+POPULAR_SECONDS = 5.0  # how long the popular-searches answer to an empty box is reused
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,11 @@ class QuerySuggester:
         self.config = config
         self.clock = clock  # "now" for fading popularity (a simulation passes its own)
         self._half_life_s = config.half_life_hours * 3600.0
+        # Only "at least min_users" matters, so a popular query keeps a few of its shoppers, not
+        # millions. With headroom above min_users, erasing some of them rarely hides a query
+        # that others still search, and never shows one that too few shoppers searched.
+        self._shoppers_kept = max(4 * config.min_users, 12)
+        self._popular_cache: tuple[float, int, list[Suggestion]] | None = None
         self._blocked = frozenset(normalize(t) for t in config.blocked_terms)
         self._lock = threading.RLock()
         self._queries: dict[str, _QueryStats] = {}
@@ -274,8 +280,9 @@ class QuerySuggester:
                     self._succeeded.discard(self._requests.popitem(last=False)[0])
             if n_results is not None and (first or n_results == 0):
                 stats.found_nothing = n_results == 0
-            if shopper is not None and shopper not in stats.shoppers:
-                stats.shoppers.add(shopper)
+            kept = stats.shoppers
+            if shopper is not None and shopper not in kept and len(kept) < self._shoppers_kept:
+                kept.add(shopper)
                 self._by_shopper.setdefault(shopper, set()).add(key)
             if self._is_eligible(key, stats) != (key in self._eligible):
                 self._dirty = True
@@ -352,6 +359,7 @@ class QuerySuggester:
         )
         with self._lock:
             self._index, self._eligible = index, eligible
+            self._popular_cache = None
             self._built_at = time.monotonic()
             self._rebuilding = False
 
@@ -435,12 +443,19 @@ class QuerySuggester:
         return out
 
     def _popular(self, index: _Index, k: int) -> list[Suggestion]:
+        """The most popular searches (nothing typed yet), recomputed at most every few seconds:
+        it touches every suggestable query."""
+        cached = self._popular_cache
+        if cached is not None and cached[1] >= k and time.monotonic() - cached[0] < POPULAR_SECONDS:
+            return cached[2][:k]
         now = self.clock()
         with self._lock:
             best = heapq.nsmallest(
                 k, ((-self._popularity(t, now), t) for t in index.texts[: index.n_searches])
             )
-        return [Suggestion(text, "searches", -neg) for neg, text in best]
+        found = [Suggestion(text, "searches", -neg) for neg, text in best]
+        self._popular_cache = (time.monotonic(), k, found)
+        return found
 
     # ------------------------------------------------------------------ introspection
     def stats(self) -> dict[str, int]:
