@@ -285,3 +285,14 @@ def test_popular_searches_are_reused_for_a_few_seconds(t0, monkeypatch):
     assert texts(s, "") == ["beta", "alpha"]  # the answer of a moment ago
     monkeypatch.setattr("shoploop.retrieval.suggest.POPULAR_SECONDS", 0.0)
     assert texts(s, "") == ["alpha", "beta"]
+
+
+def test_catalog_churn_does_not_grow_the_phrase_counts(t0):
+    s = make(t0, SuggestConfig(rebuild_seconds=0, min_phrase_products=1))
+    s.upsert([Product(item_id="p1", title="Steady Lamp")])
+    baseline = len(s._phrase_products)
+    for n in range(200):  # the same product renamed over and over
+        s.upsert([Product(item_id="p2", title=f"Model{n} Widget Deluxe")])
+    s.delete(["p2"])
+    assert len(s._phrase_products) == baseline
+    assert texts(s, "widget") == [] and texts(s, "steady") == ["steady", "steady lamp"]
