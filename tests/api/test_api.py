@@ -121,6 +121,18 @@ def test_synonyms_are_read_and_replaced_live(fresh):
     assert client.put("/v1/synonyms", json={"rules": ""}, headers=SEARCH).status_code == 403
 
 
+def test_suggest_blocklist_takes_suggestions_down_at_once(fresh):
+    client, _, _ = fresh
+    first = client.get("/v1/suggest", headers=SEARCH).json()["suggestions"][0]["text"]
+    r = client.put("/v1/suggest/blocklist", json={"terms": f"{first}\n"}, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["count"] == 1
+    assert first not in [s["text"] for s in client.get("/v1/suggest", headers=SEARCH).json()["suggestions"]]
+    assert client.get("/v1/suggest/blocklist", headers=ADMIN).json() == {"terms": f"{first}\n", "count": 1}
+    bad = client.put("/v1/suggest/blocklist", json={"terms": "???"}, headers=ADMIN)
+    assert bad.status_code == 422 and error(bad)["field"] == "terms"
+    assert client.put("/v1/suggest/blocklist", json={"terms": ""}, headers=SEARCH).status_code == 403
+
+
 def test_unknown_item_is_404_naming_it(shared):
     client, _, _ = shared
     for path in ("/v1/items/nope/similar", "/v1/items/nope/bought-together", "/v1/items/nope"):
@@ -145,6 +157,7 @@ def test_unknown_item_is_404_naming_it(shared):
         ("get", "/v1/suggest?q=dr", None),
         ("get", "/v1/analytics/queries", None),
         ("put", "/v1/synonyms", {"rules": ""}),
+        ("put", "/v1/suggest/blocklist", {"terms": ""}),
         ("post", "/v1/models/search/1/promote", None),
         ("post", "/v1/models/search/rollback", None),
         ("get", "/v1/rules", None),

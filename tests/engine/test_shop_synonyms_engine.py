@@ -60,3 +60,23 @@ def test_synonyms_apply_live_persist_and_follow_other_writers(shop):
         "zorblax" in r for r in again.search("zorblax").understood_query["synonyms"]
     )
     again.stores.close()
+
+
+def test_suggest_blocklist_applies_at_once_persists_and_follows_other_writers(shop):
+    engine, home = shop
+    popular = engine.suggest("", k=1)[0].text
+    word = popular.split()[0]
+    assert engine.set_suggest_blocklist(f"# taken down\n{word}\n") == (word,)
+    assert all(word not in s.text.split() for s in engine.suggest("", k=50) + engine.suggest(word[:2], k=50))
+    assert (home / "suggest_blocklist.txt").read_text() == f"# taken down\n{word}\n"
+    with pytest.raises(InvalidRequest) as bad:
+        engine.set_suggest_blocklist("ok\n???\n")
+    assert bad.value.field == "terms" and "line 2" in str(bad.value)
+    engine.stores.close()
+    again = build_engine(replace(FAST, home=home)).start()
+    assert popular not in [s.text for s in again.suggest("", k=50)]  # kept across a restart
+    (home / "suggest_blocklist.txt").write_text("")
+    os.utime(home / "suggest_blocklist.txt", ns=(1, 1))
+    assert again.sync_with_stores().get("suggest_blocklist") == 1
+    assert popular in [s.text for s in again.suggest("", k=50)]
+    again.stores.close()

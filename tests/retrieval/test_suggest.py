@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shoploop.domain import ANONYMOUS_USER, ClickEvent, ImpressionEvent, Product, SearchEvent
-from shoploop.retrieval.suggest import QuerySuggester, SuggestConfig, title_phrases
+from shoploop.retrieval.suggest import QuerySuggester, SuggestConfig, parse_blocklist, title_phrases
 from shoploop.text.normalize import normalize
 
 FAST = SuggestConfig(rebuild_seconds=0)
@@ -296,3 +296,43 @@ def test_catalog_churn_does_not_grow_the_phrase_counts(t0):
     s.delete(["p2"])
     assert len(s._phrase_products) == baseline
     assert texts(s, "widget") == [] and texts(s, "steady") == ["steady", "steady lamp"]
+
+
+def test_blocked_words_and_phrases_disappear_at_once(t0):
+    products = [Product(item_id=f"p{i}", title="Cheap Knockoff Watch") for i in range(3)]
+    s = make(t0, SuggestConfig(rebuild_seconds=3600), products)
+    s.rebuild()
+    by_users(s, t0, "watch strap", 3)
+    by_users(s, t0, "smart watch band", 3)
+    s.rebuild()
+    assert "cheap knockoff watch" in texts(s, "cheap", k=20)
+    s.set_blocked(["Knockoff", "smart  watch"])  # a word anywhere, a phrase as whole words
+    assert not any("knockoff" in t for t in texts(s, "", k=20) + texts(s, "cheap", k=20))
+    assert texts(s, "smart") == [] and "watch strap" in texts(s, "watch")
+    s.set_blocked([])
+    assert "smart watch band" in texts(s, "smart")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("# comments\nKnockoff\n\n  Free   Shipping  # spam\n", ("knockoff", "free shipping")), ("", ())],
+)
+def test_blocklist_parses_one_term_a_line(text, expected):
+    assert parse_blocklist(text) == expected
+
+
+def test_blocklist_refuses_lines_with_nothing_to_match():
+    with pytest.raises(ValueError, match="line 2:"):
+        parse_blocklist("fine\n!!!\n")
+    with pytest.raises(ValueError, match="line 1:"):
+        parse_blocklist("x" * 81)
+
+
+@given(st.text(max_size=200))
+def test_blocklist_parsing_never_crashes(text):
+    try:
+        terms = parse_blocklist(text)
+    except ValueError as err:
+        assert "line" in str(err) or "terms" in str(err)
+    else:
+        assert all(t and t == normalize(t) for t in terms)

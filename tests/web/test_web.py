@@ -183,6 +183,19 @@ def test_dashboard_saves_synonyms_or_says_which_line_is_wrong(admin):
     assert engine.synonyms()["rules"] == ""
 
 
+def test_dashboard_saves_the_suggest_blocklist(admin):
+    client, engine, _ = admin
+    word = engine.suggest("", k=1)[0].text.split()[0]
+    r = client.post("/dashboard/suggest-blocklist", data={"terms": f"{word}\r\n"}, follow_redirects=False)
+    assert "msg=" in r.headers["location"]
+    assert all(word not in s.text.split() for s in engine.suggest("", k=30))
+    assert f">{word}\n</textarea>" in client.get("/dashboard").text
+    bad = client.post("/dashboard/suggest-blocklist", data={"terms": "???"}, follow_redirects=False)
+    assert "err=" in bad.headers["location"]
+    client.post("/dashboard/suggest-blocklist", data={"terms": ""})
+    assert engine.suggest_blocklist.text == ""
+
+
 def test_dashboard_rules_create_and_delete(admin):
     client, engine, _ = admin
     r = client.post(

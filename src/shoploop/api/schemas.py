@@ -112,6 +112,15 @@ class QueryAnalytics(BaseModel):
     unclicked: list[QueryRow] = Field(description="served at least min_lists times, lowest list CTR first")
 
 
+class SuggestBlocklist(BaseModel):
+    terms: str = Field(
+        max_length=400_000,
+        description="words or phrases autocomplete must never suggest, one a line; '#' comments",
+        examples=["knockoff\nfree shipping scam"],
+    )
+    count: int = Field(default=0, description="terms in force (answers only)")
+
+
 class SynonymsIn(BaseModel):
     rules: str = Field(
         max_length=200_000,

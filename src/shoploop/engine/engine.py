@@ -61,8 +61,9 @@ from shoploop.recommend.surfaces import ItemMeta, Recommendation, Surfaces
 from shoploop.retrieval.filters import Filters
 from shoploop.retrieval.hybrid import HybridSearcher, InvalidQuery, SearchHit
 from shoploop.retrieval.shop_synonyms import ShopSynonyms
-from shoploop.retrieval.suggest import QuerySuggester, Suggestion
+from shoploop.retrieval.suggest import BLOCKLIST_FILE, QuerySuggester, Suggestion, parse_blocklist
 from shoploop.store.audit import BadTrailQuery, recent_decisions
+from shoploop.store.files import CheckedTextFile
 from shoploop.store.home import Stores
 from shoploop.store.memory import utcnow
 from shoploop.store.protocols import CatalogChange, EventLog, ModelVersion, RegistryDecision
@@ -132,6 +133,8 @@ class Engine:
         self._trending: tuple[float, list[tuple[str, float]]] | None = None
         # Autocomplete learns from the same event stream as the online state.
         self.suggester = QuerySuggester(config.suggest, clock=lambda: self.clock().timestamp())
+        self.suggest_blocklist = CheckedTextFile(stores.home, BLOCKLIST_FILE, parse_blocklist)
+        self.suggester.set_blocked(self.suggest_blocklist.parsed())
         self._events = EventFollower(own, self._observe)
         self._events.skip_to_end()
         self.started_at: float | None = None
@@ -825,6 +828,18 @@ class Engine:
         )
         return self.suggester.suggest(prefix, k, correct=correct)
 
+    def set_suggest_blocklist(self, text: str) -> tuple[str, ...]:
+        """Replace the words and phrases autocomplete must never suggest (one a line; saved in
+        the home); suggestions containing them disappear at once."""
+        if not isinstance(text, str):
+            raise InvalidRequest("terms", "must be a string")
+        try:
+            terms = self.suggest_blocklist.set(text)
+        except ValueError as err:
+            raise InvalidRequest("terms", str(err)) from None
+        self.suggester.set_blocked(terms)
+        return terms
+
     def _product(self, item_id: str) -> Product:
         product = self.products.get(item_id)
         if product is None:
@@ -1053,6 +1068,9 @@ class Engine:
         if self.shop_synonyms.reload():  # edited by hand, or by another server on this home
             self._apply_synonyms()
             changed["synonyms"] = 1
+        if self.suggest_blocklist.reload():
+            self.suggester.set_blocked(self.suggest_blocklist.parsed())
+            changed["suggest_blocklist"] = 1
         for name in ("search", "recommender", "cross_encoder", "ranker"):
             active = self.stores.registry.active(name)
             if active is not None and active.version != self.versions.get(name):

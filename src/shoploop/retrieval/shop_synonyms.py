@@ -10,14 +10,11 @@ rule that would do nothing is refused with its line number instead of being igno
 
 from __future__ import annotations
 
-import logging
-import threading
 from pathlib import Path
 
 from shoploop.retrieval.query_understanding import SynonymTable
-from shoploop.store.files import atomic_write_text
+from shoploop.store.files import CheckedTextFile
 
-log = logging.getLogger(__name__)
 FILE_NAME = "synonyms.txt"
 MAX_CHARS = 200_000
 MAX_RULES = 5_000
@@ -47,53 +44,11 @@ def check_rules(text: str) -> SynonymTable:
     return SynonymTable.parse(text)
 
 
-class ShopSynonyms:
-    """The rules text and where it lives (None: in memory only, for engines without a home)."""
+class ShopSynonyms(CheckedTextFile[SynonymTable]):
+    """The rules text and where it lives (`home=None`: in memory only)."""
 
     def __init__(self, home: Path | None) -> None:
-        self.path = Path(home) / FILE_NAME if home is not None else None
-        self._lock = threading.Lock()
-        self.text = ""
-        self._stamp: tuple[int, int] | None = None  # (mtime_ns, size) of the file last read
-        self.reload()
+        super().__init__(home, FILE_NAME, check_rules)
 
     def table(self) -> SynonymTable:
-        return SynonymTable.parse(self.text)
-
-    def set(self, text: str) -> SynonymTable:
-        """Check, save atomically and keep `text`; raises ValueError (with the line) if it is bad."""
-        table = check_rules(text)
-        with self._lock:
-            if self.path is not None:
-                atomic_write_text(self.path, text)
-                self._stamp = self._file_stamp()
-            self.text = text
-        return table
-
-    def reload(self) -> bool:
-        """Re-read the file if another process changed it since; True when the rules changed.
-        A file edited by hand into something unparsable is left unapplied (the old rules stay)."""
-        if self.path is None:
-            return False
-        with self._lock:
-            stamp = self._file_stamp()
-            if stamp == self._stamp:
-                return False
-            self._stamp = stamp
-            text = self.path.read_text(encoding="utf-8") if stamp is not None else ""
-            try:
-                check_rules(text)
-            except ValueError as err:
-                log.warning("%s not applied, the previous rules stay: %s", self.path, err)
-                return False
-            changed = text != self.text
-            self.text = text
-            return changed
-
-    def _file_stamp(self) -> tuple[int, int] | None:
-        assert self.path is not None
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return st.st_mtime_ns, st.st_size
+        return self.parsed()

@@ -16,7 +16,9 @@ What is never suggested:
   typed — a name, an order number, an e-mail — must not be shown to anyone else;
   `forget_user` takes an erased shopper out of every count of distinct shoppers;
 * a query whose most recent search found nothing (a suggestion must lead somewhere);
-* anything containing a `blocked_terms` word, and over-long queries (pasted text).
+* anything containing a blocked word or phrase — `SuggestConfig.blocked_terms`, plus the
+  merchandisers' live list (`set_blocked`; the engine keeps it in `HOME/suggest_blocklist.txt`)
+  — and over-long queries (pasted text).
 
 Matching: the typed text, normalised, must start the suggestion or start one of its later
 words ("drill" finds "cordless drill"), whole-suggestion starts first. Complete words typed
@@ -59,6 +61,9 @@ Source = Literal["searches", "catalog"]
 _query_key = functools.lru_cache(maxsize=50_000)(normalize)
 _SUCCESS_EVENTS = (ClickEvent, AddToCartEvent, PurchaseEvent)
 _LAST = "\U0010ffff"  # sorts after every character: [prefix, prefix + _LAST) is the prefix's range
+MAX_BLOCKED_TERMS = 5_000
+MAX_BLOCKED_CHARS = 80
+BLOCKLIST_FILE = "suggest_blocklist.txt"
 POPULAR_SECONDS = 5.0  # how long the popular-searches answer to an empty box is reused
 
 
@@ -185,7 +190,9 @@ class QuerySuggester:
         # that others still search, and never shows one that too few shoppers searched.
         self._shoppers_kept = max(4 * config.min_users, 12)
         self._popular_cache: tuple[float, int, list[Suggestion]] | None = None
-        self._blocked = frozenset(normalize(t) for t in config.blocked_terms)
+        self._blocked_words: frozenset[str] = frozenset()
+        self._blocked_phrases: tuple[str, ...] = ()
+        self._set_blocked(())
         self._lock = threading.RLock()
         self._queries: dict[str, _QueryStats] = {}
         self._by_shopper: dict[str, set[str]] = {}  # shopper -> queries they count towards
@@ -311,11 +318,31 @@ class QuerySuggester:
                 self._dirty = True
             return len(keys)
 
+    # ------------------------------------------------------------------ blocklist
+    def set_blocked(self, terms: Iterable[str]) -> None:
+        """Never suggest anything containing one of `terms` (words or phrases, matched on whole
+        words after normalising), on top of `SuggestConfig.blocked_terms`; applies at once."""
+        with self._lock:
+            self._set_blocked(terms)
+            self._dirty = True
+        self.rebuild()  # a merchandiser taking a suggestion down expects it gone now
+
+    def _set_blocked(self, terms: Iterable[str]) -> None:
+        normal = {normalize(t) for t in (*self.config.blocked_terms, *terms)} - {""}
+        self._blocked_words = frozenset(t for t in normal if " " not in t)
+        self._blocked_phrases = tuple(sorted(t for t in normal if " " in t))
+
+    def _is_blocked(self, text: str) -> bool:
+        if self._blocked_words and not self._blocked_words.isdisjoint(text.split()):
+            return True
+        padded = f" {text} "
+        return any(f" {phrase} " in padded for phrase in self._blocked_phrases)
+
     def _is_eligible(self, key: str, stats: _QueryStats) -> bool:
         return (
             len(stats.shoppers) >= self.config.min_users
             and not stats.found_nothing
-            and not (self._blocked and self._blocked.intersection(key.split()))
+            and not self._is_blocked(key)
         )
 
     # ------------------------------------------------------------------ index
@@ -338,7 +365,7 @@ class QuerySuggester:
         texts = sorted(eligible)
         scores = [0.0] * len(texts)
         for p, n in phrases:
-            if p in eligible or (self._blocked and self._blocked.intersection(p.split())):
+            if p in eligible or self._is_blocked(p):
                 continue
             texts.append(p)
             scores.append(n)
@@ -463,6 +490,25 @@ class QuerySuggester:
                 "suggestable_queries": len(self._eligible),
                 "catalog_phrases": len(self._index.texts) - self._index.n_searches,
             }
+
+
+def parse_blocklist(text: str) -> tuple[str, ...]:
+    """A merchandiser's "never suggest" list: one word or phrase a line, '#' comments. Raises
+    ValueError naming a line that holds nothing searchable or is too long."""
+    terms: list[str] = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        term = normalize(line)
+        if not term:
+            raise ValueError(f"line {lineno}: {line!r} has no letters or digits to match")
+        if len(term) > MAX_BLOCKED_CHARS:
+            raise ValueError(f"line {lineno}: at most {MAX_BLOCKED_CHARS} characters")
+        terms.append(term)
+    if len(terms) > MAX_BLOCKED_TERMS:
+        raise ValueError(f"at most {MAX_BLOCKED_TERMS:,} terms, got {len(terms):,}")
+    return tuple(terms)
 
 
 def _decrement(counts: Counter[str], keys: Iterable[str]) -> None:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -21,3 +28,58 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class CheckedTextFile(Generic[T]):
+    """A small text file in the shop home that merchandisers edit (synonyms, a blocklist):
+    checked before it is saved (`check` raises ValueError naming the line), saved atomically,
+    and re-read when another process or a person changed it. `home=None` keeps it in memory."""
+
+    def __init__(self, home: Path | None, name: str, check: Callable[[str], T]) -> None:
+        self.path = Path(home) / name if home is not None else None
+        self.check = check
+        self._lock = threading.Lock()
+        self.text = ""
+        self._stamp: tuple[int, int] | None = None  # (mtime_ns, size) of the file last read
+        self.reload()
+
+    def parsed(self) -> T:
+        return self.check(self.text)
+
+    def set(self, text: str) -> T:
+        """Check, save and keep `text`; raises ValueError (nothing changes) if it is bad."""
+        parsed = self.check(text)
+        with self._lock:
+            if self.path is not None:
+                atomic_write_text(self.path, text)
+                self._stamp = self._file_stamp()
+            self.text = text
+        return parsed
+
+    def reload(self) -> bool:
+        """Re-read the file if it changed since the last read; True when the text changed. A
+        file edited into something that does not check is logged and left unapplied."""
+        if self.path is None:
+            return False
+        with self._lock:
+            stamp = self._file_stamp()
+            if stamp == self._stamp:
+                return False
+            self._stamp = stamp
+            text = self.path.read_text(encoding="utf-8") if stamp is not None else ""
+            try:
+                self.check(text)
+            except ValueError as err:
+                log.warning("%s not applied, the previous version stays: %s", self.path, err)
+                return False
+            changed = text != self.text
+            self.text = text
+            return changed
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        assert self.path is not None
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size

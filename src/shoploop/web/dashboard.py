@@ -192,6 +192,7 @@ def dashboard(request: Request, msg: str | None = None, err: str | None = None) 
         "decisions": engine.model_decisions(actions=DASHBOARD_DECISIONS, limit=15),
         "rules": engine.rules.all(),
         "synonyms": engine.synonyms(),
+        "suggest_blocklist": engine.suggest_blocklist.text,
         "experiments": exps,
         "health": engine.health(),
         "history": _history(request, engine),
@@ -242,6 +243,19 @@ def save_synonyms(request: Request, rules: Annotated[str, Form(max_length=200_00
     except InvalidRequest as exc:
         return _back(f"synonyms not saved: {exc.reason}", ok=False)
     return _back(f"synonyms saved: {saved['groups']} groups, {saved['rewrites']} rewrites, live now")
+
+
+@router.post("/suggest-blocklist")
+def save_suggest_blocklist(
+    request: Request, terms: Annotated[str, Form(max_length=400_000)] = ""
+) -> Response:
+    if not _is_admin(request):
+        return _login_page(request, "Log in again.")
+    try:
+        saved = request.app.state.engine.set_suggest_blocklist(terms.replace("\r\n", "\n"))
+    except InvalidRequest as exc:
+        return _back(f"blocklist not saved: {exc.reason}", ok=False)
+    return _back(f"autocomplete blocklist saved: {len(saved)} terms, in force now")
 
 
 def _split(value: str) -> list[str]:

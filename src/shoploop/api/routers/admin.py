@@ -17,6 +17,7 @@ from shoploop.api.schemas import (
     ModelInfo,
     QueryAnalytics,
     Reason,
+    SuggestBlocklist,
     SynonymsIn,
     SynonymsOut,
 )
@@ -138,6 +139,28 @@ def get_synonyms(engine: EngineDep) -> SynonymsOut:
 )
 def put_synonyms(engine: EngineDep, body: SynonymsIn) -> SynonymsOut:
     return SynonymsOut(**engine.set_synonyms(body.rules))
+
+
+@router.get(
+    "/v1/suggest/blocklist",
+    response_model=SuggestBlocklist,
+    tags=["search tuning"],
+    summary="What autocomplete must never suggest",
+)
+def get_suggest_blocklist(engine: EngineDep) -> SuggestBlocklist:
+    text = engine.suggest_blocklist.text
+    return SuggestBlocklist(terms=text, count=len(engine.suggest_blocklist.parsed()))
+
+
+@router.put(
+    "/v1/suggest/blocklist",
+    response_model=SuggestBlocklist,
+    tags=["search tuning"],
+    summary="Replace the autocomplete blocklist; matching suggestions disappear at once",
+)
+def put_suggest_blocklist(engine: EngineDep, body: SuggestBlocklist) -> SuggestBlocklist:
+    terms = engine.set_suggest_blocklist(body.terms)
+    return SuggestBlocklist(terms=body.terms, count=len(terms))
 
 
 # ---------------------------------------------------------------------------- analytics
