@@ -21,14 +21,14 @@ When no ranker is active yet, "active" is the logged order itself (what shoppers
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from shoploop.evaluation.metrics import ndcg_at_k
-from shoploop.evaluation.ope import bootstrap_ci, ips
+from shoploop.evaluation.ope import bootstrap_ci
 from shoploop.feedback.click_models import ExaminationCurve
 from shoploop.feedback.training_data import FeaturizedList
 from shoploop.store.protocols import ArtifactStore, ModelVersion
@@ -60,6 +60,10 @@ def _ranks(scores: np.ndarray) -> np.ndarray:
     ranks = np.empty(len(scores), dtype=np.int64)
     ranks[order] = np.arange(1, len(scores) + 1)
     return ranks
+
+
+def _mean_of(key: str) -> Callable[[Mapping[str, np.ndarray]], float]:
+    return lambda data: float(np.mean(data[key]))
 
 
 def list_ndcg(labels: np.ndarray, scores: np.ndarray, k: int, weights: np.ndarray | None = None) -> float:
@@ -118,13 +122,9 @@ class PromotionGate:
                 ndcg_c.append(list_ndcg(lab, s_c, cfg.k, w))
                 ndcg_a.append(list_ndcg(lab, s_a, cfg.k, w))
         cc, ca = np.array(clicks_c), np.array(clicks_a)
-        ones = np.ones(len(cc))
-        diff = bootstrap_ci(
-            lambda d: ips(d["diff"], d["w"]), {"diff": cc - ca, "w": ones}, n_boot=cfg.n_boot, seed=cfg.seed
-        )
-        ci_c = bootstrap_ci(
-            lambda d: ips(d["r"], d["w"]), {"r": cc, "w": ones}, n_boot=cfg.n_boot, seed=cfg.seed
-        )
+        # Plain means of per-list estimates (the PBM re-weighting is already inside each one).
+        diff = bootstrap_ci(_mean_of("diff"), {"diff": cc - ca}, n_boot=cfg.n_boot, seed=cfg.seed)
+        ci_c = bootstrap_ci(_mean_of("r"), {"r": cc}, n_boot=cfg.n_boot, seed=cfg.seed)
         mean_nc, mean_na = float(np.mean(ndcg_c)), float(np.mean(ndcg_a))
         metrics: dict[str, Any] = {
             "held_out_lists": len(held_out),
