@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -234,28 +235,42 @@ def rollback(request: Request, name: str) -> Response:
     return _back(f"{name} rolled back to v{restored.version}")
 
 
-@router.post("/synonyms")
-def save_synonyms(request: Request, rules: Annotated[str, Form(max_length=200_000)] = "") -> Response:
+def _save_text_setting(
+    request: Request, text: str, save: Callable[[str], Any], what: str, done: Callable[[Any], str]
+) -> Response:
+    """A textarea setting (synonyms, the autocomplete blocklist): saved through the engine, which
+    refuses a bad line with its number; the browser's CRLF line ends become plain newlines."""
     if not _is_admin(request):
         return _login_page(request, "Log in again.")
     try:
-        saved = request.app.state.engine.set_synonyms(rules.replace("\r\n", "\n"))
+        saved = save(text.replace("\r\n", "\n"))
     except InvalidRequest as exc:
-        return _back(f"synonyms not saved: {exc.reason}", ok=False)
-    return _back(f"synonyms saved: {saved['groups']} groups, {saved['rewrites']} rewrites, live now")
+        return _back(f"{what} not saved: {exc.reason}", ok=False)
+    return _back(done(saved))
+
+
+@router.post("/synonyms")
+def save_synonyms(request: Request, rules: Annotated[str, Form(max_length=200_000)] = "") -> Response:
+    return _save_text_setting(
+        request,
+        rules,
+        request.app.state.engine.set_synonyms,
+        "synonyms",
+        lambda saved: f"synonyms saved: {saved['groups']} groups, {saved['rewrites']} rewrites, live now",
+    )
 
 
 @router.post("/suggest-blocklist")
 def save_suggest_blocklist(
     request: Request, terms: Annotated[str, Form(max_length=400_000)] = ""
 ) -> Response:
-    if not _is_admin(request):
-        return _login_page(request, "Log in again.")
-    try:
-        saved = request.app.state.engine.set_suggest_blocklist(terms.replace("\r\n", "\n"))
-    except InvalidRequest as exc:
-        return _back(f"blocklist not saved: {exc.reason}", ok=False)
-    return _back(f"autocomplete blocklist saved: {len(saved)} terms, in force now")
+    return _save_text_setting(
+        request,
+        terms,
+        request.app.state.engine.set_suggest_blocklist,
+        "blocklist",
+        lambda saved: f"autocomplete blocklist saved: {len(saved)} terms, in force now",
+    )
 
 
 def _split(value: str) -> list[str]:
