@@ -83,3 +83,14 @@ def test_bad_input_names_the_field(engine, kwargs, field):
 @pytest.mark.parametrize("text", ["", "   ", "电钻", "Ünïcödé", "x" * 200, "\t\n", "🙂 drill"])
 def test_odd_input_never_crashes(engine, text):
     assert isinstance(engine.suggest(text), list)
+
+
+def test_shoppers_flagged_as_bots_stop_vouching_for_a_query(engine):
+    engine.ingest_events(_search_rows("miracle pills cheap", ["b1", "b2", "b3", "b4"]))
+    assert [s.text for s in engine.suggest("miracle")] == ["miracle pills cheap"]
+    engine.stores.events.flag_users(["b1", "b2"], "test: bot farm")  # e.g. by another process's import
+    assert engine.sync_with_stores() is not None
+    assert engine.suggest("miracle") == []  # two of four left: below the three-shopper rule
+    # searches a flagged shopper sends later are not counted either
+    engine.ingest_events(_search_rows("miracle pills cheap", ["b1", "b2"]))
+    assert engine.suggest("miracle") == []

@@ -134,6 +134,7 @@ class Engine:
         # Autocomplete learns from the same event stream as the online state.
         self.suggester = QuerySuggester(config.suggest, clock=lambda: self.clock().timestamp())
         self.suggest_blocklist = CheckedTextFile(stores.home, BLOCKLIST_FILE, parse_blocklist)
+        self._known_bots: set[str] = set()  # flagged users already taken out of the suggester
         self.suggester.set_blocked(self.suggest_blocklist.parsed())
         self._events = EventFollower(own, self._observe)
         self._events.skip_to_end()
@@ -1006,11 +1007,22 @@ class Engine:
                 for r in rows
             ]
         outcomes = self.intake.submit(rows)
-        flagged = self.stores.events.flagged_users()
+        flagged = self._forget_new_bots()
         for outcome in outcomes:
             if outcome.event is not None and outcome.event.user_id not in flagged:
                 self._observe(outcome.event)
         return outcomes
+
+    def _forget_new_bots(self) -> Mapping[str, str]:
+        """Shoppers flagged as bots since the last look stop counting towards autocomplete's
+        distinct-shopper rule: what they searched before the flag must not be pushed into every
+        shopper's search box. Returns every flagged user."""
+        flagged = self.stores.events.flagged_users()
+        new = flagged.keys() - self._known_bots
+        for user in new:
+            self.suggester.forget_user(user)
+        self._known_bots |= new
+        return flagged
 
     # ------------------------------------------------------------------ catalog
     def upsert_products(self, products: Sequence[Product]) -> int:
@@ -1048,6 +1060,7 @@ class Engine:
         changed: dict[str, int] = {}
         if applied := self._events.follow():
             changed["events"] = applied
+        self._forget_new_bots()  # another process's import may have flagged some
         with self._lock:
             changes = self.stores.catalog.changes_since(self._catalog_version)
             if changes:
