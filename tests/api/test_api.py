@@ -100,6 +100,7 @@ def test_query_analytics_for_admins(shared):
     assert [r["query"] for r in body["top"]] == [r.query for r in rows[:3]]
     assert all(r["no_result_searches"] > 0 for r in body["no_results"])
     assert all(r["lists"] >= 10 for r in body["unclicked"])
+    assert body["from_suggestion_share"] == 0.0 and body["keystrokes_saved"] is None  # demo: no picks
     assert client.get("/v1/analytics/queries", headers=SEARCH).status_code == 403
     assert error(client.get("/v1/analytics/queries", params={"days": 0}, headers=ADMIN))["field"] == "days"
 

@@ -138,9 +138,30 @@ def test_search_box_suggests_as_the_shopper_types(shop, page, tmp_path):
     offered = page.eval_on_selector_all("#search-suggestions option", "els => els.map(e => e.value)")
     assert offered == [s.text for s in engine.suggest("jack", k=8)]
     shot(page, tmp_path, "storefront-suggest")
-    # picking a suggestion fills the box; submitting searches for it
-    box.fill(offered[0])
+    # picking a suggestion (the browser's list fills the box with one "insertReplacementText"
+    # input) and submitting searches for it; the search event says it was picked, and where
+    page.evaluate(
+        """(text) => { const box = document.querySelector('form.searchbar input[name="q"]');
+           box.value = text;
+           const pick = {inputType: "insertReplacementText", bubbles: true};
+           box.dispatchEvent(new InputEvent("input", pick)); }""",
+        offered[1],
+    )
     box.press("Enter")
     page.wait_for_url("**/search?q=*")
-    assert page.locator("#search-results").get_attribute("data-query") == offered[0]
+    assert page.locator("#search-results").get_attribute("data-query") == offered[1]
     assert page.locator("#search-results li.card").count() > 0
+    wait_events(page, 1)
+    rid = page.locator("#search-results").get_attribute("data-request-id")
+    (logged,) = [e for e in engine.stores.events.scan(types=["search"]) if e.request_id == rid]
+    assert logged.context["suggestion"] == {"typed": "jack", "position": 2}
+    # a query typed in full is not a pick
+    box = page.locator('form.searchbar input[name="q"]')
+    box.fill("")
+    box.press_sequentially("jacket", delay=20)
+    box.press("Enter")
+    page.wait_for_url("**/search?q=jacket*")
+    wait_events(page, 1)
+    rid = page.locator("#search-results").get_attribute("data-request-id")
+    (logged,) = [e for e in engine.stores.events.scan(types=["search"]) if e.request_id == rid]
+    assert "suggestion" not in logged.context

@@ -17,6 +17,7 @@ from shoploop.domain import (
 from shoploop.evaluation.search_queries import (
     no_result_queries,
     search_query_report,
+    suggestion_uptake,
     top_queries,
     unclicked_queries,
 )
@@ -112,3 +113,27 @@ def test_window_counts_searches_inside_it_with_their_later_outcomes(log, t0):
     # a purchase of a search before the window is not credited to a search inside it
     late = {r.query: r for r in search_query_report(log, since=t0 + timedelta(seconds=6))}
     assert late["drill"].searches == 1 and late["drill"].purchases == 0 and late["drill"].revenue == 0
+
+
+def test_searches_picked_from_autocomplete_by_hand(t0):
+    def searched(rid, query, user, pick=None):
+        context = {"suggestion": pick} if pick is not None else {}
+        return SearchEvent(
+            query=query, request_id=rid, n_results=5, user_id=user, timestamp=t0, context=context
+        )
+
+    log = [
+        searched("r1", "garden hose", "u1", {"typed": "gar", "position": 1}),  # 8 of 11 not typed
+        searched("r2", "garden hose", "u2", {"typed": "garden h", "position": 2}),  # 3 of 11
+        searched("r3", "garden hose", "u3"),
+        searched("r4", "rake", "u4", {"typed": "", "position": 1}),  # from the popular list: 4 of 4
+        searched("r5", "rake", "u5", {"position": 1}),  # no "typed": not counted as a pick
+    ]
+    rows = {r.query: r for r in search_query_report(log)}
+    assert rows["garden hose"].from_suggestion == 2
+    assert rows["garden hose"].keystrokes_saved == pytest.approx((8 / 11 + 3 / 11) / 2)
+    assert rows["rake"].from_suggestion == 1 and rows["rake"].keystrokes_saved == 1.0
+    share, saved = suggestion_uptake(rows.values())
+    assert share == pytest.approx(3 / 5)
+    assert saved == pytest.approx((8 / 11 + 3 / 11 + 1.0) / 3)
+    assert suggestion_uptake([]) == (None, None)

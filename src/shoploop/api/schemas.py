@@ -104,6 +104,12 @@ class Suggestions(BaseModel):
 class QueryAnalytics(BaseModel):
     window_days: float | None = Field(description="searches of the last N days; null = all time")
     distinct_queries: int
+    from_suggestion_share: float | None = Field(
+        description="searches whose query was picked from autocomplete"
+    )
+    keystrokes_saved: float | None = Field(
+        description="mean share of a picked query the shopper did not type"
+    )
     # the analytics rows themselves (a dataclass pydantic serialises as it is)
     top: list[QueryRow] = Field(description="most searched")
     no_results: list[QueryRow] = Field(

@@ -42,6 +42,7 @@ def queries(
     from shoploop.evaluation.search_queries import (
         no_result_queries,
         query_report_from_log,
+        suggestion_uptake,
         top_queries,
         unclicked_queries,
     )
@@ -55,9 +56,12 @@ def queries(
         "unclicked": unclicked_queries(rows, top, min_lists=min_lists),
     }
     if as_json:
+        share, saved = suggestion_uptake(rows)
         payload = {
             "window_days": None if all_time else days,
             "distinct_queries": len(rows),
+            "from_suggestion_share": share,
+            "keystrokes_saved": saved,
             **{name: [asdict(r) for r in view] for name, view in views.items()},
         }
         typer.echo(json.dumps(payload, indent=2))
@@ -65,6 +69,11 @@ def queries(
     console = Console(width=max(Console().width, 110))
     window = "all time" if all_time else f"last {days:g} days"
     console.print(f"{len(rows):,} distinct queries searched ({window}, bot-flagged shoppers left out)")
+    share, saved = suggestion_uptake(rows)
+    if share:
+        console.print(
+            f"{share:.1%} of searches picked from autocomplete, {saved or 0:.0%} of their typing saved"
+        )
     titles = {
         "top": "Most searched",
         "no_results": "Searches that found nothing (add products, synonyms or a redirect rule)",

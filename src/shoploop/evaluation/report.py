@@ -27,6 +27,7 @@ from shoploop.evaluation.search_queries import (
     QueryRow,
     no_result_queries,
     search_query_report,
+    suggestion_uptake,
     top_queries,
     unclicked_queries,
 )
@@ -558,8 +559,15 @@ def report_data_from_stores(
             "no_results": no_result_queries(rows, 15),
             "unclicked": unclicked_queries(rows, 15),
         }
+        share, saved = suggestion_uptake(rows)
+        uptake = (
+            f"; {share:.1%} of searches picked from autocomplete, {saved or 0:.0%} of their typing saved"
+            if share
+            else ""
+        )
         data.notes["searches"] = (
             f"{len(rows):,} distinct queries in the {SEARCH_DAYS} days up to the newest event, bots left out"
+            + uptake
         )
     if not any(data.searches.values()):
         data.notes.setdefault("searches", "no search has been logged")

@@ -45,6 +45,7 @@ __all__ = [
     "no_result_queries",
     "query_report_from_log",
     "search_query_report",
+    "suggestion_uptake",
     "top_queries",
     "unclicked_queries",
 ]
@@ -67,6 +68,8 @@ class QueryRow:
     purchases: int
     revenue: float
     conversion: float | None
+    from_suggestion: int = 0  # searches whose query the shopper picked from autocomplete
+    keystrokes_saved: float | None = None  # mean share of the query those shoppers did not type
 
 
 @dataclass
@@ -81,6 +84,8 @@ class _Acc:
     purchases: int = 0
     revenue: float = 0.0
     converted: set[str] = field(default_factory=set)
+    suggested: set[str] = field(default_factory=set)
+    saved: list[float] = field(default_factory=list)
 
 
 def search_query_report(
@@ -120,6 +125,11 @@ def search_query_report(
             if isinstance(e, SearchEvent):
                 if e.n_results == 0:
                     acc.no_results.add(search_id)
+                typed = _typed_before_pick(e)
+                if typed is not None and search_id not in acc.suggested:
+                    acc.suggested.add(search_id)
+                    whole = len(e.query.strip())
+                    acc.saved.append(max(whole - len(typed.strip()), 0) / whole if whole else 0.0)
             else:
                 acc.lists.add(e.request_id)
                 shown[e.request_id] = {s.item_id: s.position for s in e.items}
@@ -157,12 +167,30 @@ def search_query_report(
             purchases=a.purchases,
             revenue=round(a.revenue, 2),
             conversion=len(a.converted) / len(a.searches),
+            from_suggestion=len(a.suggested),
+            keystrokes_saved=sum(a.saved) / len(a.saved) if a.saved else None,
         )
         for q, a in accs.items()
         if a.searches
     ]
     rows.sort(key=lambda r: (-r.searches, r.query))
     return rows
+
+
+def _typed_before_pick(e: SearchEvent) -> str | None:
+    """What the shopper had typed when they picked this query from autocomplete, per the
+    search event's ``context.suggestion = {"typed": ..., "position": ...}`` (None: not picked)."""
+    pick = e.context.get("suggestion")
+    return pick["typed"] if isinstance(pick, dict) and isinstance(pick.get("typed"), str) else None
+
+
+def suggestion_uptake(rows: Iterable[QueryRow]) -> tuple[float | None, float | None]:
+    """(share of searches picked from autocomplete, mean share of their query not typed)."""
+    rows = list(rows)
+    searches = sum(r.searches for r in rows)
+    picked = sum(r.from_suggestion for r in rows)
+    saved = sum((r.keystrokes_saved or 0.0) * r.from_suggestion for r in rows)
+    return (picked / searches if searches else None, saved / picked if picked else None)
 
 
 def query_report_from_log(

@@ -29,6 +29,7 @@ from shoploop.evaluation.business import business_kpis
 from shoploop.evaluation.search_queries import (
     no_result_queries,
     search_query_report,
+    suggestion_uptake,
     top_queries,
     unclicked_queries,
 )
@@ -163,6 +164,7 @@ def _history(request: Request, engine: Engine) -> dict[str, Any]:
     history: dict[str, Any] = {
         **charts,
         "query_count": len(query_rows),
+        "uptake": suggestion_uptake(query_rows),
         "top_queries": top_queries(query_rows, 10),
         "no_result_queries": no_result_queries(query_rows, 10),
         "unclicked_queries": unclicked_queries(query_rows, 10),

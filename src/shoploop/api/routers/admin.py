@@ -24,7 +24,12 @@ from shoploop.api.schemas import (
 from shoploop.engine import Engine, NotFound
 from shoploop.engine.variants import VariantSpecError, serving_override
 from shoploop.evaluation.ab import Experiment, MetricSpec, Variant
-from shoploop.evaluation.search_queries import no_result_queries, top_queries, unclicked_queries
+from shoploop.evaluation.search_queries import (
+    no_result_queries,
+    suggestion_uptake,
+    top_queries,
+    unclicked_queries,
+)
 from shoploop.ranking.rules import Rule
 from shoploop.store.protocols import DecisionAction, ModelVersion
 
@@ -179,9 +184,12 @@ def query_analytics(
 ) -> QueryAnalytics:
     window = None if all_time else days
     rows = engine.search_queries(window)
+    share, saved = suggestion_uptake(rows)
     return QueryAnalytics(
         window_days=window,
         distinct_queries=len(rows),
+        from_suggestion_share=share,
+        keystrokes_saved=saved,
         top=top_queries(rows, top),
         no_results=no_result_queries(rows, top),
         unclicked=unclicked_queries(rows, top, min_lists=min_lists),

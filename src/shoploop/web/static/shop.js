@@ -114,6 +114,23 @@
   if (box && options) {
     let timer = null;
     let asked = 0;
+    // A pick from the list arrives as one "insertReplacementText" input (typing inserts text,
+    // deleting deletes it): remember what had been typed and the pick's place, so the search
+    // event can say the query came from a suggestion.
+    let typed = box.value;
+    box.addEventListener("input", function (e) {
+      const offered = Array.from(options.options).map((o) => o.value);
+      const place = offered.indexOf(box.value);
+      if (e.inputType === "insertReplacementText" && place >= 0) {
+        sessionStorage.setItem(
+          "shoploop_suggestion",
+          JSON.stringify({ query: box.value, typed: typed, position: place + 1 })
+        );
+      } else {
+        typed = box.value;
+        sessionStorage.removeItem("shoploop_suggestion");
+      }
+    });
     box.addEventListener("input", function () {
       clearTimeout(timer);
       timer = setTimeout(function () {
@@ -139,14 +156,18 @@
   const results = document.getElementById("search-results");
   if (results && results.dataset.requestId) {
     const r = results.dataset;
-    sendEvents([
-      base("search", {
-        query: r.query,
-        request_id: r.requestId,
-        n_results: parseInt(r.n, 10) || 0,
-        event_id: "search-" + r.requestId,
-      }),
-    ]);
+    const search = base("search", {
+      query: r.query,
+      request_id: r.requestId,
+      n_results: parseInt(r.n, 10) || 0,
+      event_id: "search-" + r.requestId,
+    });
+    const picked = JSON.parse(sessionStorage.getItem("shoploop_suggestion") || "null");
+    sessionStorage.removeItem("shoploop_suggestion");
+    if (picked && picked.query === r.query) {
+      search.context = { suggestion: { typed: picked.typed, position: picked.position } };
+    }
+    sendEvents([search]);
   }
 
   // Cart page.
