@@ -22,7 +22,6 @@ rarely: the results need a rule or better relevance).
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from shoploop.domain import (
     shopper_of,
 )
 from shoploop.store.protocols import EventLog
-from shoploop.text.normalize import normalize
+from shoploop.text.normalize import normalize_query
 
 __all__ = [
     "QueryRow",
@@ -50,8 +49,6 @@ __all__ = [
     "unclicked_queries",
 ]
 QUERY_EVENT_TYPES = ("search", "impression", "click", "add_to_cart", "purchase")
-
-_key = functools.lru_cache(maxsize=50_000)(normalize)
 
 
 @dataclass(frozen=True)
@@ -107,12 +104,12 @@ def search_query_report(
     # way round, in either order): the request id ties them.
     for e in evs:
         if isinstance(e, SearchEvent | ImpressionEvent) and e.request_id and e.query:
-            query_of.setdefault(e.request_id, _key(e.query))
+            query_of.setdefault(e.request_id, normalize_query(e.query))
     for e in evs:
         if isinstance(e, SearchEvent | ImpressionEvent):
             if isinstance(e, ImpressionEvent) and e.surface != "search":
                 continue
-            key = _key(e.query) if e.query else query_of.get(e.request_id or "", "")
+            key = normalize_query(e.query) if e.query else query_of.get(e.request_id or "", "")
             if not key or not in_window(e):
                 continue
             acc = accs[key]

@@ -33,7 +33,6 @@ prefix index holds only membership and is rebuilt when membership changes, at mo
 from __future__ import annotations
 
 import bisect
-import functools
 import heapq
 import math
 import threading
@@ -53,12 +52,9 @@ from shoploop.domain import (
     SearchEvent,
     shopper_of,
 )
-from shoploop.text.normalize import STOPWORDS, UNITS, is_numeric_token, normalize
+from shoploop.text.normalize import STOPWORDS, UNITS, is_numeric_token, normalize, normalize_query
 
 Source = Literal["searches", "catalog"]
-# Queries repeat heavily and every search event passes here (the start-up replay too), so the
-# ~13 us normalisation is cached on the raw text.
-_query_key = functools.lru_cache(maxsize=50_000)(normalize)
 _SUCCESS_EVENTS = (ClickEvent, AddToCartEvent, PurchaseEvent)
 _LAST = "\U0010ffff"  # sorts after every character: [prefix, prefix + _LAST) is the prefix's range
 MAX_BLOCKED_TERMS = 5_000
@@ -127,9 +123,6 @@ class _Index:
     n_searches: int
     catalog_scores: list[float]  # products per catalog phrase (0 for searches)
 
-    def source(self, i: int) -> Source:
-        return "searches" if i < self.n_searches else "catalog"
-
 
 def _empty_index() -> _Index:
     return _Index([], [], [], [], 0, [])
@@ -149,12 +142,17 @@ def _starts_nothing(word: str) -> bool:
 
 
 def title_phrases(product: Product, max_words: int) -> set[str]:
-    """The phrases a product contributes: its brand, category names and 1..max_words word runs
-    of its title that are not fragments — no stopword at either end, no run starting on a unit
-    ("inch cordless drill") or ending on one unless a number precedes it ("shower door in" no,
-    "18 volt" yes), no lone letter at the end or number on its own ("l bracket" yes, "l" no)."""
-    out = brand_and_category_names(product)
-    words = normalize(product.title).split()
+    """The phrases a product contributes: its brand, category names and `title_runs`."""
+    return brand_and_category_names(product) | title_runs(product.title, max_words)
+
+
+def title_runs(title: str, max_words: int) -> set[str]:
+    """1..max_words word runs of a title that are not fragments — no stopword at either end, no
+    run starting on a unit ("inch cordless drill") or ending on one unless a number precedes it
+    ("shower door in" no, "18 volt" yes), no lone letter at the end or number on its own
+    ("l bracket" yes, "l" no)."""
+    out: set[str] = set()
+    words = normalize(title).split()
     for i, first in enumerate(words):
         if _starts_nothing(first):
             continue
@@ -226,8 +224,9 @@ class QuerySuggester:
             for p in products:
                 self._take_back(p.item_id)
                 self._products[p.item_id] = p
-                self._phrase_products.update(title_phrases(p, self.config.max_phrase_words))
-                self._brands_and_categories.update(brand_and_category_names(p))
+                names = brand_and_category_names(p)
+                self._phrase_products.update(names | title_runs(p.title, self.config.max_phrase_words))
+                self._brands_and_categories.update(names)
             self._dirty = True
 
     def delete(self, item_ids: Iterable[str]) -> None:
@@ -239,8 +238,9 @@ class QuerySuggester:
     def _take_back(self, item_id: str) -> None:
         old = self._products.pop(item_id, None)
         if old is not None:
-            _decrement(self._phrase_products, title_phrases(old, self.config.max_phrase_words))
-            _decrement(self._brands_and_categories, brand_and_category_names(old))
+            names = brand_and_category_names(old)
+            _decrement(self._phrase_products, names | title_runs(old.title, self.config.max_phrase_words))
+            _decrement(self._brands_and_categories, names)
 
     # ------------------------------------------------------------------ events
     def observe(self, event: BaseEvent) -> None:
@@ -254,15 +254,8 @@ class QuerySuggester:
         elif isinstance(event, _SUCCESS_EVENTS):
             self._success(getattr(event, "request_id", None), event.timestamp.timestamp())
 
-    def replay(self, events: Iterable[BaseEvent]) -> int:
-        n = 0
-        for event in events:
-            self.observe(event)
-            n += 1
-        return n
-
     def _searched(self, query: str, event: BaseEvent, request_id: str | None, n_results: int | None) -> None:
-        key = _query_key(query)
+        key = normalize_query(query)
         if (
             not key
             or len(key) > self.config.max_query_chars
@@ -399,20 +392,17 @@ class QuerySuggester:
                 self._by_shopper.get(shopper, set()).discard(key)
 
     def _refresh_if_stale(self) -> None:
+        in_background = self.config.rebuild_seconds > 0
         with self._lock:
             if not self._dirty or self._rebuilding:
                 return
-            if self.config.rebuild_seconds == 0:
-                stale_now = True
-            elif time.monotonic() - self._built_at < self.config.rebuild_seconds:
+            if in_background and time.monotonic() - self._built_at < self.config.rebuild_seconds:
                 return
-            else:
-                stale_now = False
             self._rebuilding = True
-        if stale_now:
-            self.rebuild()
-        else:
+        if in_background:
             threading.Thread(target=self.rebuild, name="suggest-rebuild", daemon=True).start()
+        else:
+            self.rebuild()
 
     # ------------------------------------------------------------------ lookup
     def suggest(
