@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from shoploop.retrieval.hybrid import HybridSearcher
 from shoploop.retrieval.query_understanding import SynonymTable
-from shoploop.retrieval.shop_synonyms import ShopSynonyms, check_rules
+from shoploop.retrieval.shop_synonyms import FILE_NAME, check_rules
+from shoploop.store.files import CheckedTextFile
 
 
 def ids(result):
@@ -47,19 +48,19 @@ def test_checking_never_crashes_on_any_text(text):
 
 
 def test_saved_atomically_and_read_back(tmp_path):
-    shop = ShopSynonyms(tmp_path)
-    assert shop.text == "" and not shop.table().groups
+    shop = CheckedTextFile(tmp_path, FILE_NAME, check_rules)
+    assert shop.text == "" and not shop.value.groups
     shop.set("sofa, couch\n")
     assert (tmp_path / "synonyms.txt").read_text() == "sofa, couch\n"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
     with pytest.raises(ValueError):
         shop.set("lonely\n")
     assert (tmp_path / "synonyms.txt").read_text() == "sofa, couch\n"  # a refused text changes nothing
-    assert ShopSynonyms(tmp_path).text == "sofa, couch\n"
+    assert CheckedTextFile(tmp_path, FILE_NAME, check_rules).text == "sofa, couch\n"
 
 
 def test_reload_notices_another_writer_and_keeps_good_rules_over_bad(tmp_path):
-    shop = ShopSynonyms(tmp_path)
+    shop = CheckedTextFile(tmp_path, FILE_NAME, check_rules)
     assert shop.reload() is False
     path = tmp_path / "synonyms.txt"
     path.write_text("tap, faucet\n")

@@ -60,7 +60,8 @@ from shoploop.ranking.rules import Candidate, RuleBook, RuleContext, apply_rules
 from shoploop.recommend.surfaces import ItemMeta, Recommendation, Surfaces
 from shoploop.retrieval.filters import Filters
 from shoploop.retrieval.hybrid import HybridSearcher, InvalidQuery, SearchHit
-from shoploop.retrieval.shop_synonyms import ShopSynonyms
+from shoploop.retrieval.shop_synonyms import FILE_NAME as SYNONYMS_FILE
+from shoploop.retrieval.shop_synonyms import check_rules
 from shoploop.retrieval.suggest import BLOCKLIST_FILE, QuerySuggester, Suggestion, parse_blocklist
 from shoploop.store.audit import BadTrailQuery, recent_decisions
 from shoploop.store.files import CheckedTextFile
@@ -108,7 +109,8 @@ class Engine:
         stores = replace(stores, events=cast(EventLog, own))
         self.stores = stores
         self.rules = RuleBook(stores.home / "rules.json" if stores.home else None)
-        self.shop_synonyms = ShopSynonyms(stores.home)  # the merchandisers' own, on top of the defaults
+        # the merchandisers' own synonyms, on top of the defaults
+        self.shop_synonyms = CheckedTextFile(stores.home, SYNONYMS_FILE, check_rules)
         self.exploration = ExplorationPolicy(config.exploration)
         self.intake = EventIntake(stores, config.cleaning)
         self.pseudonymize: Callable[[str], str] | None = (
@@ -135,7 +137,7 @@ class Engine:
         self.suggester = QuerySuggester(config.suggest, clock=lambda: self.clock().timestamp())
         self.suggest_blocklist = CheckedTextFile(stores.home, BLOCKLIST_FILE, parse_blocklist)
         self._known_bots: set[str] = set()  # flagged users already taken out of the suggester
-        self.suggester.set_blocked(self.suggest_blocklist.parsed())
+        self.suggester.set_blocked(self.suggest_blocklist.value)
         self._events = EventFollower(own, self._observe)
         self._events.skip_to_end()
         self.started_at: float | None = None
@@ -369,7 +371,7 @@ class Engine:
         )
         # Catalog changes after the index was built are replayed, not rebuilt.
         self._replay_catalog(searcher, int(version.metrics.get("catalog_version", 0)))
-        searcher.set_shop_synonyms(self.shop_synonyms.table())
+        searcher.set_shop_synonyms(self.shop_synonyms.value)
         searcher.warm_up()  # before it takes traffic (start-up, or a hot swap after retraining)
         return searcher
 
@@ -1082,7 +1084,7 @@ class Engine:
             self._apply_synonyms()
             changed["synonyms"] = 1
         if self.suggest_blocklist.reload():
-            self.suggester.set_blocked(self.suggest_blocklist.parsed())
+            self.suggester.set_blocked(self.suggest_blocklist.value)
             changed["suggest_blocklist"] = 1
         for name in ("search", "recommender", "cross_encoder", "ranker"):
             active = self.stores.registry.active(name)
@@ -1117,7 +1119,7 @@ class Engine:
     # ------------------------------------------------------------------ synonyms
     def synonyms(self) -> dict[str, Any]:
         """The shop's own synonym rules (text) and how many rules it and the defaults hold."""
-        own = self.shop_synonyms.table()
+        own = self.shop_synonyms.value
         searcher = self.searcher
         base = searcher.base_synonyms_ if searcher is not None else None
         return {
@@ -1141,7 +1143,7 @@ class Engine:
         return self.synonyms()
 
     def _apply_synonyms(self) -> None:
-        table = self.shop_synonyms.table()
+        table = self.shop_synonyms.value
         with self._lock:
             if self.searcher is not None:
                 self.searcher.set_shop_synonyms(table)

@@ -5,15 +5,13 @@ the query, not on the indexed products).
 
 The format is the packaged file's: "a, b, c" (a group: any member also matches the others) or
 "a, b => c" (a one-way rewrite); "#" starts a comment. Saved text is checked line by line, so a
-rule that would do nothing is refused with its line number instead of being ignored.
+rule that would do nothing is refused with its line number instead of being ignored. The engine
+keeps the file as a `store.files.CheckedTextFile(home, FILE_NAME, check_rules)`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from shoploop.retrieval.query_understanding import SynonymTable
-from shoploop.store.files import CheckedTextFile
 
 FILE_NAME = "synonyms.txt"
 MAX_CHARS = 200_000
@@ -42,13 +40,3 @@ def check_rules(text: str) -> SynonymTable:
     if rules > MAX_RULES:
         raise ValueError(f"at most {MAX_RULES:,} rules, got {rules:,}")
     return SynonymTable.parse(text)
-
-
-class ShopSynonyms(CheckedTextFile[SynonymTable]):
-    """The rules text and where it lives (`home=None`: in memory only)."""
-
-    def __init__(self, home: Path | None) -> None:
-        super().__init__(home, FILE_NAME, check_rules)
-
-    def table(self) -> SynonymTable:
-        return self.parsed()

@@ -40,11 +40,9 @@ class CheckedTextFile(Generic[T]):
         self.check = check
         self._lock = threading.Lock()
         self.text = ""
+        self.value: T = check("")  # what `text` parses to, kept so readers never re-parse
         self._stamp: tuple[int, int] | None = None  # (mtime_ns, size) of the file last read
         self.reload()
-
-    def parsed(self) -> T:
-        return self.check(self.text)
 
     def set(self, text: str) -> T:
         """Check, save and keep `text`; raises ValueError (nothing changes) if it is bad."""
@@ -53,7 +51,7 @@ class CheckedTextFile(Generic[T]):
             if self.path is not None:
                 atomic_write_text(self.path, text)
                 self._stamp = self._file_stamp()
-            self.text = text
+            self.text, self.value = text, parsed
         return parsed
 
     def reload(self) -> bool:
@@ -68,12 +66,12 @@ class CheckedTextFile(Generic[T]):
             self._stamp = stamp
             text = self.path.read_text(encoding="utf-8") if stamp is not None else ""
             try:
-                self.check(text)
+                value = self.check(text)
             except ValueError as err:
                 log.warning("%s not applied, the previous version stays: %s", self.path, err)
                 return False
             changed = text != self.text
-            self.text = text
+            self.text, self.value = text, value
             return changed
 
     def _file_stamp(self) -> tuple[int, int] | None:

@@ -154,7 +154,7 @@ def put_synonyms(engine: EngineDep, body: SynonymsIn) -> SynonymsOut:
 )
 def get_suggest_blocklist(engine: EngineDep) -> SuggestBlocklist:
     text = engine.suggest_blocklist.text
-    return SuggestBlocklist(terms=text, count=len(engine.suggest_blocklist.parsed()))
+    return SuggestBlocklist(terms=text, count=len(engine.suggest_blocklist.value))
 
 
 @router.put(
