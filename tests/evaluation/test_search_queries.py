@@ -15,6 +15,7 @@ from shoploop.domain import (
     ViewEvent,
 )
 from shoploop.evaluation.search_queries import (
+    merchandiser_views,
     no_result_queries,
     search_query_report,
     suggestion_uptake,
@@ -137,3 +138,27 @@ def test_searches_picked_from_autocomplete_by_hand(t0):
     assert share == pytest.approx(3 / 5)
     assert saved == pytest.approx((8 / 11 + 3 / 11 + 1.0) / 3)
     assert suggestion_uptake([]) == (None, None)
+
+
+def test_merchandiser_views_bundle_the_three_views_and_the_uptake(log, t0):
+    rows = search_query_report(log)
+    views = merchandiser_views(rows, 5, min_lists=3)
+    assert views.distinct_queries == 2
+    assert (views.top, views.no_results, views.unclicked) == (
+        top_queries(rows, 5),
+        no_result_queries(rows, 5),
+        unclicked_queries(rows, 5, min_lists=3),
+    )
+    assert views.uptake_sentence() is None  # nobody picked from autocomplete in this log
+    picked = SearchEvent(
+        query="drill",
+        request_id="r9",
+        n_results=3,
+        user_id="u9",
+        timestamp=t0,
+        context={"suggestion": {"typed": "d"}},
+    )
+    with_pick = merchandiser_views(search_query_report([*log, picked]))
+    assert (
+        with_pick.uptake_sentence() == "16.7% of searches picked from autocomplete, 80% of their typing saved"
+    )

@@ -39,48 +39,27 @@ def queries(
     from rich.console import Console
     from rich.table import Table
 
-    from shoploop.evaluation.search_queries import (
-        no_result_queries,
-        query_report_from_log,
-        suggestion_uptake,
-        top_queries,
-        unclicked_queries,
-    )
+    from shoploop.evaluation.search_queries import merchandiser_views, query_report_from_log
     from shoploop.store.home import open_stores
 
     with open_stores(_home(home)) as stores:
         rows = query_report_from_log(stores.events, days=None if all_time else days)
-    views: dict[str, list[QueryRow]] = {
-        "top": top_queries(rows, top),
-        "no_results": no_result_queries(rows, top),
-        "unclicked": unclicked_queries(rows, top, min_lists=min_lists),
-    }
+    views = merchandiser_views(rows, top, min_lists=min_lists)
     if as_json:
-        share, saved = suggestion_uptake(rows)
-        payload = {
-            "window_days": None if all_time else days,
-            "distinct_queries": len(rows),
-            "from_suggestion_share": share,
-            "keystrokes_saved": saved,
-            **{name: [asdict(r) for r in view] for name, view in views.items()},
-        }
-        typer.echo(json.dumps(payload, indent=2))
+        typer.echo(json.dumps({"window_days": None if all_time else days, **asdict(views)}, indent=2))
         return
     console = Console(width=max(Console().width, 110))
     window = "all time" if all_time else f"last {days:g} days"
     console.print(f"{len(rows):,} distinct queries searched ({window}, bot-flagged shoppers left out)")
-    share, saved = suggestion_uptake(rows)
-    if share:
-        console.print(
-            f"{share:.1%} of searches picked from autocomplete, {saved or 0:.0%} of their typing saved"
-        )
-    titles = {
-        "top": "Most searched",
-        "no_results": "Searches that found nothing (add products, synonyms or a redirect rule)",
-        "unclicked": f"Served at least {min_lists} times, rarely clicked (results need attention)",
-    }
-    for name, view in views.items():
-        table = Table(title=titles[name])
+    if uptake := views.uptake_sentence():
+        console.print(uptake)
+    tables: list[tuple[str, list[QueryRow]]] = [
+        ("Most searched", views.top),
+        ("Searches that found nothing (add products, synonyms or a redirect rule)", views.no_results),
+        (f"Served at least {min_lists} times, rarely clicked (results need attention)", views.unclicked),
+    ]
+    for title, view in tables:
+        table = Table(title=title)
         table.add_column("query")
         for col in ("searches", "shoppers", "no results", "list CTR", "mean click pos", "conversion"):
             table.add_column(col, justify="right")
@@ -95,4 +74,4 @@ def queries(
                 pos,
                 _pct(r.conversion),
             )
-        console.print(table if view else f"{titles[name]}: none")
+        console.print(table if view else f"{title}: none")

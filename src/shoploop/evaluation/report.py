@@ -23,14 +23,7 @@ from shoploop.evaluation import svgplot
 from shoploop.evaluation.ab.analysis import ExperimentReadout, VariantData, analyze_experiment
 from shoploop.evaluation.ab.experiment import ExperimentStore, SqliteExperimentStore
 from shoploop.evaluation.data_value import DataValueReport
-from shoploop.evaluation.search_queries import (
-    QueryRow,
-    no_result_queries,
-    search_query_report,
-    suggestion_uptake,
-    top_queries,
-    unclicked_queries,
-)
+from shoploop.evaluation.search_queries import QueryRow, merchandiser_views, search_query_report
 from shoploop.store.files import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -554,20 +547,12 @@ def report_data_from_stores(
         flagged = stores.events.flagged_users()
         since = max(e.timestamp for e in events) - timedelta(days=SEARCH_DAYS)
         rows = search_query_report(e for e in events if e.user_id not in flagged and e.timestamp >= since)
-        data.searches = {
-            "top": top_queries(rows, 15),
-            "no_results": no_result_queries(rows, 15),
-            "unclicked": unclicked_queries(rows, 15),
-        }
-        share, saved = suggestion_uptake(rows)
-        uptake = (
-            f"; {share:.1%} of searches picked from autocomplete, {saved or 0:.0%} of their typing saved"
-            if share
-            else ""
-        )
+        views = merchandiser_views(rows, 15)
+        data.searches = {key: getattr(views, key) for key, _, _ in SEARCH_VIEWS}
+        uptake = views.uptake_sentence()
         data.notes["searches"] = (
             f"{len(rows):,} distinct queries in the {SEARCH_DAYS} days up to the newest event, bots left out"
-            + uptake
+            + (f"; {uptake}" if uptake else "")
         )
     if not any(data.searches.values()):
         data.notes.setdefault("searches", "no search has been logged")

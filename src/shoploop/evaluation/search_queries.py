@@ -23,7 +23,7 @@ rarely: the results need a rule or better relevance).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -41,6 +41,8 @@ from shoploop.text.normalize import normalize_query
 
 __all__ = [
     "QueryRow",
+    "QueryViews",
+    "merchandiser_views",
     "no_result_queries",
     "query_report_from_log",
     "search_query_report",
@@ -188,6 +190,40 @@ def suggestion_uptake(rows: Iterable[QueryRow]) -> tuple[float | None, float | N
     picked = sum(r.from_suggestion for r in rows)
     saved = sum((r.keystrokes_saved or 0.0) * r.from_suggestion for r in rows)
     return (picked / searches if searches else None, saved / picked if picked else None)
+
+
+@dataclass(frozen=True)
+class QueryViews:
+    """What the CLI, the API, the dashboard and the report show of a `search_query_report`."""
+
+    distinct_queries: int
+    top: list[QueryRow]
+    no_results: list[QueryRow]
+    unclicked: list[QueryRow]
+    from_suggestion_share: float | None
+    keystrokes_saved: float | None
+
+    def uptake_sentence(self) -> str | None:
+        """ "12.5% of searches picked from autocomplete, 61% of their typing saved" (None: no pick)."""
+        if not self.from_suggestion_share:
+            return None
+        return (
+            f"{self.from_suggestion_share:.1%} of searches picked from autocomplete, "
+            f"{self.keystrokes_saved or 0:.0%} of their typing saved"
+        )
+
+
+def merchandiser_views(rows: Sequence[QueryRow], n: int = 20, *, min_lists: int = 10) -> QueryViews:
+    """The views a merchandiser acts on, `n` rows each, and how much autocomplete is used."""
+    share, saved = suggestion_uptake(rows)
+    return QueryViews(
+        distinct_queries=len(rows),
+        top=top_queries(rows, n),
+        no_results=no_result_queries(rows, n),
+        unclicked=unclicked_queries(rows, n, min_lists=min_lists),
+        from_suggestion_share=share,
+        keystrokes_saved=saved,
+    )
 
 
 def query_report_from_log(

@@ -26,13 +26,7 @@ from shoploop.engine import Engine, InvalidRequest
 from shoploop.evaluation import svgplot
 from shoploop.evaluation.ab import Experiment, MetricSpec, Variant
 from shoploop.evaluation.business import business_kpis
-from shoploop.evaluation.search_queries import (
-    no_result_queries,
-    search_query_report,
-    suggestion_uptake,
-    top_queries,
-    unclicked_queries,
-)
+from shoploop.evaluation.search_queries import merchandiser_views, search_query_report
 from shoploop.ranking.rules import Rule
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -161,14 +155,7 @@ def _history(request: Request, engine: Engine) -> dict[str, Any]:
     # Search analytics from the same scan: the last QUERY_DAYS of searches and their outcomes.
     since = engine.clock() - timedelta(days=QUERY_DAYS)
     query_rows = search_query_report(e for e in events if e.timestamp >= since)
-    history: dict[str, Any] = {
-        **charts,
-        "query_count": len(query_rows),
-        "uptake": suggestion_uptake(query_rows),
-        "top_queries": top_queries(query_rows, 10),
-        "no_result_queries": no_result_queries(query_rows, 10),
-        "unclicked_queries": unclicked_queries(query_rows, 10),
-    }
+    history: dict[str, Any] = {**charts, "queries": merchandiser_views(query_rows, 10)}
     request.app.state.dashboard_history = (time.monotonic(), history)
     return history
 

@@ -24,12 +24,7 @@ from shoploop.api.schemas import (
 from shoploop.engine import Engine, NotFound
 from shoploop.engine.variants import VariantSpecError, serving_override
 from shoploop.evaluation.ab import Experiment, MetricSpec, Variant
-from shoploop.evaluation.search_queries import (
-    no_result_queries,
-    suggestion_uptake,
-    top_queries,
-    unclicked_queries,
-)
+from shoploop.evaluation.search_queries import merchandiser_views
 from shoploop.ranking.rules import Rule
 from shoploop.store.protocols import DecisionAction, ModelVersion
 
@@ -183,17 +178,8 @@ def query_analytics(
     min_lists: Annotated[int, Query(ge=1, description="lists a query needs to be 'rarely clicked'")] = 10,
 ) -> QueryAnalytics:
     window = None if all_time else days
-    rows = engine.search_queries(window)
-    share, saved = suggestion_uptake(rows)
-    return QueryAnalytics(
-        window_days=window,
-        distinct_queries=len(rows),
-        from_suggestion_share=share,
-        keystrokes_saved=saved,
-        top=top_queries(rows, top),
-        no_results=no_result_queries(rows, top),
-        unclicked=unclicked_queries(rows, top, min_lists=min_lists),
-    )
+    views = merchandiser_views(engine.search_queries(window), top, min_lists=min_lists)
+    return QueryAnalytics(window_days=window, **vars(views))
 
 
 # ---------------------------------------------------------------------------- rules
