@@ -29,7 +29,7 @@ def _version_row(mv: ModelVersion) -> dict[str, Any]:
         "version": mv.version,
         "status": mv.status,
         "created_at": mv.created_at.isoformat(),
-        "metrics": {k: v for k, v in mv.metrics.items() if _is_number(v)},
+        "metrics": mv.numeric_metrics(),
     }
 
 
@@ -42,10 +42,6 @@ def _decision_row(d: RegistryDecision) -> dict[str, Any]:
         "reason": d.reason,
         "evidence": dict(d.metrics),
     }
-
-
-def _is_number(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def _short_metrics(metrics: dict[str, Any], limit: int = 4) -> str:

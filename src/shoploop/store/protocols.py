@@ -185,6 +185,14 @@ class ModelVersion:
     config: Mapping[str, Any]
     path: Path  # directory holding the artifact's files
 
+    def numeric_metrics(self) -> dict[str, float]:
+        """The metrics that are numbers (a gate's nested evidence and its reason left out)."""
+        return {
+            k: float(v)
+            for k, v in self.metrics.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+
 
 @dataclass(frozen=True)
 class RegistryDecision:

@@ -168,10 +168,8 @@ def dashboard(request: Request, msg: str | None = None, err: str | None = None) 
     experiments = request.app.state.experiments
     models = []
     for mv in engine.list_models():
-        numeric = {
-            k: v for k, v in mv.metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
-        }
-        models.append({"mv": mv, "active": engine.versions.get(mv.name) == mv.version, "metrics": numeric})
+        active = engine.versions.get(mv.name) == mv.version
+        models.append({"mv": mv, "active": active, "metrics": mv.numeric_metrics()})
     exps = [{"exp": e, "counts": experiments.exposure_counts(e.id)} for e in experiments.list()]
     context = {
         "msg": msg,
