@@ -492,7 +492,7 @@ def report_data_from_stores(
         versions = []
         data.notes["offline"] = f"registry unavailable ({err})"
     for mv in versions:
-        numeric = mv.numeric_metrics()
+        numeric = {k: float(v) for k, v in mv.numeric_metrics().items()}
         if numeric:
             data.offline.append(OfflineMetrics(mv.name, str(mv.version), numeric, mv.status))
         cov = {k: _first(mv.metrics, keys) for k, keys in _COVERAGE_KEYS.items()}

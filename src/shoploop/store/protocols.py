@@ -185,12 +185,10 @@ class ModelVersion:
     config: Mapping[str, Any]
     path: Path  # directory holding the artifact's files
 
-    def numeric_metrics(self) -> dict[str, float]:
-        """The metrics that are numbers (a gate's nested evidence and its reason left out)."""
+    def numeric_metrics(self) -> dict[str, int | float]:
+        """The metrics that are numbers, as stored (a gate's nested evidence and reason left out)."""
         return {
-            k: float(v)
-            for k, v in self.metrics.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
+            k: v for k, v in self.metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
         }
 
 
