@@ -61,7 +61,7 @@ from shoploop.text.normalize import normalize
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_PREFIX = 12
-SuccessAt = (2, 4, 6)
+SUCCESS_AT = (2, 4, 6)
 Suggest = Callable[[str, int], list[str]]
 
 
@@ -124,9 +124,9 @@ def evaluate(name: str, suggest: Suggest, cases: Sequence[tuple[str, bool]], k: 
             if offered_at is not None and length >= MAX_PREFIX:
                 break  # nothing later changes a metric
         # a query shorter than x characters has been typed in full after x
-        hits = {x: float(hit_at[min(x, len(query))]) for x in SuccessAt}
+        hits = {x: float(hit_at[min(x, len(query))]) for x in SUCCESS_AT}
         saved = (len(query) - offered_at) / len(query) if offered_at is not None else 0.0
-        row = [float(np.mean(rr)), *(hits[x] for x in SuccessAt), saved]
+        row = [float(np.mean(rr)), *(hits[x] for x in SUCCESS_AT), saved]
         per["all"].append(row)
         per["seen" if seen else "unseen"].append(row)
         if n % 1000 == 0:
@@ -143,7 +143,7 @@ def evaluate(name: str, suggest: Suggest, cases: Sequence[tuple[str, bool]], k: 
         out[part] = {
             "n": len(rows),
             f"mrr@{k}": round(float(m[0]), 4),
-            **{f"success@{k}_after_{x}": round(float(v), 4) for x, v in zip(SuccessAt, m[1:4], strict=True)},
+            **{f"success@{k}_after_{x}": round(float(v), 4) for x, v in zip(SUCCESS_AT, m[1:4], strict=True)},
             "keystrokes_saved": round(float(m[4]), 4),
         }
     out["latency_ms"] = {
@@ -194,7 +194,7 @@ def _markdown(result: dict[str, Any]) -> str:
     ]
     for name, r in result["systems"].items():
         a, seen, unseen = r["all"], r.get("seen", {}), r.get("unseen", {})
-        succ = " / ".join(f"{a[f'success@{k}_after_{x}']:.3f}" for x in SuccessAt)
+        succ = " / ".join(f"{a[f'success@{k}_after_{x}']:.3f}" for x in SUCCESS_AT)
         lines.append(
             f"| {name} | {a[f'mrr@{k}']:.4f} | {succ} | {a['keystrokes_saved']:.1%} | "
             f"{seen.get(f'mrr@{k}', 0):.4f} / {seen.get('keystrokes_saved', 0):.1%} | "

@@ -118,9 +118,8 @@
     // deleting deletes it): remember what had been typed and the pick's place, so the search
     // event can say the query came from a suggestion.
     let typed = box.value;
-    box.addEventListener("input", function (e) {
-      const offered = Array.from(options.options).map((o) => o.value);
-      const place = offered.indexOf(box.value);
+    function notePick(e) {
+      const place = Array.from(options.options).map((o) => o.value).indexOf(box.value);
       if (e.inputType === "insertReplacementText" && place >= 0) {
         sessionStorage.setItem(
           "shoploop_suggestion",
@@ -130,8 +129,8 @@
         typed = box.value;
         sessionStorage.removeItem("shoploop_suggestion");
       }
-    });
-    box.addEventListener("input", function () {
+    }
+    function askSoon() {
       clearTimeout(timer);
       timer = setTimeout(function () {
         const ticket = ++asked;
@@ -149,6 +148,10 @@
           })
           .catch(() => {});
       }, 120);
+    }
+    box.addEventListener("input", function (e) {
+      notePick(e);
+      askSoon();
     });
   }
 
