@@ -159,3 +159,18 @@ def test_recent_decisions_newest_first_filtered_and_limited(registry, model_dir)
     with pytest.raises(BadTrailQuery) as bad:
         recent_decisions(registry, limit=0)
     assert bad.value.field == "limit"
+
+
+def test_decisions_query_is_answered_by_the_store(registry, model_dir):
+    registry.register("m", model_dir)
+    registry.register("m", model_dir)
+    registry.promote("m", 1, reason="first")
+    registry.promote("m", 2, reason="second")
+    everything = registry.decisions("m")
+    assert registry.decisions("m", limit=2) == everything[:2]  # oldest first by default
+    assert registry.decisions("m", newest_first=True) == everything[::-1]
+    assert [d.reason for d in registry.decisions("m", actions=["promote"], newest_first=True)] == [
+        "second",
+        "first",
+    ]
+    assert registry.decisions("m", actions=[]) == []

@@ -30,7 +30,4 @@ def recent_decisions(
     unknown = sorted(set(actions or ()) - set(DECISION_ACTIONS))
     if unknown:
         raise BadTrailQuery("actions", f"unknown kinds {unknown}; expected some of {list(DECISION_ACTIONS)}")
-    trail = registry.decisions(name)
-    if actions is not None:
-        trail = [d for d in trail if d.action in actions]
-    return trail[::-1][:limit]
+    return registry.decisions(name, actions=actions, newest_first=True, limit=limit)

@@ -538,9 +538,23 @@ class MemoryArtifactStore:
             entry.version = replace(entry.version, metrics=merged)
             return entry.version
 
-    def decisions(self, name: str | None = None) -> list[RegistryDecision]:
+    def decisions(
+        self,
+        name: str | None = None,
+        *,
+        actions: Sequence[str] | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[RegistryDecision]:
         with self._lock:
-            return [d for d in self._decisions if name is None or d.name == name]
+            trail = [
+                d
+                for d in self._decisions
+                if (name is None or d.name == name) and (actions is None or d.action in actions)
+            ]
+        if newest_first:
+            trail.reverse()
+        return trail if limit is None else trail[:limit]
 
     def close(self) -> None:
         """Nothing to release."""

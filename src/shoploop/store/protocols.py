@@ -245,4 +245,14 @@ class ArtifactStore(Protocol):
 
     def update_metrics(self, name: str, version: int, metrics: Mapping[str, Any]) -> ModelVersion: ...
 
-    def decisions(self, name: str | None = None) -> list[RegistryDecision]: ...
+    def decisions(
+        self,
+        name: str | None = None,
+        *,
+        actions: Sequence[str] | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[RegistryDecision]:
+        """The audit trail (of `name`, or every model), oldest first unless `newest_first`, only
+        the kinds in `actions` (None = all), at most `limit` entries."""
+        ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -203,13 +203,29 @@ class SqliteArtifactStore:
             )
             return self._fetch(conn, name, version)
 
-    def decisions(self, name: str | None = None) -> list[RegistryDecision]:
-        sql = "SELECT name, version, action, reason, metrics, at FROM decisions"
-        params: tuple = ()
+    def decisions(
+        self,
+        name: str | None = None,
+        *,
+        actions: Sequence[str] | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[RegistryDecision]:
+        where: list[str] = []
+        params: list[Any] = []
         if name is not None:
-            sql += " WHERE name = ?"
-            params = (name,)
-        rows = self._db.reader().execute(sql + " ORDER BY id", params)
+            where.append("name = ?")
+            params.append(name)
+        if actions is not None:
+            where.append(f"action IN ({', '.join('?' * len(actions))})" if actions else "0")
+            params.extend(actions)
+        sql = "SELECT name, version, action, reason, metrics, at FROM decisions"
+        sql += f" WHERE {' AND '.join(where)}" if where else ""
+        sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = self._db.reader().execute(sql, params)
         return [
             RegistryDecision(name=n, version=v, action=a, reason=r, metrics=json.loads(m), at=from_micros(at))
             for n, v, a, r, m, at in rows
