@@ -84,6 +84,29 @@ def test_lifecycle_and_exposures(store: ExperimentStore, t0):
     assert store.list(status="running") == []
 
 
+def test_one_shoppers_exposures_are_listed_and_erased(store: ExperimentStore, t0):
+    home = store.start(store.save(make_experiment("home-v2", t0=t0)).id, t0)
+    search = store.start(store.save(make_experiment("search-v2", t0=t0 + timedelta(minutes=1))).id, t0)
+    store.record_exposures(
+        [
+            Exposure(search.id, "u1", "control", t0 + timedelta(hours=1), "search", "r2"),
+            Exposure(home.id, "u1", "treatment", t0 + timedelta(minutes=30), "home", "r1"),
+            Exposure(home.id, "u2", "control", t0),
+        ]
+    )
+    mine = store.user_exposures("u1")
+    assert [(e.experiment_id, e.variant, e.request_id) for e in mine] == [
+        ("home-v2", "treatment", "r1"),
+        ("search-v2", "control", "r2"),
+    ]  # time order, across experiments
+    assert store.user_exposures("nobody") == []
+    assert store.delete_user("u1") == 2
+    assert store.user_exposures("u1") == []
+    assert [e.user_id for e in store.exposures(home.id)] == ["u2"]  # other shoppers untouched
+    assert store.exposure_counts(search.id) == {}
+    assert store.delete_user("u1") == 0
+
+
 def test_sqlite_persists_and_is_atomic(tmp_path: Path, t0):
     path = tmp_path / "shoploop.sqlite"
     s = SqliteExperimentStore(path)

@@ -168,6 +168,14 @@ class ExperimentStore(Protocol):
 
     def exposure_counts(self, experiment_id: str) -> dict[str, int]: ...
 
+    def user_exposures(self, user_id: str) -> list[Exposure]:
+        """One shopper's exposures across experiments, in time order (their data, on request)."""
+        ...
+
+    def delete_user(self, user_id: str) -> int:
+        """Erase one shopper's exposures in every experiment; returns how many were removed."""
+        ...
+
 
 def _started(exp: Experiment, at: datetime) -> Experiment:
     if exp.status != "draft":
@@ -234,6 +242,15 @@ class MemoryExperimentStore:
         for e in self._exposures.get(experiment_id, {}).values():
             counts[e.variant] = counts.get(e.variant, 0) + 1
         return counts
+
+    def user_exposures(self, user_id: str) -> list[Exposure]:
+        with self._lock:
+            mine = [per[user_id] for per in self._exposures.values() if user_id in per]
+        return sorted(mine, key=lambda e: (e.at, e.experiment_id))
+
+    def delete_user(self, user_id: str) -> int:
+        with self._lock:
+            return sum(1 for per in self._exposures.values() if per.pop(user_id, None) is not None)
 
 
 def _iso(at: datetime) -> str:
@@ -363,3 +380,19 @@ class SqliteExperimentStore:
                 (experiment_id,),
             ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
+
+    def user_exposures(self, user_id: str) -> list[Exposure]:
+        # A scan of the exposures table: the primary key leads with experiment_id, and this runs
+        # once per access request, not per served list, so it does not earn its own index.
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT experiment_id, user_id, variant, at, surface, request_id FROM ab_exposures"
+                " WHERE user_id = ? ORDER BY at, experiment_id",
+                (user_id,),
+            ).fetchall()
+        return [Exposure(r[0], r[1], r[2], datetime.fromisoformat(r[3]), r[4], r[5]) for r in rows]
+
+    def delete_user(self, user_id: str) -> int:
+        return int(
+            self._tx(lambda c: c.execute("DELETE FROM ab_exposures WHERE user_id = ?", (user_id,)).rowcount)
+        )
