@@ -175,12 +175,28 @@ class Reason(BaseModel):
     reason: str = Field(default="manual, via the API", max_length=500)
 
 
+class ShopperData(BaseModel):
+    """What `GET /v1/users/{user_id}/data` returns; `shoploop.privacy.access` says what each part is."""
+
+    user_id: str = Field(description="the id as asked for")
+    stored_as: str = Field(description="the id shoploop stores (a pseudonym when ids are pseudonymised)")
+    exported_at: str
+    events: list[dict[str, Any]]
+    event_counts: dict[str, int]
+    flagged_as_bot: str | None = Field(description="why the shopper was flagged as a bot, if they were")
+    quarantined_rows: list[dict[str, Any]]
+    online_profile: dict[str, Any] | None
+    autocomplete_queries: list[str]
+    experiment_exposures: list[dict[str, Any]] | None
+    not_included: str
+
+
 class DeletionReceipt(BaseModel):
     user_id: str
     events_deleted: int
     quarantined_rows_deleted: int
     online_state: dict[str, Any]
-    experiment_exposures_note: str | None = None
+    experiment_exposures_deleted: int | None = None
     note: str
 
 

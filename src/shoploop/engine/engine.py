@@ -44,6 +44,7 @@ from shoploop.engine.training import (
     train_searcher,
 )
 from shoploop.engine.variants import ServingOverride, VariantSpecError
+from shoploop.evaluation.ab import ExperimentStore
 from shoploop.evaluation.search_queries import QueryRow, query_report_from_log
 from shoploop.feedback.click_models import ExaminationCurve
 from shoploop.feedback.click_pairs import ClickPairs, click_pairs
@@ -55,6 +56,7 @@ from shoploop.feedback.online import OnlineState, UserProfile
 from shoploop.feedback.search_gate import SearchGateConfig
 from shoploop.feedback.training_data import LIST_EVENT_TYPES, join_logs
 from shoploop.privacy import Pseudonymizer
+from shoploop.privacy.access import quarantined_rows_naming, shopper_document
 from shoploop.ranking.cross_encoder import CrossEncoderConfig, CrossEncoderReranker, blend_with_first_stage
 from shoploop.ranking.rules import Candidate, RuleBook, RuleContext, apply_rules
 from shoploop.recommend.surfaces import ItemMeta, Recommendation, Surfaces
@@ -1094,27 +1096,58 @@ class Engine:
         return changed
 
     # ------------------------------------------------------------------ privacy
-    def delete_user(self, user_id: str) -> dict[str, Any]:
-        """Erase a shopper: events, quarantined rows naming them, and derived online state."""
+    def stored_user_id(self, user_id: str | None) -> str | None:
+        """The id shoploop stores and keys state by for a shopper id as the shop sends it (its
+        pseudonym when the shop pseudonymises ids); None for an empty id."""
+        return self._user(user_id)
+
+    def _required_user(self, user_id: str) -> str:
         user = self._user(user_id)
         if user is None:
             raise InvalidRequest("user_id", "must not be empty")
+        return user
+
+    def delete_user(self, user_id: str, *, experiments: ExperimentStore | None = None) -> dict[str, Any]:
+        """Erase a shopper: events, quarantined rows naming them, derived online state, and
+        their A/B exposures when the caller passes the experiment store."""
+        user = self._required_user(user_id)
         events = self.stores.events.delete_user(user)
         quarantined = [
-            r.id
-            for r in self.stores.quarantine.list(kind="event")
-            if str(r.raw.get("user_id", "")) in (user, user_id)
+            r.id for r in quarantined_rows_naming(self.stores.quarantine.list(kind="event"), user, user_id)
         ]
         removed_q = self.stores.quarantine.remove(quarantined) if quarantined else 0
         state = self.online.delete_user(user)
         state["suggestion_queries"] = self.suggester.forget_user(user)
-        return {
+        receipt: dict[str, Any] = {
             "user_id": user_id,
             "events_deleted": events,
             "quarantined_rows_deleted": removed_q,
             "online_state": state,
             "note": "models are retrained from the log, so the next retrain no longer sees this shopper",
         }
+        if experiments is not None:
+            receipt["experiment_exposures_deleted"] = experiments.delete_user(user)
+        return receipt
+
+    def export_user(self, user_id: str, *, experiments: ExperimentStore | None = None) -> dict[str, Any]:
+        """Everything shoploop holds that names a shopper (right of access / portability), as
+        one JSON-ready document; `shoploop.privacy.access` lists what is in it and what is not."""
+        user = self._required_user(user_id)
+        known = self.online.known_user(user)
+        exposures = None
+        if experiments is not None:
+            exposures = [{**asdict(x), "at": x.at.isoformat()} for x in experiments.user_exposures(user)]
+        return shopper_document(
+            user_id=user_id,
+            stored_as=user,
+            exported_at=self.clock(),
+            events=self.stores.events.scan(user_id=user),
+            flagged_reason=self.stores.events.flagged_users().get(user),
+            quarantined=quarantined_rows_naming(self.stores.quarantine.list(kind="event"), user, user_id),
+            profile=self.online.profile(user, now=self.clock()) if known else None,
+            autocomplete_queries=self.suggester.queries_of(user),
+            experiment_exposures=exposures,
+        )
 
     # ------------------------------------------------------------------ synonyms
     def synonyms(self) -> dict[str, Any]:

@@ -297,6 +297,12 @@ class QuerySuggester:
             if stats is not None:
                 stats.add(self.config.success_bonus, ts, self._half_life_s)
 
+    def queries_of(self, user_id: str) -> list[str]:
+        """The (normalised) queries a shopper counts towards in the distinct-shopper rule, for
+        an access request: what autocomplete holds about them."""
+        with self._lock:
+            return sorted(self._by_shopper.get(f"u:{user_id}", ()))
+
     def forget_user(self, user_id: str) -> int:
         """Take an erased shopper out of every query's distinct-shopper count; returns how many
         queries they counted towards. Popularity counts are aggregates and keep fading."""

@@ -52,13 +52,16 @@ def after_serve(request: Request, served: ServedList, user_id: str | None, sessi
     state.live.record_served(served, user_id, session_id)
     state.metrics.served.labels(served.surface).inc()
     running = state.running_experiments
-    if running and user_id:
+    # Exposures name the shopper as the event log does (their pseudonym when the shop
+    # pseudonymises ids), so the read-out joins them with their events and erasure finds them.
+    shopper = state.engine.stored_user_id(user_id) if running else None
+    if running and shopper:
         now = datetime.now(UTC)
         exposures = [
             x
             for exp in running
             if exp.surface in (None, served.surface)
-            and (x := exp.expose(user_id, now, surface=served.surface, request_id=served.request_id))
+            and (x := exp.expose(shopper, now, surface=served.surface, request_id=served.request_id))
         ]
         if exposures:
             try:
@@ -72,12 +75,13 @@ def variant_override(request: Request, user_id: str | None, surface: str) -> Ser
     experiment on `surface` that assigns them decides). A variant the engine cannot serve (an
     experiment stored before variants were checked) is logged and served the defaults."""
     running = request.app.state.running_experiments
-    if not running or not user_id:
+    shopper = request.app.state.engine.stored_user_id(user_id) if running else None
+    if not running or not shopper:
         return None
     for exp in running:
         if exp.surface not in (None, surface):
             continue
-        name = exp.assign(user_id)
+        name = exp.assign(shopper)  # the id its exposure is recorded under (after_serve)
         if name is None:
             continue
         variant = next(v for v in exp.variants if v.name == name)

@@ -16,6 +16,7 @@ from shoploop.api.schemas import (
     EventResult,
     ProductBatch,
     ProductBody,
+    ShopperData,
 )
 from shoploop.domain import Product
 from shoploop.engine import NotFound
@@ -124,39 +125,35 @@ def delete_item(engine: EngineDep, item_id: ItemPath) -> CatalogChange:
     return CatalogChange(catalog_version=version, deleted=1, item_ids=[item_id])
 
 
+UserPath = Annotated[str, Path(min_length=1, max_length=200)]
+
+
 @users_router.delete(
     "/v1/users/{user_id}",
     response_model=DeletionReceipt,
     summary="Erase a shopper",
     description=(
-        "Deletes the shopper's events, quarantined rows naming them and their online state "
-        "(profile, session, counters), and answers with a receipt of what was removed."
+        "Deletes the shopper's events, quarantined rows naming them, their online state "
+        "(profile, session, counters), their autocomplete contributions and their A/B exposures, "
+        "and answers with a receipt of what was removed."
     ),
 )
-def delete_user(
-    request: Request,
-    engine: EngineDep,
-    user_id: Annotated[str, Path(min_length=1, max_length=200)],
-) -> DeletionReceipt:
-    receipt = dict(engine.delete_user(user_id))
-    removed = _erase_exposures(request, user_id)
-    if removed is not None:
-        receipt["experiment_exposures_note"] = removed
-    return DeletionReceipt(**receipt)
+def delete_user(request: Request, engine: EngineDep, user_id: UserPath) -> DeletionReceipt:
+    return DeletionReceipt(**engine.delete_user(user_id, experiments=request.app.state.experiments))
 
 
-def _erase_exposures(request: Request, user_id: str) -> str | None:
-    """A/B exposures name the shopper too. The ExperimentStore protocol has no delete yet, so
-    this reaches into the two known stores (SQLite table / memory dict); TODO(abtest): a
-    `delete_user` on the protocol."""
-    store = request.app.state.experiments
-    conn = getattr(store, "_conn", None)
-    if conn is not None:
-        with store._lock:  # one DELETE statement: atomic in autocommit mode
-            cur = conn.execute("DELETE FROM ab_exposures WHERE user_id = ?", (user_id,))
-        return f"{cur.rowcount} experiment exposure(s) deleted"
-    per_experiment = getattr(store, "_exposures", None)
-    if isinstance(per_experiment, dict):
-        removed = sum(1 for users in per_experiment.values() if users.pop(user_id, None) is not None)
-        return f"{removed} experiment exposure(s) deleted"
-    return None
+@users_router.get(
+    "/v1/users/{user_id}/data",
+    response_model=ShopperData,
+    summary="Everything held about a shopper",
+    description=(
+        "The shopper's right of access and to data portability: their events, bot flag, "
+        "quarantined rows naming them, online profile, the queries they count towards for "
+        "autocomplete and their A/B exposures, as one JSON document (`not_included` says what "
+        "is kept only as totals over all shoppers). A shopper shoploop has never seen gets the "
+        'same document with empty sections, not a 404: the answer to "what do you hold about '
+        'me" is then "nothing".'
+    ),
+)
+def export_user(request: Request, engine: EngineDep, user_id: UserPath) -> ShopperData:
+    return ShopperData(**engine.export_user(user_id, experiments=request.app.state.experiments))
