@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
+
+import pytest
 
 from shoploop.store.protocols import Quarantine
 
@@ -54,3 +57,35 @@ def test_remove_and_counts(quarantine):
     assert quarantine.counts_by_reason() == {"r2": 1}
     assert quarantine.remove(ids) == 0
     assert [r.row_number for r in quarantine.list()] == [3]
+
+
+def test_remove_before_is_exclusive_at_the_cutoff(quarantine, t0):
+    # The fixture's clock ticks one second per add: rows land at t0+1s, t0+2s, t0+3s.
+    quarantine.add([(1, "r", {"user_id": "u1"}), (2, "r", {})], source="a", kind="event")
+    quarantine.add([(3, "r", {})], source="b", kind="event")
+    quarantine.add([(4, "r", {})], source="c", kind="catalog")
+    second = t0 + timedelta(seconds=2)
+    assert [r.quarantined_at for r in quarantine.list()] == [
+        t0 + timedelta(seconds=1),
+        t0 + timedelta(seconds=1),
+        second,
+        t0 + timedelta(seconds=3),
+    ]
+    assert quarantine.count_before(second) == 2
+    chunks: list[int] = []
+    assert quarantine.remove_before(second, progress=chunks.append) == 2
+    assert sum(chunks) == 2
+    assert [r.row_number for r in quarantine.list()] == [3, 4]  # the row at the cutoff stays
+    assert quarantine.remove_before(second) == 0
+    assert quarantine.count_before(t0 + timedelta(days=1)) == 2
+    assert quarantine.remove_before(t0 + timedelta(days=1)) == 2
+    assert quarantine.list() == [] and quarantine.counts_by_reason() == {}
+
+
+def test_remove_before_refuses_naive_cutoffs(quarantine, t0):
+    quarantine.add([(1, "r", {})], source="a", kind="event")
+    with pytest.raises(ValueError, match="aware"):
+        quarantine.remove_before(t0.replace(tzinfo=None))
+    with pytest.raises(ValueError, match="aware"):
+        quarantine.count_before(t0.replace(tzinfo=None))
+    assert len(quarantine.list()) == 1

@@ -250,3 +250,52 @@ def test_stale_artifact_directory_from_a_crash_is_replaced(tmp_path):
     assert mv.version == 1
     assert sorted(p.name for p in mv.path.iterdir()) == ["good.txt"]
     registry.close()
+
+
+def test_purge_runs_in_atomic_chunks_and_releases_the_writer_between_them(tmp_path, t0):
+    path = tmp_path / "s.sqlite"
+    db = SqliteDatabase(path)
+    log = SqliteEventLog(db)
+    log.purge_chunk_rows, log.purge_pause_s = 3, 0.0
+    # e0..e9 are older than t0, oldest first, so chunks erase e0-e2, e3-e5, e6-e8, e9.
+    log.append([view(f"e{i}", "u", t0 - timedelta(minutes=10 - i)) for i in range(10)])
+    log.append([view("new", "u", t0)])
+    # A separate connection stands for another process (a server ingesting): it can take the
+    # write lock between chunks, because each chunk is its own short transaction.
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    between: list[int] = []
+
+    def take_the_lock(n: int) -> None:
+        other.execute("BEGIN IMMEDIATE")  # raises "database is locked" if a purge holds it
+        other.execute("ROLLBACK")
+        between.append(n)
+
+    db.writer_connection.execute(
+        "CREATE TEMP TRIGGER boom BEFORE DELETE ON events WHEN OLD.event_id = 'e7' "
+        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+    )
+    with pytest.raises(sqlite3.IntegrityError, match="injected failure"):
+        log.delete_before(t0, progress=take_the_lock)
+    # Two chunks committed; the failing third rolled back whole, e6 included.
+    assert between == [3, 3]
+    assert [e.event_id for e in log.scan()] == ["e6", "e7", "e8", "e9", "new"]
+    db.writer_connection.execute("DROP TRIGGER boom")
+    assert log.delete_before(t0, progress=take_the_lock) == 4  # running it again finishes the job
+    assert between == [3, 3, 3, 1]
+    assert [e.event_id for e in log.scan()] == ["new"]
+    assert log.append([view("later", "u", t0)]).seqs == (12, 12)  # no seq reused
+    other.close()
+    db.close()
+
+
+def test_quarantine_purge_runs_in_chunks(tmp_path, t0):
+    from shoploop.store.sqlite import SqliteQuarantine
+
+    quarantine = SqliteQuarantine(tmp_path / "s.sqlite", clock=lambda: t0)
+    quarantine.purge_chunk_rows, quarantine.purge_pause_s = 2, 0.0
+    quarantine.add([(i, "r", {"n": i}) for i in range(5)], source="f.csv", kind="event")
+    chunks: list[int] = []
+    assert quarantine.remove_before(t0 + timedelta(seconds=1), progress=chunks.append) == 5
+    assert chunks == [2, 2, 1]
+    assert quarantine.list() == []
+    quarantine.close()

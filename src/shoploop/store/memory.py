@@ -301,6 +301,53 @@ class MemoryEventLog:
             self._flags.pop(user_id, None)
             return removed
 
+    def _older(self, cutoff: datetime, types: Iterable[str] | None) -> list[tuple[int, int, Event]]:
+        """Rows with ts < cutoff (of `types`), oldest first; call with the lock held."""
+        limit = to_micros(cutoff)  # refuses a naive cutoff, like the SQLite log
+        wanted = types_filter(types)
+        rows = self._ordered()
+        hi = bisect.bisect_left(rows, limit, key=lambda r: r[0])
+        return [row for row in rows[:hi] if wanted is None or row[2].type in wanted]
+
+    def count_before(self, cutoff: datetime, *, types: Iterable[str] | None = None) -> int:
+        with self._lock:
+            return len(self._older(cutoff, types))
+
+    def delete_before(
+        self,
+        cutoff: datetime,
+        *,
+        types: Iterable[str] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        # One step under the lock: there is no file lock to share here, and the rebuild below
+        # is linear in the log either way. `_last_seq` is untouched, so seqs are not reused.
+        with self._lock:
+            doomed = self._older(cutoff, types)
+            if not doomed:
+                return 0
+            gone = {seq for _, seq, _ in doomed}
+            self._rows = [row for row in self._rows if row[1] not in gone]
+            self._appended = [row for row in self._appended if row[0] not in gone]
+            self._ids.difference_update(event.event_id for _, _, event in doomed)
+            # get_impression answers with the first impression still stored under a request
+            # id (as the SQLite log does), so a request whose stored one was erased falls back
+            # to a later one, if any survived.
+            stale = {
+                event.request_id
+                for _, _, event in doomed
+                if isinstance(event, ImpressionEvent) and self._impressions.get(event.request_id) is event
+            }
+            for request_id in stale:
+                del self._impressions[request_id]
+            if stale:
+                for _, event in self._appended:
+                    if isinstance(event, ImpressionEvent) and event.request_id in stale:
+                        self._impressions.setdefault(event.request_id, event)
+        if progress is not None:
+            progress(len(doomed))
+        return len(doomed)
+
     def __len__(self) -> int:
         return len(self._rows)
 
@@ -372,6 +419,22 @@ class MemoryQuarantine:
             for row in self._rows.values():
                 counts[row.reason] = counts.get(row.reason, 0) + 1
             return counts
+
+    def count_before(self, cutoff: datetime) -> int:
+        limit = to_micros(cutoff)
+        with self._lock:
+            return sum(1 for row in self._rows.values() if to_micros(row.quarantined_at) < limit)
+
+    def remove_before(self, cutoff: datetime, *, progress: Callable[[int], None] | None = None) -> int:
+        # Compared as integer microseconds, exactly as the SQLite quarantine stores them.
+        limit = to_micros(cutoff)
+        with self._lock:
+            doomed = [i for i, row in self._rows.items() if to_micros(row.quarantined_at) < limit]
+            for i in doomed:
+                del self._rows[i]
+        if doomed and progress is not None:
+            progress(len(doomed))
+        return len(doomed)
 
     def __len__(self) -> int:
         return len(self._rows)

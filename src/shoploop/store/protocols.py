@@ -6,7 +6,7 @@ in-memory one (for tests); one contract test suite runs on both, so the two cann
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -129,6 +129,27 @@ class EventLog(Protocol):
         """Erase every event of a user (privacy); returns the number removed."""
         ...
 
+    def count_before(self, cutoff: datetime, *, types: Iterable[str] | None = None) -> int:
+        """How many events `delete_before` with the same arguments would erase now (read only)."""
+        ...
+
+    def delete_before(
+        self,
+        cutoff: datetime,
+        *,
+        types: Iterable[str] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Erase events with timestamp < `cutoff` (exclusive, like `scan(until=...)`), only of
+        `types` when given; returns how many were erased (retention, GDPR art. 5(1)(e)).
+
+        Flagged users are left alone; erased seqs are never handed out again (see `tail`).
+        Work is done in chunks, each one atomic, so a large purge never blocks writers for
+        long; `progress` is called with the number erased by each committed chunk. An
+        interrupted purge leaves whole chunks erased, and running it again finishes the job.
+        """
+        ...
+
     def __len__(self) -> int: ...
 
 
@@ -171,6 +192,17 @@ class Quarantine(Protocol):
         ...
 
     def counts_by_reason(self) -> dict[str, int]: ...
+
+    def count_before(self, cutoff: datetime) -> int:
+        """How many rows were quarantined before `cutoff` (what `remove_before` would drop)."""
+        ...
+
+    def remove_before(self, cutoff: datetime, *, progress: Callable[[int], None] | None = None) -> int:
+        """Drop rows quarantined before `cutoff` (exclusive); they hold raw shopper rows too.
+
+        Chunked and atomic per chunk like `EventLog.delete_before`; returns how many were dropped.
+        """
+        ...
 
 
 @dataclass(frozen=True)

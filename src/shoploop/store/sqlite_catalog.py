@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -11,9 +12,12 @@ from typing import Any, Literal
 from shoploop.domain import Product
 from shoploop.store.memory import from_micros, json_safe, to_micros, utcnow
 from shoploop.store.protocols import CatalogChange, QuarantinedRow
-from shoploop.store.sqlite_db import SqliteDatabase, open_database
+from shoploop.store.sqlite_db import PURGE_CHUNK_ROWS, PURGE_PAUSE_S, SqliteDatabase, open_database
 
 _FETCH = 1000
+# One chunk of a retention purge (a LIMITed subquery: DELETE ... LIMIT needs a compile option).
+_OLD_QUARANTINE = "SELECT id FROM quarantine WHERE quarantined_at < ? LIMIT ?"
+_PURGE_QUARANTINE = f"DELETE FROM quarantine WHERE id IN ({_OLD_QUARANTINE})"
 
 
 class SqliteCatalogStore:
@@ -109,6 +113,8 @@ class SqliteQuarantine:
     def __init__(self, db: SqliteDatabase | Path | str, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = open_database(db)
         self._clock = clock
+        self.purge_chunk_rows = PURGE_CHUNK_ROWS
+        self.purge_pause_s = PURGE_PAUSE_S
 
     def add(
         self,
@@ -188,6 +194,29 @@ class SqliteQuarantine:
     def counts_by_reason(self) -> dict[str, int]:
         rows = self._db.reader().execute("SELECT reason, count(*) FROM quarantine GROUP BY reason")
         return dict(rows.fetchall())
+
+    # No index on quarantined_at: the quarantine holds rejected rows only, a small table next to
+    # the event log, and a scan of it costs less than an index every insert would maintain. Rows
+    # are scanned in id order, which is (nearly) quarantine order, so each chunk of a purge
+    # finds its old rows at the front.
+    def count_before(self, cutoff: datetime) -> int:
+        sql = "SELECT count(*) FROM quarantine WHERE quarantined_at < ?"
+        return int(self._db.reader().execute(sql, (to_micros(cutoff),)).fetchone()[0])
+
+    def remove_before(self, cutoff: datetime, *, progress: Callable[[int], None] | None = None) -> int:
+        at = to_micros(cutoff)
+        chunk = max(1, int(self.purge_chunk_rows))
+        total = 0
+        while True:
+            with self._db.write() as conn:  # one chunk per transaction, as in delete_before
+                removed = int(conn.execute(_PURGE_QUARANTINE, (at, chunk)).rowcount)
+            total += removed
+            if removed and progress is not None:
+                progress(removed)
+            if removed < chunk:
+                return total
+            if self.purge_pause_s > 0:
+                time.sleep(self.purge_pause_s)
 
     def __len__(self) -> int:
         return int(self._db.reader().execute("SELECT count(*) FROM quarantine").fetchone()[0])

@@ -166,6 +166,14 @@ def event_key(event_id: str) -> int:
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 
+# Retention purges (`SqliteEventLog.delete_before`, `SqliteQuarantine.remove_before`) erase at
+# most this many rows per write transaction. There is one writer lock, shared with the server's
+# ingest: a chunk of 20k rows holds it for a fraction of a second, and the pause between chunks
+# lets a writer in another process in, since SQLite's busy handler re-polls a locked file only
+# every ~100 ms once it has waited a while (an immediate re-BEGIN could starve it).
+PURGE_CHUNK_ROWS = 20_000
+PURGE_PAUSE_S = 0.05
+
 
 class SqliteDatabase:
     """Owns the connections to one database file; shared by the four SQLite stores."""

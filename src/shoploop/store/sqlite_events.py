@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -12,7 +13,13 @@ from shoploop.domain import Event, ImpressionEvent
 from shoploop.domain.events import EVENT_ADAPTER
 from shoploop.store.memory import to_micros, types_filter, utcnow
 from shoploop.store.protocols import AppendResult
-from shoploop.store.sqlite_db import SqliteDatabase, event_key, open_database
+from shoploop.store.sqlite_db import (
+    PURGE_CHUNK_ROWS,
+    PURGE_PAUSE_S,
+    SqliteDatabase,
+    event_key,
+    open_database,
+)
 
 _COLUMNS = "event_key, event_id, type, user_id, session_id, ts, item_id, request_id, payload"
 _INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -62,6 +69,8 @@ class SqliteEventLog:
 
     def __init__(self, db: SqliteDatabase | Path | str) -> None:
         self._db = open_database(db)
+        self.purge_chunk_rows = PURGE_CHUNK_ROWS
+        self.purge_pause_s = PURGE_PAUSE_S
 
     def append(self, events: Sequence[Event]) -> AppendResult:
         # Keep the first occurrence of each id; later repeats inside the batch are duplicates.
@@ -236,6 +245,63 @@ class SqliteEventLog:
             removed = conn.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
             conn.execute("DELETE FROM flagged_users WHERE user_id = ?", (user_id,))
         return int(removed)
+
+    @staticmethod
+    def _before(cutoff: datetime, types: Iterable[str] | None) -> tuple[str, list[object]] | None:
+        """WHERE clause shared by count_before and delete_before (None: matches nothing).
+
+        Served by the `events_ts` index, or `events_type_ts` with a types filter (schema v1), so
+        neither a count nor a chunk of a purge scans the table.
+        """
+        params: list[object] = [to_micros(cutoff)]  # refuses a naive cutoff before any work
+        where = "ts < ?"
+        wanted = types_filter(types)
+        if wanted is not None:
+            if not wanted:
+                return None
+            where += f" AND type IN ({','.join('?' * len(wanted))})"
+            params.extend(sorted(wanted))
+        return where, params
+
+    def count_before(self, cutoff: datetime, *, types: Iterable[str] | None = None) -> int:
+        clause = self._before(cutoff, types)
+        if clause is None:
+            return 0
+        where, params = clause
+        return int(
+            self._db.reader().execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()[0]
+        )
+
+    def delete_before(
+        self,
+        cutoff: datetime,
+        *,
+        types: Iterable[str] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        clause = self._before(cutoff, types)
+        if clause is None:
+            return 0
+        where, params = clause
+        chunk = max(1, int(self.purge_chunk_rows))
+        # DELETE ... LIMIT needs a compile-time option; a LIMITed subquery of rowids does the
+        # same everywhere. The index walk takes the oldest events first, so an interrupted
+        # purge has erased the oldest data.
+        sql = f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {where} LIMIT ?)"
+        total = 0
+        while True:
+            with self._db.write() as conn:
+                # As in delete_user: the erased events' seqs stay taken (schema v4), so a
+                # follower of the log never misses a later event that would reuse one.
+                conn.execute(f"UPDATE event_seq_high_water SET seq = ({_LAST_SEQ}) WHERE id = 1")
+                removed = int(conn.execute(sql, (*params, chunk)).rowcount)
+            total += removed
+            if removed and progress is not None:
+                progress(removed)
+            if removed < chunk:
+                return total
+            if self.purge_pause_s > 0:
+                time.sleep(self.purge_pause_s)
 
     def __len__(self) -> int:
         return self.count()

@@ -1,0 +1,323 @@
+"""Data retention: how long a shop keeps shopper data, and the purge that applies it.
+
+Storage limitation (GDPR art. 5(1)(e)): personal data is kept no longer than its purpose
+needs. A shop sets a `RetentionPolicy` once (`home/retention.json`, written by
+`shoploop retention set`) and `apply_retention` erases what has outlived it: events older
+than their type's limit, and quarantined rows (rejected input, verbatim, so shopper data
+too) older than the quarantine limit.
+
+Semantics, the same in every store:
+
+* An event goes when `timestamp < now - days` (the cutoff is exclusive: an event exactly
+  `days` old stays). The quarantine goes by when a row was quarantined, not by the times
+  inside the raw row, which may be missing or malformed.
+* `per_type` overrides `events_days` for the types it names, in either direction; `None`
+  (or a missing setting) keeps that data forever.
+* What is erased is raw data only. Models retrained afterwards no longer see it; models
+  already trained, and the running server's online state, still reflect it until then.
+
+`apply_retention` takes `now` explicitly, so a test (or a re-run after an interruption)
+gets exactly the same cutoffs. It counts first, then erases type by type in the stores'
+chunked transactions; applying the same policy twice erases nothing the second time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from shoploop.domain.events import EVENT_TYPES
+from shoploop.store.files import atomic_write_text
+
+if TYPE_CHECKING:
+    from shoploop.store.home import Stores
+
+__all__ = [
+    "MAX_DAYS",
+    "POLICY_FILENAME",
+    "RetentionLine",
+    "RetentionPolicy",
+    "RetentionPolicyError",
+    "RetentionReport",
+    "apply_retention",
+    "load_policy",
+    "parse_policy",
+    "policy_text",
+    "save_policy",
+]
+
+# JSON, not TOML: the standard library reads and writes it, so the file the CLI writes is the
+# file it reads back, and there is no second parser to disagree with.
+POLICY_FILENAME = "retention.json"
+# Anything longer is "forever" in practice; the cap keeps `timedelta(days=...)` in range and
+# catches typos such as an extra row of zeros (leave a setting unset to keep data forever).
+MAX_DAYS = 1_000_000
+_SETTINGS = ("events_days", "quarantine_days", "per_type")
+# Interactions that point back at the served list (request_id) they came from.
+_JOINED_TO_IMPRESSIONS = ("click", "add_to_cart", "purchase")
+
+# (rows erased so far, rows to erase in all); the total is counted before the purge starts.
+ProgressCallback = Callable[[int, int], None]
+
+
+class RetentionPolicyError(ValueError):
+    """A setting that is not a valid retention; `field` names it ("per_type.search")."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def _days(name: str, value: object) -> float:
+    # bool is an int subclass: `true` in the file must not read as "1 day".
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RetentionPolicyError(name, f"must be a number of days, got {value!r}")
+    days = float(value)
+    if not math.isfinite(days) or days <= 0:
+        raise RetentionPolicyError(name, f"must be a number of days > 0 (unset keeps forever), got {value!r}")
+    if days > MAX_DAYS:
+        limit = f"must be at most {MAX_DAYS:,} days (unset keeps forever)"
+        raise RetentionPolicyError(name, f"{limit}, got {value!r}")
+    return days
+
+
+def _optional_days(name: str, value: object) -> float | None:
+    return None if value is None else _days(name, value)
+
+
+def _plain(days: float | None) -> float | int | None:
+    # 90, not 90.0, in the file a person may read.
+    return int(days) if days is not None and days.is_integer() else days
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long each kind of shopper data is kept, in days (None: forever).
+
+    `per_type` maps event type names (`shoploop.domain.events.EVENT_TYPES`) to days and wins
+    over `events_days` for those types, e.g. keep searches 90 days and the rest 365:
+    `RetentionPolicy(events_days=365, quarantine_days=30, per_type={"search": 90})`.
+    Invalid values raise `RetentionPolicyError` naming the field.
+    """
+
+    events_days: float | None
+    quarantine_days: float | None
+    # Read-only after validation; left out of the hash (a mapping has none), kept in ==.
+    per_type: Mapping[str, float] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "events_days", _optional_days("events_days", self.events_days))
+        object.__setattr__(self, "quarantine_days", _optional_days("quarantine_days", self.quarantine_days))
+        if not isinstance(self.per_type, Mapping):
+            raise RetentionPolicyError("per_type", f"must map event types to days, got {self.per_type!r}")
+        checked: dict[str, float] = {}
+        for name, days in self.per_type.items():
+            where = f"per_type.{name}"
+            if name not in EVENT_TYPES:
+                raise RetentionPolicyError(where, f"unknown event type (known: {', '.join(EVENT_TYPES)})")
+            checked[name] = _days(where, days)
+        # Copied, so a caller changing its dict afterwards cannot change a frozen policy.
+        object.__setattr__(self, "per_type", MappingProxyType(dict(sorted(checked.items()))))
+
+    def days_for(self, event_type: str) -> float | None:
+        """How long events of `event_type` are kept (None: forever)."""
+        return self.per_type.get(event_type, self.events_days)
+
+    @property
+    def keeps_everything(self) -> bool:
+        return self.events_days is None and self.quarantine_days is None and not self.per_type
+
+    def event_cutoffs(self, now: datetime) -> dict[str, datetime | None]:
+        """For every event type, the instant before which its events are erased (None: never)."""
+        return {t: _cutoff(now, self.days_for(t)) for t in EVENT_TYPES}
+
+    def quarantine_cutoff(self, now: datetime) -> datetime | None:
+        return _cutoff(now, self.quarantine_days)
+
+    def warnings(self) -> list[str]:
+        """Combinations that are legal but probably not meant."""
+        shown = self.days_for("impression")
+        if shown is None:
+            return []
+        longer = [t for t in _JOINED_TO_IMPRESSIONS if (d := self.days_for(t)) is None or d > shown]
+        if not longer:
+            return []
+        return [
+            f"impressions are kept {shown:g} days, {', '.join(longer)} events longer: older ones lose "
+            "the served list they point to, so learning to rank and off-policy evaluation cannot "
+            "use them (keep impressions at least as long)"
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "events_days": _plain(self.events_days),
+            "quarantine_days": _plain(self.quarantine_days),
+            "per_type": {name: _plain(days) for name, days in self.per_type.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> RetentionPolicy:
+        """The policy in `data` (as `to_dict` writes it); a missing setting means unset.
+
+        Unknown keys are refused rather than ignored: a misspelt "event_days" silently
+        dropped would keep data the shop believes is being erased.
+        """
+        if not isinstance(data, Mapping):
+            raise RetentionPolicyError("policy", f"must be an object with {', '.join(_SETTINGS)}")
+        for key in data:
+            if key not in _SETTINGS:
+                raise RetentionPolicyError(str(key), f"unknown setting (known: {', '.join(_SETTINGS)})")
+        per_type = data.get("per_type")
+        return cls(
+            events_days=data.get("events_days"),  # type: ignore[arg-type]  # checked in __post_init__
+            quarantine_days=data.get("quarantine_days"),  # type: ignore[arg-type]
+            per_type={} if per_type is None else per_type,  # type: ignore[arg-type]
+        )
+
+
+def _cutoff(now: datetime, days: float | None) -> datetime | None:
+    if days is None:
+        return None
+    try:
+        return now - timedelta(days=days)
+    except OverflowError:
+        # Further back than a datetime goes: nothing can be older, and the smallest
+        # datetime says so without a special case in the stores.
+        return datetime.min.replace(tzinfo=UTC)
+
+
+# ------------------------------------------------------------------------------ the file
+
+
+def parse_policy(text: str) -> RetentionPolicy:
+    """The policy in a `retention.json` text; RetentionPolicyError naming the field if bad."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RetentionPolicyError(POLICY_FILENAME, f"not valid JSON ({err})") from None
+    return RetentionPolicy.from_dict(data)
+
+
+def policy_text(policy: RetentionPolicy) -> str:
+    return json.dumps(policy.to_dict(), indent=2, sort_keys=True) + "\n"
+
+
+def load_policy(home: Path) -> RetentionPolicy | None:
+    """The shop's saved policy, or None when it has none (everything is kept)."""
+    path = Path(home) / POLICY_FILENAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    return parse_policy(text)
+
+
+def save_policy(home: Path, policy: RetentionPolicy) -> Path:
+    """Write the policy to `home/retention.json`; readers see the old file or the new, never half."""
+    path = Path(home) / POLICY_FILENAME
+    atomic_write_text(path, policy_text(policy))
+    return path
+
+
+# ----------------------------------------------------------------------------- applying
+
+
+@dataclass(frozen=True)
+class RetentionLine:
+    """One kind of data: its limit, its cutoff and how many rows went (or would go)."""
+
+    target: str  # an event type, or "quarantine"
+    days: float | None  # None: kept forever
+    cutoff: datetime | None  # rows strictly older than this are erased; None: none are
+    rows: int  # erased, or in a dry run, that would be erased now
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "days": _plain(self.days),
+            "cutoff": self.cutoff.isoformat() if self.cutoff is not None else None,
+            "rows": self.rows,
+        }
+
+
+@dataclass(frozen=True)
+class RetentionReport:
+    now: datetime
+    dry_run: bool
+    events: tuple[RetentionLine, ...]  # one line per event type, in EVENT_TYPES order
+    quarantine: RetentionLine
+
+    @property
+    def events_rows(self) -> int:
+        return sum(line.rows for line in self.events)
+
+    @property
+    def total_rows(self) -> int:
+        return self.events_rows + self.quarantine.rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "now": self.now.isoformat(),
+            "dry_run": self.dry_run,
+            "events": [line.to_dict() for line in self.events],
+            "quarantine": self.quarantine.to_dict(),
+            "events_rows": self.events_rows,
+            "total_rows": self.total_rows,
+        }
+
+
+def apply_retention(
+    stores: Stores,
+    policy: RetentionPolicy,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    progress: ProgressCallback | None = None,
+) -> RetentionReport:
+    """Erase the events and quarantined rows that `policy` no longer keeps at `now`.
+
+    `stores` needs only `.events` (EventLog) and `.quarantine` (Quarantine). With `dry_run`
+    nothing is erased and each line counts what would be. Otherwise each line holds what was
+    erased, which can exceed the count taken first if old events were imported meanwhile.
+    The stores erase in short atomic chunks, so an interrupted run can simply be repeated.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"now must be timezone-aware, got {now!r}")
+    cutoffs = policy.event_cutoffs(now)
+    q_cutoff = policy.quarantine_cutoff(now)
+    # Counted per type (one probe of the (type, ts) index each): the report says what each
+    # type lost, and the progress bar knows its total before the first row goes.
+    counts = {t: stores.events.count_before(c, types=[t]) if c is not None else 0 for t, c in cutoffs.items()}
+    q_count = stores.quarantine.count_before(q_cutoff) if q_cutoff is not None else 0
+
+    if not dry_run:
+        total = sum(counts.values()) + q_count
+        done = 0
+
+        def step(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress is not None:
+                progress(done, max(total, done))
+
+        # Every type with a cutoff is purged, even one counted empty: an import may have added
+        # old events since the count, and a purge that finds nothing costs one index probe.
+        for event_type, cutoff in cutoffs.items():
+            if cutoff is not None:
+                counts[event_type] = stores.events.delete_before(cutoff, types=[event_type], progress=step)
+        if q_cutoff is not None:
+            q_count = stores.quarantine.remove_before(q_cutoff, progress=step)
+
+    return RetentionReport(
+        now=now,
+        dry_run=dry_run,
+        events=tuple(RetentionLine(t, policy.days_for(t), cutoffs[t], counts[t]) for t in EVENT_TYPES),
+        quarantine=RetentionLine("quarantine", policy.quarantine_days, q_cutoff, q_count),
+    )
