@@ -84,6 +84,7 @@ def _import_file(
     from shoploop.data.cleaning import CleaningConfig
     from shoploop.data.ingest import import_file
     from shoploop.data.readers import ReaderError, detect_format, parse_column_map
+    from shoploop.privacy.pseudonymize import shop_pseudonymizer
 
     try:
         column_map = parse_column_map(mapping)
@@ -103,6 +104,7 @@ def _import_file(
                 column_map=column_map,
                 config=CleaningConfig(**cfg),
                 progress=progress,
+                user_ids=shop_pseudonymizer(stores.home),  # as the server would store them
             )
         except (ReaderError, OSError) as exc:
             raise _fail(str(exc)) from None
@@ -199,6 +201,7 @@ def import_dataset_cmd(
 
     from shoploop.data.cleaning import CleaningConfig
     from shoploop.data.ingest import import_records
+    from shoploop.privacy.pseudonymize import shop_pseudonymizer
 
     if not directory.is_dir():
         raise _fail(f"dataset directory not found: {directory}")
@@ -216,7 +219,13 @@ def import_dataset_cmd(
         # max_age of ten years, so the dataset command widens it.
         config = CleaningConfig(max_age=timedelta(days=max_age_days))
         reports = import_records(
-            bundle.products, bundle.events, stores, source=name, config=config, progress=progress
+            bundle.products,
+            bundle.events,
+            stores,
+            source=name,
+            config=config,
+            progress=progress,
+            user_ids=shop_pseudonymizer(stores.home),
         )
         for report in reports:
             _finish(report, home, console)

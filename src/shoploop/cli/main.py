@@ -7,6 +7,11 @@
     shoploop report [--home DIR] [--out report.html]
     shoploop models list|log [NAME] [--action KIND] [--limit N] [--json]
     shoploop queries [--home DIR] [--days N | --all] [--top N] [--json]
+    shoploop privacy export USER_ID [--home DIR] [--out FILE]
+    shoploop privacy pseudonymize [--home DIR] [--force]
+    shoploop retention show [--home DIR] [--json]
+    shoploop retention set [--events-days N] [--quarantine-days N] [--type TYPE=DAYS ...]
+    shoploop retention apply [--dry-run] [--yes] [--json]
 
 The shop home defaults to $SHOPLOOP_HOME, else ./var/shoploop. Heavy modules are imported
 inside the commands so `shoploop --help` stays instant.
@@ -25,8 +30,10 @@ import typer
 
 from shoploop.cli.importing import import_app
 from shoploop.cli.models import models_app
+from shoploop.cli.privacy import privacy_app
 from shoploop.cli.queries import queries as queries_command
 from shoploop.cli.report import report
+from shoploop.cli.retention import retention_app
 from shoploop.cli.serve import serve
 from shoploop.cli.train import rollback as rollback_command
 from shoploop.cli.train import train as train_command
@@ -39,6 +46,8 @@ app = typer.Typer(
 )
 app.add_typer(import_app, name="import")
 app.add_typer(models_app, name="models")
+app.add_typer(retention_app, name="retention")
+app.add_typer(privacy_app, name="privacy")
 app.command("train")(train_command)
 app.command("rollback")(rollback_command)
 app.command("serve")(serve)

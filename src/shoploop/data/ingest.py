@@ -57,6 +57,7 @@ from shoploop.data.readers import (
 )
 from shoploop.data.report import ImportReport
 from shoploop.domain import (
+    ANONYMOUS_USER,
     AddToCartEvent,
     ClickEvent,
     DislikeEvent,
@@ -227,10 +228,23 @@ class _CatalogBatcher:
         return out
 
 
+UserIdMap = Callable[[str], str]
+
+
 class _EventBatcher:
-    def __init__(self, stores: Stores, config: CleaningConfig, *, check_log_clicks: bool = False) -> None:
+    def __init__(
+        self,
+        stores: Stores,
+        config: CleaningConfig,
+        *,
+        check_log_clicks: bool = False,
+        user_ids: UserIdMap | None = None,
+    ) -> None:
         self.stores = stores
         self.config = config
+        # The shop's pseudonymiser, applied to the row itself before anything else sees it, so
+        # neither the log, the derived event id nor a quarantined copy ever holds the raw id.
+        self.user_ids = user_ids
         self.now = config.now or datetime.now(UTC)
         self.clicks = ClickDeduper(config.duplicate_click_window)
         self.bots = BotDetector(config)
@@ -243,6 +257,8 @@ class _EventBatcher:
     def validate(self, cand: _Candidate) -> Event | Rejection:
         if cand.error is not None:
             return _reader_rejection(cand.error)
+        if self.user_ids is not None:
+            self._map_user_id(cand, self.user_ids)
         if cand.record is not None:
             return cand.record
         assert cand.raw is not None
@@ -255,6 +271,18 @@ class _EventBatcher:
             return parse_event(data)
         except ValidationError as exc:
             return rejection_from_validation(exc, data)
+
+    @staticmethod
+    def _map_user_id(cand: _Candidate, user_ids: UserIdMap) -> None:
+        if cand.record is not None:
+            user = cand.record.user_id
+            if user and user != ANONYMOUS_USER:
+                cand.record = cand.record.model_copy(update={"user_id": user_ids(user)})
+            return
+        raw = cand.raw or {}
+        user = raw.get("user_id")
+        if user is not None and str(user).strip():
+            cand.raw = {**raw, "user_id": user_ids(str(user).strip())}
 
     def _resolve_items(self, id_lists: Iterable[list[str]]) -> None:
         wanted = {
@@ -471,8 +499,11 @@ def import_events(
     config: CleaningConfig = CleaningConfig(),
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = True,
+    user_ids: UserIdMap | None = None,
 ) -> ImportReport:
     """Validate event rows, apply the cleaning rules, append the good ones, flag bot-like users.
+
+    `user_ids` maps each shopper id before it is stored (the shop's pseudonymiser).
 
     Import the catalog first: with the default `unknown_items="reject"` events naming
     items the catalog lacks are quarantined (re-import them later with
@@ -480,7 +511,7 @@ def import_events(
     """
     return _run(
         _candidates(rows),
-        _EventBatcher(stores, config),
+        _EventBatcher(stores, config, user_ids=user_ids),
         stores,
         kind="events",
         source=source,
@@ -499,6 +530,7 @@ def import_file(
     config: CleaningConfig = CleaningConfig(),
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = True,
+    user_ids: UserIdMap | None = None,
 ) -> ImportReport:
     """Stream a CSV / JSONL / Parquet file (optionally .gz) into the stores.
 
@@ -509,8 +541,19 @@ def import_file(
         raise ValueError(f"kind must be 'catalog' or 'events', got {kind!r}")
     path = Path(path)
     rows = read_rows(path, fmt=fmt, column_map=column_map, chunk_rows=batch_size)
-    importer = import_catalog if kind == "catalog" else import_events
-    return importer(rows, stores, source=path.name, config=config, batch_size=batch_size, progress=progress)
+    if kind == "catalog":
+        return import_catalog(
+            rows, stores, source=path.name, config=config, batch_size=batch_size, progress=progress
+        )
+    return import_events(
+        rows,
+        stores,
+        source=path.name,
+        config=config,
+        batch_size=batch_size,
+        progress=progress,
+        user_ids=user_ids,
+    )
 
 
 def import_records(
@@ -522,6 +565,7 @@ def import_records(
     config: CleaningConfig = CleaningConfig(),
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = True,
+    user_ids: UserIdMap | None = None,
 ) -> tuple[ImportReport, ImportReport]:
     """Import already-typed records (dataset adapters, demo generator): catalog first, then events.
 
@@ -539,7 +583,7 @@ def import_records(
     )
     events_report = _run(
         _record_candidates(events),
-        _EventBatcher(stores, config),
+        _EventBatcher(stores, config, user_ids=user_ids),
         stores,
         kind="events",
         source=source,
@@ -652,12 +696,17 @@ class EventIntake:
     """
 
     def __init__(
-        self, stores: Stores, config: CleaningConfig = CleaningConfig(), *, source: str = "api"
+        self,
+        stores: Stores,
+        config: CleaningConfig = CleaningConfig(),
+        *,
+        source: str = "api",
+        user_ids: UserIdMap | None = None,
     ) -> None:
         self.stores = stores
         self.config = config
         self.source = source
-        self._batcher = _EventBatcher(stores, config)
+        self._batcher = _EventBatcher(stores, config, user_ids=user_ids)
 
     def submit(self, rows: Sequence[Mapping[str, Any]]) -> list[RowOutcome]:
         batcher = self._batcher

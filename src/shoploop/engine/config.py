@@ -88,5 +88,7 @@ class EngineConfig:
     online: OnlineConfig = field(default_factory=OnlineConfig)
     suggest: SuggestConfig = field(default_factory=SuggestConfig)
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
-    pseudonymize_user_ids: bool = False
+    # None follows the shop's choice (a pseudonymisation key in its home or the environment), so
+    # the server, the importer and access requests agree; True turns it on (creating the key).
+    pseudonymize_user_ids: bool | None = None
     seed: int = 0

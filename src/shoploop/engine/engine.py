@@ -55,7 +55,7 @@ from shoploop.feedback.ltr import LearnedRanker
 from shoploop.feedback.online import OnlineState, UserProfile
 from shoploop.feedback.search_gate import SearchGateConfig
 from shoploop.feedback.training_data import LIST_EVENT_TYPES, join_logs
-from shoploop.privacy import Pseudonymizer
+from shoploop.privacy import Pseudonymizer, shop_pseudonymizer
 from shoploop.privacy.access import quarantined_rows_naming, shopper_document
 from shoploop.ranking.cross_encoder import CrossEncoderConfig, CrossEncoderReranker, blend_with_first_stage
 from shoploop.ranking.rules import Candidate, RuleBook, RuleContext, apply_rules
@@ -114,10 +114,12 @@ class Engine:
         # the merchandisers' own synonyms, on top of the defaults
         self.shop_synonyms = CheckedTextFile(stores.home, SYNONYMS_FILE, check_rules)
         self.exploration = ExplorationPolicy(config.exploration)
-        self.intake = EventIntake(stores, config.cleaning)
-        self.pseudonymize: Callable[[str], str] | None = (
-            Pseudonymizer.from_home(stores.home) if config.pseudonymize_user_ids and stores.home else None
-        )
+        self.pseudonymize: Callable[[str], str] | None = None
+        if config.pseudonymize_user_ids is None:
+            self.pseudonymize = shop_pseudonymizer(stores.home)
+        elif config.pseudonymize_user_ids and stores.home:
+            self.pseudonymize = Pseudonymizer.from_home(stores.home)
+        self.intake = EventIntake(stores, config.cleaning, user_ids=self.pseudonymize)
         self.products: dict[str, Product] = {}
         self.online = OnlineState(config.online, lookup=self.products.get)
         self.searcher: HybridSearcher | None = None
@@ -1005,12 +1007,7 @@ class Engine:
     # ------------------------------------------------------------------ feedback intake
     def ingest_events(self, rows: Sequence[Mapping[str, Any]]) -> list[RowOutcome]:
         """Validate, clean and store shopper events; accepted ones update online state at once."""
-        if self.pseudonymize:
-            rows = [
-                {**r, "user_id": self.pseudonymize(str(r["user_id"]))} if r.get("user_id") else r
-                for r in rows
-            ]
-        outcomes = self.intake.submit(rows)
+        outcomes = self.intake.submit(rows)  # pseudonymises shopper ids when the shop does
         flagged = self._forget_new_bots()
         for outcome in outcomes:
             if outcome.event is not None and outcome.event.user_id not in flagged:
@@ -1134,9 +1131,6 @@ class Engine:
         one JSON-ready document; `shoploop.privacy.access` lists what is in it and what is not."""
         user = self._required_user(user_id)
         known = self.online.known_user(user)
-        exposures = None
-        if experiments is not None:
-            exposures = [{**asdict(x), "at": x.at.isoformat()} for x in experiments.user_exposures(user)]
         return shopper_document(
             user_id=user_id,
             stored_as=user,
@@ -1146,7 +1140,7 @@ class Engine:
             quarantined=quarantined_rows_naming(self.stores.quarantine.list(kind="event"), user, user_id),
             profile=self.online.profile(user, now=self.clock()) if known else None,
             autocomplete_queries=self.suggester.queries_of(user),
-            experiment_exposures=exposures,
+            experiment_exposures=experiments.user_exposures(user) if experiments is not None else None,
         )
 
     # ------------------------------------------------------------------ synonyms

@@ -22,12 +22,16 @@ store that one reaches and the other forgets shows up as a failing test.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from shoploop.domain.events import BaseEvent, event_to_dict
-from shoploop.feedback.online import UserProfile
+from shoploop.evaluation.ab import ExperimentStore, Exposure
+from shoploop.feedback.online import OnlineState, UserProfile
+from shoploop.retrieval.suggest import QuerySuggester
+from shoploop.store.home import Stores
 from shoploop.store.protocols import QuarantinedRow
 
 NOT_INCLUDED = (
@@ -64,7 +68,7 @@ def shopper_document(
     quarantined: Iterable[QuarantinedRow],
     profile: UserProfile | None,
     autocomplete_queries: Iterable[str],
-    experiment_exposures: Iterable[Mapping[str, Any]] | None,
+    experiment_exposures: Iterable[Exposure] | None,
 ) -> dict[str, Any]:
     """The access document; every value is JSON-serialisable.
 
@@ -97,6 +101,43 @@ def shopper_document(
         ],
         "online_profile": profile_to_dict(profile) if profile is not None else None,
         "autocomplete_queries": list(autocomplete_queries),
-        "experiment_exposures": list(experiment_exposures) if experiment_exposures is not None else None,
+        "experiment_exposures": (
+            [{**asdict(x), "at": x.at.isoformat()} for x in experiment_exposures]
+            if experiment_exposures is not None
+            else None
+        ),
         "not_included": NOT_INCLUDED,
     }
+
+
+def shopper_document_from_stores(
+    stores: Stores,
+    user_id: str,
+    *,
+    stored_as: str,
+    now: datetime,
+    experiments: ExperimentStore | None = None,
+) -> dict[str, Any]:
+    """The access document without a running server (`shoploop privacy export`).
+
+    The server's in-memory profile and autocomplete counts are derived from the shopper's
+    events alone, so replaying just those events into a fresh `OnlineState` and
+    `QuerySuggester` rebuilds what a server would hold about them (decayed to `now`).
+    """
+    events = list(stores.events.scan(user_id=stored_as))
+    online = OnlineState(lookup=stores.catalog.get)
+    suggester = QuerySuggester(clock=now.timestamp)
+    for event in events:
+        online.update(event)
+        suggester.observe(event)
+    return shopper_document(
+        user_id=user_id,
+        stored_as=stored_as,
+        exported_at=now,
+        events=events,
+        flagged_reason=stores.events.flagged_users().get(stored_as),
+        quarantined=quarantined_rows_naming(stores.quarantine.list(kind="event"), stored_as, user_id),
+        profile=online.profile(stored_as, now=now) if online.known_user(stored_as) else None,
+        autocomplete_queries=suggester.queries_of(stored_as),
+        experiment_exposures=experiments.user_exposures(stored_as) if experiments is not None else None,
+    )

@@ -1,10 +1,14 @@
 """Keyed pseudonymisation of shopper ids.
 
-With `pseudonymize_user_ids` on, the engine stores `p_<hmac>` instead of the shop's own
-user id, so a leaked database does not name customers; the key stays in a separate
-file (or the environment) and the shop can still erase a shopper because the same id
-always maps to the same pseudonym. HMAC-SHA256 rather than a plain hash: without the
-key an attacker cannot test guesses such as e-mail addresses.
+A shop pseudonymises once it has a key: `HOME/pseudonym.key` (made by `shoploop privacy
+pseudonymize`, or by an engine configured with `pseudonymize_user_ids=True`) or
+$SHOPLOOP_PSEUDONYM_KEY. Every way in then maps ids the same way — the server's intake and
+serving, `shoploop import events`, A/B exposures, access requests and erasure — so the engine
+stores `p_<hmac>` instead of the shop's own user id. A leaked database then does not name
+customers; the key stays in a separate file (or the environment), and the shop can still
+answer and erase a shopper because the same id always maps to the same pseudonym.
+HMAC-SHA256 rather than a plain hash: without the key an attacker cannot test guesses such as
+e-mail addresses.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import secrets
 from pathlib import Path
 
 KEY_ENV = "SHOPLOOP_PSEUDONYM_KEY"
+KEY_FILE = "pseudonym.key"
 PREFIX = "p_"
 
 
@@ -37,10 +42,18 @@ class Pseudonymizer:
         env = os.environ.get(KEY_ENV)
         if env:
             return cls(bytes.fromhex(env))
-        path = home / "pseudonym.key"
+        path = home / KEY_FILE
         if not path.exists():
             home.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_hex(32))
         return cls(bytes.fromhex(path.read_text().strip()))
+
+
+def shop_pseudonymizer(home: Path | None) -> Pseudonymizer | None:
+    """The shop's pseudonymiser if it has opted in (a key in the environment or in the home),
+    else None. Never creates a key: only turning the option on does."""
+    if os.environ.get(KEY_ENV) or (home is not None and (Path(home) / KEY_FILE).is_file()):
+        return Pseudonymizer.from_home(Path(home) if home is not None else Path("."))
+    return None
