@@ -17,7 +17,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI
 
-from shoploop.api.background import RetrainHook, StoreSync
+from shoploop.api.background import RetentionJob, RetrainHook, StoreSync
 from shoploop.api.errors import install_error_handlers
 from shoploop.api.limits import BodyLimitMiddleware
 from shoploop.api.live import LiveStats
@@ -69,11 +69,15 @@ def create_app(
         sync = StoreSync(engine, settings.store_sync_seconds)
         app.state.store_sync = sync
         sync.start()
+        retention = RetentionJob(engine, settings.retention_seconds)
+        app.state.retention = retention
+        retention.start()
         if on_ready is not None:
             on_ready(app)
         try:
             yield
         finally:
+            await retention.stop()
             await sync.stop()
             await retrain.stop()
             close = getattr(app.state.experiments, "close", None)

@@ -1,5 +1,6 @@
-"""Background work started by the server's lifespan: the retraining loop, and the sync with
-what other processes write to the shop's home (`StoreSync`).
+"""Background work started by the server's lifespan: the retraining loop, the sync with
+what other processes write to the shop's home (`StoreSync`), and the retention policy
+(`RetentionJob`).
 
 `shoploop.feedback.retrain.RetrainLoop` learns a ranker from the logs, gates it and
 promotes it (the engine swaps it in at once). It is blocking, so it runs in a worker
@@ -58,17 +59,18 @@ class RetrainHook:
             self.status = "stopped"
 
 
-class StoreSync:
-    """Every `interval_seconds`, `engine.sync_with_stores()` in a worker thread: catalog
-    changes, shopper events and model promotions/rollbacks written by another process (the
-    CLI, a retraining job) reach the running server within seconds instead of at its next
-    restart."""
+class _EveryInterval:
+    """Runs `tick()` in a worker thread every `interval_seconds` (0 = never) until stopped; a
+    failing round is logged and the next one tries again."""
 
-    def __init__(self, engine: Any, interval_seconds: float) -> None:
-        self.engine = engine
+    what = "background job"
+
+    def __init__(self, interval_seconds: float) -> None:
         self.interval_seconds = interval_seconds
         self.task: asyncio.Task[None] | None = None
-        self.last_changes: dict[str, int] = {}
+
+    def tick(self) -> None:
+        raise NotImplementedError
 
     def start(self) -> None:
         if self.interval_seconds > 0:
@@ -78,16 +80,59 @@ class StoreSync:
         while True:
             await asyncio.sleep(self.interval_seconds)
             try:
-                changed = await asyncio.to_thread(self.engine.sync_with_stores)
+                await asyncio.to_thread(self.tick)
             except Exception:  # a locked or briefly unavailable store: try again next round
-                log.exception("sync with the shop's stores failed")
-                continue
-            if changed:
-                self.last_changes = changed
-                log.info("picked up changes written by another process: %s", changed)
+                log.exception("%s failed", self.what)
 
     async def stop(self) -> None:
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.task
+
+
+class StoreSync(_EveryInterval):
+    """Every `interval_seconds`, `engine.sync_with_stores()` in a worker thread: catalog
+    changes, shopper events and model promotions/rollbacks written by another process (the
+    CLI, a retraining job) reach the running server within seconds instead of at its next
+    restart."""
+
+    what = "sync with the shop's stores"
+
+    def __init__(self, engine: Any, interval_seconds: float) -> None:
+        super().__init__(interval_seconds)
+        self.engine = engine
+        self.last_changes: dict[str, int] = {}
+
+    def tick(self) -> None:
+        changed = self.engine.sync_with_stores()
+        if changed:
+            self.last_changes = changed
+            log.info("picked up changes written by another process: %s", changed)
+
+
+class RetentionJob(_EveryInterval):
+    """Applies the shop's retention policy (`HOME/retention.json`, `shoploop retention set`)
+    every `interval_seconds`, so data older than the shop keeps it is erased without anyone
+    remembering to run `shoploop retention apply`. Re-read each round: a policy edited from the
+    CLI applies from the next round. The stores erase in short chunks, so serving and intake
+    carry on meanwhile."""
+
+    what = "applying the retention policy"
+
+    def __init__(self, engine: Any, interval_seconds: float) -> None:
+        super().__init__(interval_seconds)
+        self.engine = engine
+        self.last_report: Any = None
+
+    def tick(self) -> None:
+        from shoploop.privacy.retention import apply_retention, load_policy
+
+        home = self.engine.stores.home
+        policy = load_policy(home) if home is not None else None
+        if policy is None or policy.keeps_everything:
+            return
+        report = apply_retention(self.engine.stores, policy, now=self.engine.clock())
+        self.last_report = report
+        if report.total_rows:
+            log.info("retention erased %d rows (events %d)", report.total_rows, report.events_rows)
