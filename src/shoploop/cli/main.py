@@ -7,6 +7,9 @@
     shoploop report [--home DIR] [--out report.html]
     shoploop models list|log [NAME] [--action KIND] [--limit N] [--json]
     shoploop queries [--home DIR] [--days N | --all] [--top N] [--json]
+    shoploop backup [--home DIR] --out FILE [--include-cache] [--without-secrets]
+    shoploop verify-backup FILE
+    shoploop restore FILE [--home DIR] [--force]
     shoploop privacy export USER_ID [--home DIR] [--out FILE]
     shoploop privacy pseudonymize [--home DIR] [--force]
     shoploop retention show [--home DIR] [--json]
@@ -28,6 +31,9 @@ from typing import Annotated
 
 import typer
 
+from shoploop.cli.backup import backup as backup_command
+from shoploop.cli.backup import restore as restore_command
+from shoploop.cli.backup import verify_backup as verify_backup_command
 from shoploop.cli.importing import import_app
 from shoploop.cli.models import models_app
 from shoploop.cli.privacy import privacy_app
@@ -53,6 +59,9 @@ app.command("rollback")(rollback_command)
 app.command("serve")(serve)
 app.command("report")(report)
 app.command("queries")(queries_command)
+app.command("backup")(backup_command)
+app.command("verify-backup")(verify_backup_command)
+app.command("restore")(restore_command)
 
 HomeOption = Annotated[
     Path | None,
