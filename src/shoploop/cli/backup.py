@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shoploop.cli.importing import HomeOption, _fail, default_home
+from shoploop.cli.common import HomeOption, default_home
+from shoploop.cli.common import fail as _fail
 
 if TYPE_CHECKING:  # the library loads inside the commands, so `shoploop --help` stays instant
     from shoploop.store.backup import BackupError, BackupManifest

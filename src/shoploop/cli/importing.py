@@ -7,7 +7,6 @@ reason and prints an import report. User errors (missing file, unknown format, b
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -15,6 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from shoploop.cli.common import HomeOption, default_home
+from shoploop.cli.common import fail as _fail
 
 if TYPE_CHECKING:  # imported lazily in the commands so `--help` stays fast
     from shoploop.store.home import Stores
@@ -26,10 +28,6 @@ import_app = typer.Typer(
 quarantine_app = typer.Typer(help="Rows that failed validation, kept with the reason.", no_args_is_help=True)
 import_app.add_typer(quarantine_app, name="quarantine")
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", help="Shop home directory [default: $SHOPLOOP_HOME or ./var/shoploop]."),
-]
 FormatOption = Annotated[
     str | None,
     typer.Option("--format", "-f", help="csv, jsonl or parquet [default: from the file suffix]."),
@@ -41,15 +39,6 @@ MapOption = Annotated[
     ),
 ]
 ProgressOption = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
-
-
-def default_home() -> Path:
-    return Path(os.environ.get("SHOPLOOP_HOME") or "./var/shoploop")
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code)
 
 
 @contextmanager

@@ -23,10 +23,8 @@ inside the commands so `shoploop --help` stays instant.
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -34,6 +32,8 @@ import typer
 from shoploop.cli.backup import backup as backup_command
 from shoploop.cli.backup import restore as restore_command
 from shoploop.cli.backup import verify_backup as verify_backup_command
+from shoploop.cli.common import HomeOption, default_home
+from shoploop.cli.common import fail as _fail
 from shoploop.cli.importing import import_app
 from shoploop.cli.models import models_app
 from shoploop.cli.privacy import privacy_app
@@ -63,20 +63,7 @@ app.command("backup")(backup_command)
 app.command("verify-backup")(verify_backup_command)
 app.command("restore")(restore_command)
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", help="Shop home directory [default: $SHOPLOOP_HOME or ./var/shoploop]."),
-]
 DB_FILES = ("shoploop.sqlite", "shoploop.sqlite-wal", "shoploop.sqlite-shm")
-
-
-def default_home() -> Path:
-    return Path(os.environ.get("SHOPLOOP_HOME") or "./var/shoploop")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(2)
 
 
 def _parse_end(value: str | None) -> datetime | None:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from shoploop.cli.train import HomeOption, _home
+from shoploop.cli.common import HomeOption
+from shoploop.cli.common import existing_home as _home
 
 if TYPE_CHECKING:  # the store and rich load inside the commands, so `shoploop --help` stays instant
     from shoploop.store.protocols import ModelVersion, RegistryDecision

@@ -22,16 +22,13 @@ from typing import Annotated
 
 import typer
 
-from shoploop.cli.train import HomeOption, _home
+from shoploop.cli.common import HomeOption
+from shoploop.cli.common import existing_home as _home
+from shoploop.cli.common import fail as _fail
 
 privacy_app = typer.Typer(
     help="A shopper's data on request; pseudonymised shopper ids.", no_args_is_help=True
 )
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(2)
 
 
 @privacy_app.command("export")
@@ -83,7 +80,7 @@ def pseudonymize(
     ] = False,
 ) -> None:
     """Store shoppers under keyed pseudonyms from now on (creates the shop's key, mode 0600)."""
-    from shoploop.cli.importing import default_home
+    from shoploop.cli.common import default_home
     from shoploop.domain import ANONYMOUS_USER
     from shoploop.privacy.pseudonymize import KEY_FILE, PREFIX, Pseudonymizer, shop_pseudonymizer
     from shoploop.store.home import DB_FILENAME, open_stores

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shoploop.cli.train import HomeOption, _home
+from shoploop.cli.common import HomeOption
+from shoploop.cli.common import existing_home as _home
 
 if TYPE_CHECKING:
     from shoploop.evaluation.search_queries import QueryRow

@@ -8,12 +8,11 @@ from typing import Annotated
 
 import typer
 
+from shoploop.cli.common import HomeOption
+
 
 def report(
-    home: Annotated[
-        Path | None,
-        typer.Option("--home", help="Shop home directory [default: $SHOPLOOP_HOME or ./var/shoploop]."),
-    ] = None,
+    home: HomeOption = None,
     out: Annotated[Path, typer.Option("--out", help="Where to write the HTML file.")] = Path("report.html"),
     period: Annotated[str, typer.Option(help="KPI period: day, week or all.")] = "day",
 ) -> None:

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shoploop.cli.train import HomeOption, _home
+from shoploop.cli.common import HomeOption
+from shoploop.cli.common import existing_home as _home
+from shoploop.cli.common import fail as _fail
 
 if TYPE_CHECKING:  # loaded inside the commands, so `shoploop --help` stays instant
     from rich.console import Console
@@ -34,11 +36,6 @@ retention_app = typer.Typer(help="Retention policy: how long shopper data is kep
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 # Where a policy field comes from on the command line, so an error names what the user typed.
 _OPTION_OF = {"events_days": "--events-days", "quarantine_days": "--quarantine-days", "per_type": "--type"}
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(2)
 
 
 def _option_error(err: RetentionPolicyError) -> typer.Exit:

@@ -18,10 +18,7 @@ from typing import Annotated
 
 import typer
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", help="Shop home directory [default: $SHOPLOOP_HOME or ./var/shoploop]."),
-]
+from shoploop.cli.common import HomeOption
 
 
 def _demo_store(home: Path, say: typer.echo) -> None:  # type: ignore[valid-type]

@@ -19,27 +19,15 @@ up on its next start (or its own retrain loop's next promotion).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 from dataclasses import replace
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", help="Shop home directory [default: $SHOPLOOP_HOME or ./var/shoploop]."),
-]
-
-
-def _home(home: Path | None) -> Path:
-    home = home or Path(os.environ.get("SHOPLOOP_HOME") or "./var/shoploop")
-    if not (home / "shoploop.sqlite").is_file():
-        typer.secho(f"error: no shop at {home}; try `shoploop demo-data --home {home}`", err=True, fg="red")
-        raise typer.Exit(2)
-    return home
+from shoploop.cli.common import HomeOption
+from shoploop.cli.common import existing_home as _home
 
 
 def train(

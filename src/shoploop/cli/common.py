@@ -1,0 +1,35 @@
+"""What every `shoploop` command shares: the `--home` option and where it defaults to, the check
+that a shop exists there, and the one way a command fails (a red `error: ...` on stderr and a
+non-zero exit, 2 by default: the command could not start)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# No square brackets in the help text: Rich reads "[default: ...]" as markup and drops it.
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="Shop home directory (default: $SHOPLOOP_HOME, else ./var/shoploop)."),
+]
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("SHOPLOOP_HOME") or "./var/shoploop")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print `error: message` in red on stderr; returns the Exit for the caller to raise."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def existing_home(home: Path | None) -> Path:
+    """`home` (or the default) if a shop lives there; otherwise exit with a hint."""
+    home = home or default_home()
+    if not (home / "shoploop.sqlite").is_file():
+        raise fail(f"no shop at {home}; try `shoploop demo-data --home {home}`")
+    return home
