@@ -27,6 +27,11 @@ def test_the_server_erases_what_the_policy_no_longer_keeps(tmp_path):
     events = engine.stores.events
     searches, others = events.count(types=["search"]), len(events) - events.count(types=["search"])
     assert searches > 0 and others > 0
+    shopper = next(
+        u for u in {e.user_id for e in events.scan(types=["search"])} if engine.online.profile(u).recent_items
+    )
+    before = engine.online.profile(shopper)
+    assert before.recent_queries and before.recent_items
     app = create_app(engine, make_settings(retention_seconds=0.05))
     with TestClient(app):
         time.sleep(0.3)
@@ -38,6 +43,10 @@ def test_the_server_erases_what_the_policy_no_longer_keeps(tmp_path):
         )
         assert _wait_for(lambda: events.count(types=["search"]) == 0)
         assert len(events) == others  # other types have no limit
+        # What the server holds about a shopper follows the log: their searches are gone from
+        # their profile too, while what they viewed and bought (still in the log) stays.
+        assert _wait_for(lambda: engine.online.profile(shopper).recent_queries == ())
+        assert engine.online.profile(shopper).recent_items == before.recent_items
         report = app.state.retention.last_report
         assert report is not None and report.events_rows in (0, searches)
     engine.stores.close()

@@ -126,6 +126,29 @@ def test_delete_user_forgets_everything_about_them(state, t0):
     assert state.delete_user("u1")["recent_items"] == 0
 
 
+def test_rebuilding_a_shopper_keeps_the_counters_over_all_shoppers(state, t0):
+    old = [
+        SearchEvent(user_id="u1", query="drill", timestamp=t0),
+        impression(t0),
+        ClickEvent(user_id="u1", item_id="drill", request_id="r1", position=1, timestamp=t0),
+    ]
+    kept = [
+        PurchaseEvent(user_id="u1", items=[{"item_id": "pan", "quantity": 1, "price": 20.0}], timestamp=t0)
+    ]
+    for event in old + kept:
+        state.update(event)
+    clicks = state.item_count("drill", "click", now=t0)
+    purchases = state.item_count("pan", "purchase", now=t0)
+    # The search, list and click were purged from the log; the purchase is what is left.
+    assert state.rebuild_user("u1", kept)
+    profile = state.profile("u1", now=t0)
+    assert profile.recent_queries == () and profile.recent_items == ("pan",)
+    assert profile.purchased == {"pan"} and "Tools" not in profile.category_affinity
+    assert state.item_count("drill", "click", now=t0) == clicks  # aggregates name nobody
+    assert state.item_count("pan", "purchase", now=t0) == purchases  # not counted twice
+    assert not state.rebuild_user("u1", [])  # nothing left: nothing known
+
+
 def test_replay_equals_incremental_updates(t0):
     events = [impression(t0), ClickEvent(user_id="u1", item_id="pan", request_id="r1", timestamp=t0)]
     a = OnlineState(lookup=CATALOG.get)

@@ -257,6 +257,21 @@ def test_delete_before_only_erases_the_given_types(events, t0):
     assert ids(events.scan()) == ["c-new", "v-new"]
 
 
+def test_delete_before_names_the_shoppers_who_lost_events(events, t0):
+    events.append(
+        [
+            view("a", "u1", minutes(t0, -5)),
+            view("b", "u2", minutes(t0, -4)),
+            view("c", "u1", minutes(t0, -3)),
+            view("d", "u3", minutes(t0, 5)),  # kept: after the cutoff
+        ]
+    )
+    erased: set[str] = set()
+    assert events.delete_before(t0, erased_users=erased) == 3
+    assert erased == {"u1", "u2"}
+    assert events.delete_before(t0, erased_users=erased) == 0 and erased == {"u1", "u2"}
+
+
 def test_delete_before_never_reuses_seqs(events, t0):
     events.append([view("a", "u1", minutes(t0, -3)), view("b", "u1", minutes(t0, -2))])
     newest = events.append([view("c", "u2", minutes(t0, -1))]).seqs

@@ -116,7 +116,8 @@ class RetentionJob(_EveryInterval):
     every `interval_seconds`, so data older than the shop keeps it is erased without anyone
     remembering to run `shoploop retention apply`. Re-read each round: a policy edited from the
     CLI applies from the next round. The stores erase in short chunks, so serving and intake
-    carry on meanwhile."""
+    carry on meanwhile; the shoppers who lost events have their in-memory state rebuilt from
+    what is left. (A purge run by the CLI instead reaches that state at the next restart.)"""
 
     what = "applying the retention policy"
 
@@ -132,7 +133,16 @@ class RetentionJob(_EveryInterval):
         policy = load_policy(home) if home is not None else None
         if policy is None or policy.keeps_everything:
             return
-        report = apply_retention(self.engine.stores, policy, now=self.engine.clock())
+        erased: set[str] = set()
+        report = apply_retention(self.engine.stores, policy, now=self.engine.clock(), erased_users=erased)
         self.last_report = report
         if report.total_rows:
-            log.info("retention erased %d rows (events %d)", report.total_rows, report.events_rows)
+            # What the server holds about those shoppers (profiles, recent items and queries)
+            # follows the log: rebuilt from the events they have left.
+            rebuilt = self.engine.refresh_shoppers(erased)
+            log.info(
+                "retention erased %d rows (events %d); %d shoppers' state rebuilt",
+                report.total_rows,
+                report.events_rows,
+                rebuilt,
+            )

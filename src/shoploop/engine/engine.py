@@ -1126,6 +1126,17 @@ class Engine:
             receipt["experiment_exposures_deleted"] = experiments.delete_user(user)
         return receipt
 
+    def refresh_shoppers(self, stored_user_ids: Iterable[str]) -> int:
+        """Rebuild the online state of shoppers (by stored id) from the events the log still
+        holds, after a retention purge took some of theirs; returns how many were rebuilt.
+        Counters over all shoppers are left alone: they name nobody."""
+        n = 0
+        for user in stored_user_ids:
+            if user and user != ANONYMOUS_USER:
+                self.online.rebuild_user(user, self.stores.events.scan(user_id=user))
+                n += 1
+        return n
+
     def export_user(self, user_id: str, *, experiments: ExperimentStore | None = None) -> dict[str, Any]:
         """Everything shoploop holds that names a shopper (right of access / portability), as
         one JSON-ready document; `shoploop.privacy.access` lists what is in it and what is not."""

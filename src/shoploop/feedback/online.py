@@ -219,51 +219,73 @@ class OnlineState:
 
     # ---- updates --------------------------------------------------------------------
     def update(self, event: BaseEvent) -> None:
-        ts = event.timestamp.timestamp()
         with self._lock:
+            self._apply(event, aggregates=True)
+
+    def rebuild_user(self, user_id: str, events: Iterable[BaseEvent]) -> bool:
+        """Forget one shopper's state and rebuild it from `events` (their events still in the
+        log, oldest first), leaving the counters over all shoppers as they are: after a
+        retention purge, what the server holds about a shopper follows what the log still
+        holds. Returns whether anything is known about them afterwards."""
+        with self._lock:
+            self._users.pop(user_id, None)
+            for event in events:
+                self._apply(event, aggregates=False)
+            return user_id in self._users
+
+    def _apply(self, event: BaseEvent, *, aggregates: bool) -> None:
+        """One event's effect; with `aggregates` False only the shopper's own state changes
+        (their interactions are still counted in the item counters from the first time)."""
+        ts = event.timestamp.timestamp()
+        if aggregates:
             self.events_seen += 1
             self.last_event_at = max(self.last_event_at, ts)
-            if isinstance(event, ImpressionEvent):
-                self._remember_impression(event)
-                query = query_key(event.query) if event.query else None
-                if query:
-                    self._query_served[query].add(1.0, ts, self._half_life)
-                theta = self._examination if event.surface in self._examination_surfaces else None
-                for shown in event.items:
-                    self._count(shown.item_id, event.surface, query, "impression", ts)
-                    if theta is not None:
-                        examined = theta[min(shown.position, len(theta)) - 1]
-                        self._count(shown.item_id, event.surface, query, "examined", ts, examined)
-                if event.surface in self._fatigue_surfaces and event.user_id != ANONYMOUS_USER:
-                    self._tire(self._user(event.user_id), event, ts)
-                return
-            user = self._user(event.user_id)
-            user.last_seen = max(user.last_seen, ts)
-            if event.session_id:
-                _part(user, "sessions", set).add(event.session_id)
-            if isinstance(event, SearchEvent):
-                if event.query.strip():
-                    _push(_part(user, "queries", list), query_key(event.query), self.config.recent_queries)
-                return
-            surface, query = self._impressions.get(getattr(event, "request_id", None) or "", ("*", None))
-            if isinstance(event, PurchaseEvent):
-                for line in event.items:
+        if isinstance(event, ImpressionEvent):
+            if aggregates:
+                self._count_impression(event, ts)
+            if event.surface in self._fatigue_surfaces and event.user_id != ANONYMOUS_USER:
+                self._tire(self._user(event.user_id), event, ts)
+            return
+        user = self._user(event.user_id)
+        user.last_seen = max(user.last_seen, ts)
+        if event.session_id:
+            _part(user, "sessions", set).add(event.session_id)
+        if isinstance(event, SearchEvent):
+            if event.query.strip():
+                _push(_part(user, "queries", list), query_key(event.query), self.config.recent_queries)
+            return
+        surface, query = self._impressions.get(getattr(event, "request_id", None) or "", ("*", None))
+        if isinstance(event, PurchaseEvent):
+            for line in event.items:
+                if aggregates:
                     self._count(line.item_id, surface, query, "purchase", ts, line.quantity)
-                    _part(user, "purchased", set).add(line.item_id)
-                    self._touch(user, line.item_id, "purchase", ts)
-                return
-            item_id = getattr(event, "item_id", None)
-            if item_id is None:
-                return
-            signal = _ITEM_SIGNAL.get(type(event))
-            if signal:
-                self._count(item_id, surface, query, signal, ts)
-            if isinstance(event, DislikeEvent):
-                _part(user, "disliked", set).add(item_id)
-            if isinstance(event, RatingEvent):
-                _part(user, "ratings", dict)[item_id] = event.rating
-            if isinstance(event, ViewEvent | ClickEvent | AddToCartEvent | RatingEvent | DislikeEvent):
-                self._touch(user, item_id, event.type, ts)
+                _part(user, "purchased", set).add(line.item_id)
+                self._touch(user, line.item_id, "purchase", ts)
+            return
+        item_id = getattr(event, "item_id", None)
+        if item_id is None:
+            return
+        signal = _ITEM_SIGNAL.get(type(event))
+        if signal and aggregates:
+            self._count(item_id, surface, query, signal, ts)
+        if isinstance(event, DislikeEvent):
+            _part(user, "disliked", set).add(item_id)
+        if isinstance(event, RatingEvent):
+            _part(user, "ratings", dict)[item_id] = event.rating
+        if isinstance(event, ViewEvent | ClickEvent | AddToCartEvent | RatingEvent | DislikeEvent):
+            self._touch(user, item_id, event.type, ts)
+
+    def _count_impression(self, event: ImpressionEvent, ts: float) -> None:
+        self._remember_impression(event)
+        query = query_key(event.query) if event.query else None
+        if query:
+            self._query_served[query].add(1.0, ts, self._half_life)
+        theta = self._examination if event.surface in self._examination_surfaces else None
+        for shown in event.items:
+            self._count(shown.item_id, event.surface, query, "impression", ts)
+            if theta is not None:
+                examined = theta[min(shown.position, len(theta)) - 1]
+                self._count(shown.item_id, event.surface, query, "examined", ts, examined)
 
     @property
     def examination(self) -> tuple[float, ...] | None:

@@ -280,8 +280,12 @@ def apply_retention(
     now: datetime,
     dry_run: bool = False,
     progress: ProgressCallback | None = None,
+    erased_users: set[str] | None = None,
 ) -> RetentionReport:
     """Erase the events and quarantined rows that `policy` no longer keeps at `now`.
+
+    `erased_users`, when given, receives the ids of the shoppers who lost events (the
+    server rebuilds what it holds about them from what is left).
 
     `stores` needs only `.events` (EventLog) and `.quarantine` (Quarantine). With `dry_run`
     nothing is erased and each line counts what would be. Otherwise each line holds what was
@@ -311,7 +315,9 @@ def apply_retention(
         # old events since the count, and a purge that finds nothing costs one index probe.
         for event_type, cutoff in cutoffs.items():
             if cutoff is not None:
-                counts[event_type] = stores.events.delete_before(cutoff, types=[event_type], progress=step)
+                counts[event_type] = stores.events.delete_before(
+                    cutoff, types=[event_type], progress=step, erased_users=erased_users
+                )
         if q_cutoff is not None:
             q_count = stores.quarantine.remove_before(q_cutoff, progress=step)
 

@@ -319,6 +319,7 @@ class MemoryEventLog:
         *,
         types: Iterable[str] | None = None,
         progress: Callable[[int], None] | None = None,
+        erased_users: set[str] | None = None,
     ) -> int:
         # One step under the lock: there is no file lock to share here, and the rebuild below
         # is linear in the log either way. `_last_seq` is untouched, so seqs are not reused.
@@ -326,6 +327,8 @@ class MemoryEventLog:
             doomed = self._older(cutoff, types)
             if not doomed:
                 return 0
+            if erased_users is not None:
+                erased_users.update(event.user_id for _, _, event in doomed)
             gone = {seq for _, seq, _ in doomed}
             self._rows = [row for row in self._rows if row[1] not in gone]
             self._appended = [row for row in self._appended if row[0] not in gone]

@@ -139,9 +139,12 @@ class EventLog(Protocol):
         *,
         types: Iterable[str] | None = None,
         progress: Callable[[int], None] | None = None,
+        erased_users: set[str] | None = None,
     ) -> int:
         """Erase events with timestamp < `cutoff` (exclusive, like `scan(until=...)`), only of
         `types` when given; returns how many were erased (retention, GDPR art. 5(1)(e)).
+        `erased_users`, when given, receives the user ids of the erased events, so whoever
+        holds state derived from them (the engine's shopper profiles) can rebuild it.
 
         Flagged users are left alone; erased seqs are never handed out again (see `tail`).
         Work is done in chunks, each one atomic, so a large purge never blocks writers for

@@ -278,6 +278,7 @@ class SqliteEventLog:
         *,
         types: Iterable[str] | None = None,
         progress: Callable[[int], None] | None = None,
+        erased_users: set[str] | None = None,
     ) -> int:
         clause = self._before(cutoff, types)
         if clause is None:
@@ -286,15 +287,22 @@ class SqliteEventLog:
         chunk = max(1, int(self.purge_chunk_rows))
         # DELETE ... LIMIT needs a compile-time option; a LIMITed subquery of rowids does the
         # same everywhere. The index walk takes the oldest events first, so an interrupted
-        # purge has erased the oldest data.
-        sql = f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {where} LIMIT ?)"
+        # purge has erased the oldest data. RETURNING (SQLite >= 3.35) names the shoppers
+        # whose events went, in the same statement.
+        sql = (
+            f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {where} LIMIT ?)"
+            " RETURNING user_id"
+        )
         total = 0
         while True:
             with self._db.write() as conn:
                 # As in delete_user: the erased events' seqs stay taken (schema v4), so a
                 # follower of the log never misses a later event that would reuse one.
                 conn.execute(f"UPDATE event_seq_high_water SET seq = ({_LAST_SEQ}) WHERE id = 1")
-                removed = int(conn.execute(sql, (*params, chunk)).rowcount)
+                users = [row[0] for row in conn.execute(sql, (*params, chunk)).fetchall()]
+            removed = len(users)
+            if erased_users is not None:
+                erased_users.update(users)
             total += removed
             if removed and progress is not None:
                 progress(removed)
