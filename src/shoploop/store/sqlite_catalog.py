@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -12,7 +11,13 @@ from typing import Any, Literal
 from shoploop.domain import Product
 from shoploop.store.memory import from_micros, json_safe, to_micros, utcnow
 from shoploop.store.protocols import CatalogChange, QuarantinedRow
-from shoploop.store.sqlite_db import PURGE_CHUNK_ROWS, PURGE_PAUSE_S, SqliteDatabase, open_database
+from shoploop.store.sqlite_db import (
+    PURGE_CHUNK_ROWS,
+    PURGE_PAUSE_S,
+    SqliteDatabase,
+    open_database,
+    purge_in_chunks,
+)
 
 _FETCH = 1000
 # One chunk of a retention purge (a LIMITed subquery: DELETE ... LIMIT needs a compile option).
@@ -205,18 +210,13 @@ class SqliteQuarantine:
 
     def remove_before(self, cutoff: datetime, *, progress: Callable[[int], None] | None = None) -> int:
         at = to_micros(cutoff)
-        chunk = max(1, int(self.purge_chunk_rows))
-        total = 0
-        while True:
-            with self._db.write() as conn:  # one chunk per transaction, as in delete_before
-                removed = int(conn.execute(_PURGE_QUARANTINE, (at, chunk)).rowcount)
-            total += removed
-            if removed and progress is not None:
-                progress(removed)
-            if removed < chunk:
-                return total
-            if self.purge_pause_s > 0:
-                time.sleep(self.purge_pause_s)
+        return purge_in_chunks(
+            self._db,
+            lambda conn, limit: int(conn.execute(_PURGE_QUARANTINE, (at, limit)).rowcount),
+            chunk_rows=self.purge_chunk_rows,
+            pause_s=self.purge_pause_s,
+            progress=progress,
+        )
 
     def __len__(self) -> int:
         return int(self._db.reader().execute("SELECT count(*) FROM quarantine").fetchone()[0])

@@ -23,7 +23,8 @@ import contextlib
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -173,6 +174,31 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 # every ~100 ms once it has waited a while (an immediate re-BEGIN could starve it).
 PURGE_CHUNK_ROWS = 20_000
 PURGE_PAUSE_S = 0.05
+
+
+def purge_in_chunks(
+    db: SqliteDatabase,
+    erase_chunk: Callable[[sqlite3.Connection, int], int],
+    *,
+    chunk_rows: int = PURGE_CHUNK_ROWS,
+    pause_s: float = PURGE_PAUSE_S,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Run `erase_chunk(conn, limit)` (erases at most `limit` rows, returns how many) in one
+    write transaction each, pausing between them, until a chunk comes back short; returns the
+    total. An interrupted purge leaves whole chunks done, and running it again finishes it."""
+    chunk = max(1, int(chunk_rows))
+    total = 0
+    while True:
+        with db.write() as conn:
+            removed = erase_chunk(conn, chunk)
+        total += removed
+        if removed and progress is not None:
+            progress(removed)
+        if removed < chunk:
+            return total
+        if pause_s > 0:
+            time.sleep(pause_s)
 
 
 class SqliteDatabase:

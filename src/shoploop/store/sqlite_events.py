@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from shoploop.store.sqlite_db import (
     SqliteDatabase,
     event_key,
     open_database,
+    purge_in_chunks,
 )
 
 _COLUMNS = "event_key, event_id, type, user_id, session_id, ts, item_id, request_id, payload"
@@ -284,7 +284,6 @@ class SqliteEventLog:
         if clause is None:
             return 0
         where, params = clause
-        chunk = max(1, int(self.purge_chunk_rows))
         # DELETE ... LIMIT needs a compile-time option; a LIMITed subquery of rowids does the
         # same everywhere. The index walk takes the oldest events first, so an interrupted
         # purge has erased the oldest data. RETURNING (SQLite >= 3.35) names the shoppers
@@ -293,23 +292,23 @@ class SqliteEventLog:
             f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {where} LIMIT ?)"
             " RETURNING user_id"
         )
-        total = 0
-        while True:
-            with self._db.write() as conn:
-                # As in delete_user: the erased events' seqs stay taken (schema v4), so a
-                # follower of the log never misses a later event that would reuse one.
-                conn.execute(f"UPDATE event_seq_high_water SET seq = ({_LAST_SEQ}) WHERE id = 1")
-                users = [row[0] for row in conn.execute(sql, (*params, chunk)).fetchall()]
-            removed = len(users)
+
+        def erase_chunk(conn: sqlite3.Connection, limit: int) -> int:
+            # As in delete_user: the erased events' seqs stay taken (schema v4), so a
+            # follower of the log never misses a later event that would reuse one.
+            conn.execute(f"UPDATE event_seq_high_water SET seq = ({_LAST_SEQ}) WHERE id = 1")
+            users = [row[0] for row in conn.execute(sql, (*params, limit)).fetchall()]
             if erased_users is not None:
-                erased_users.update(users)
-            total += removed
-            if removed and progress is not None:
-                progress(removed)
-            if removed < chunk:
-                return total
-            if self.purge_pause_s > 0:
-                time.sleep(self.purge_pause_s)
+                erased_users.update(users)  # a rolled-back chunk only means one extra rebuild
+            return len(users)
+
+        return purge_in_chunks(
+            self._db,
+            erase_chunk,
+            chunk_rows=self.purge_chunk_rows,
+            pause_s=self.purge_pause_s,
+            progress=progress,
+        )
 
     def __len__(self) -> int:
         return self.count()
