@@ -108,6 +108,7 @@ def test_search_click_cart_buy_closes_the_loop(shop, page, tmp_path):
 
 def test_dashboard_shows_the_traffic(shop, page, tmp_path):
     server, _, _ = shop
+    page.goto(server.base + "/")  # a home feed and a search, so the test stands on its own
     page.goto(server.base + "/search?q=cable")
     page.goto(server.base + "/dashboard")
     page.fill("#admin-key", "admin-key-1234")
