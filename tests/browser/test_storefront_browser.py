@@ -127,6 +127,28 @@ def test_dashboard_shows_the_traffic(shop, page, tmp_path):
     shot(page, tmp_path, "dashboard")
 
 
+def test_dashboard_erases_a_shopper_after_the_id_is_typed_twice(shop, page):
+    server, engine, _ = shop
+    user = next(e.user_id for e in engine.stores.events.scan(types=["click"]))
+    page.goto(server.base + "/dashboard")
+    page.fill("#admin-key", "admin-key-1234")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#privacy")
+    form = "#shopper-erase-form"
+    page.fill(f"{form} input[name=user_id]", user)
+    page.fill(f"{form} input[name=confirm]", user + "x")
+    page.click(f"{form} button[type=submit]")
+    page.wait_for_selector("#flash")
+    assert "nothing erased" in page.inner_text("#flash")
+    assert list(engine.stores.events.scan(user_id=user))
+    page.fill(f"{form} input[name=user_id]", user)
+    page.fill(f"{form} input[name=confirm]", user)
+    page.click(f"{form} button[type=submit]")
+    page.wait_for_selector("#flash")
+    assert f"erased {user}" in page.inner_text("#flash")
+    assert not list(engine.stores.events.scan(user_id=user))
+
+
 def test_search_box_suggests_as_the_shopper_types(shop, page, tmp_path):
     server, engine, _ = shop
     page.goto(server.base + "/")

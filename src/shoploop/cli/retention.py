@@ -143,24 +143,13 @@ def set_policy(
     """Replace the retention policy; a setting left out keeps that data forever."""
     from rich.console import Console
 
-    from shoploop.privacy.retention import RetentionPolicy, RetentionPolicyError, save_policy
+    from shoploop.privacy.retention import RetentionPolicy, RetentionPolicyError, parse_type_days, save_policy
 
     home = _home(home)
-    overrides: dict[str, float] = {}
-    for item in per_type or []:
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise _fail(f"--type: expected TYPE=DAYS such as search=90, got {item!r}")
-        if name in overrides:
-            raise _fail(f"--type {name}: given twice")
-        try:
-            overrides[name] = float(value)
-        except ValueError:
-            raise _fail(f"--type {name}: must be a number of days, got {value.strip()!r}") from None
-    if events_days is None and quarantine_days is None and not overrides:
-        raise _fail("give at least one of --events-days, --quarantine-days, --type TYPE=DAYS")
     try:
+        overrides = parse_type_days(per_type or [])
+        if events_days is None and quarantine_days is None and not overrides:
+            raise _fail("give at least one of --events-days, --quarantine-days, --type TYPE=DAYS")
         policy = RetentionPolicy(events_days=events_days, quarantine_days=quarantine_days, per_type=overrides)
     except RetentionPolicyError as err:
         raise _option_error(err) from None

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +48,7 @@ __all__ = [
     "apply_retention",
     "load_policy",
     "parse_policy",
+    "parse_type_days",
     "policy_text",
     "save_policy",
 ]
@@ -194,6 +195,29 @@ def _cutoff(now: datetime, days: float | None) -> datetime | None:
 
 
 # ------------------------------------------------------------------------------ the file
+
+
+def parse_type_days(items: Iterable[str]) -> dict[str, float]:
+    """`TYPE=DAYS` items (`search=90`) as a per-type mapping; RetentionPolicyError naming
+    `per_type` or `per_type.<type>` for an item that is not one. Types and day values are
+    checked by `RetentionPolicy` itself."""
+    days: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise RetentionPolicyError(
+                "per_type", f"expected TYPE=DAYS such as search=90, got {item.strip()!r}"
+            )
+        if name in days:
+            raise RetentionPolicyError(f"per_type.{name}", "given twice")
+        try:
+            days[name] = float(value)
+        except ValueError:
+            raise RetentionPolicyError(
+                f"per_type.{name}", f"must be a number of days, got {value.strip()!r}"
+            ) from None
+    return days
 
 
 def parse_policy(text: str) -> RetentionPolicy:

@@ -14,23 +14,25 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from shoploop.api.routers.admin import refresh_running
-from shoploop.api.settings import ApiSettings
 from shoploop.engine import Engine, InvalidRequest
 from shoploop.evaluation import svgplot
 from shoploop.evaluation.ab import Experiment, MetricSpec, Variant
 from shoploop.evaluation.business import business_kpis
 from shoploop.evaluation.search_queries import merchandiser_views, search_query_report
 from shoploop.ranking.rules import Rule
+from shoploop.web.dashboard_auth import ADMIN_COOKIE
+from shoploop.web.dashboard_auth import back as _back
+from shoploop.web.dashboard_auth import is_admin as _is_admin
+from shoploop.web.dashboard_auth import login_page as _login_page
+from shoploop.web.privacy_panel import privacy_context
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
-ADMIN_COOKIE = "sl_admin"
 QUERY_DAYS = 30  # the window of the search analytics panel
 HISTORY_TTL = 60.0  # seconds: the daily charts scan the log, so they are recomputed at most once a minute
 DASHBOARD_DECISIONS = ("promote", "reject", "retire", "rollback")
@@ -45,23 +47,6 @@ MAIN_ROUTES = (
     "GET /search",
     "GET /product/{item_id}",
 )
-
-
-def _is_admin(request: Request) -> bool:
-    settings: ApiSettings = request.app.state.settings
-    key = request.cookies.get(ADMIN_COOKIE)
-    scopes = settings.scopes_of(key) if key else None
-    return scopes is not None and "admin" in scopes
-
-
-def _back(message: str, ok: bool = True) -> RedirectResponse:
-    return RedirectResponse(f"/dashboard?{'msg' if ok else 'err'}={quote(message)}", status_code=303)
-
-
-def _login_page(request: Request, error: str | None = None) -> Response:
-    return request.app.state.templates.TemplateResponse(
-        request, "dashboard_login.html", {"error": error}, status_code=401 if error else 200
-    )
 
 
 @router.post("/login")
@@ -185,6 +170,7 @@ def dashboard(request: Request, msg: str | None = None, err: str | None = None) 
         "health": engine.health(),
         "history": _history(request, engine),
         "query_days": QUERY_DAYS,
+        "privacy": privacy_context(request),
         "retrain": request.app.state.retrain.describe()
         if hasattr(request.app.state, "retrain")
         else "disabled",

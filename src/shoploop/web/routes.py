@@ -24,10 +24,11 @@ def templates() -> Jinja2Templates:
 
 
 def mount_web(app: FastAPI) -> None:
-    from shoploop.web import dashboard, storefront
+    from shoploop.web import dashboard, privacy_panel, storefront
 
     app.state.templates = templates()
     static_dir = resources.files("shoploop.web").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")
     app.include_router(storefront.router)
     app.include_router(dashboard.router)
+    app.include_router(privacy_panel.router)
