@@ -36,7 +36,8 @@ def home(tmp_path: Path) -> Path:
 
 
 def run(home: Path, *args: str, input: str | None = None):
-    return runner.invoke(app, ["retention", *args, "--home", str(home)], input=input)
+    # wide terminal: Rich would fold the summary line at 80 columns
+    return runner.invoke(app, ["retention", *args, "--home", str(home)], input=input, env={"COLUMNS": "200"})
 
 
 def event_ids(home: Path) -> list[str]:
@@ -69,7 +70,7 @@ def test_set_show_apply(home: Path):
 
     applied = run(home, "apply", "--yes", "--no-progress")
     assert applied.exit_code == 0, applied.output
-    assert "2 events and 0 quarantined rows erased" in applied.output
+    assert "2 events, 0 quarantined rows, 0 A/B exposures erased" in applied.output
     assert event_ids(home) == ["s-new", "v-new"]
 
     again = json.loads(run(home, "apply", "--yes", "--json").stdout)

@@ -107,6 +107,21 @@ def test_one_shoppers_exposures_are_listed_and_erased(store: ExperimentStore, t0
     assert store.delete_user("u1") == 0
 
 
+def test_exposures_before_a_cutoff_are_counted_and_erased(store: ExperimentStore, t0):
+    exp = store.start(store.save(make_experiment(t0=t0)).id, t0)
+    store.record_exposures(
+        [
+            Exposure(exp.id, "old", "control", t0 - timedelta(hours=2)),
+            Exposure(exp.id, "edge", "control", t0),  # exactly at the cutoff: kept
+            Exposure(exp.id, "new", "treatment", t0 + timedelta(hours=1)),
+        ]
+    )
+    assert store.count_exposures_before(t0) == 1
+    assert store.delete_exposures_before(t0) == 1
+    assert [e.user_id for e in store.exposures(exp.id)] == ["edge", "new"]
+    assert store.delete_exposures_before(t0) == 0
+
+
 def test_sqlite_persists_and_is_atomic(tmp_path: Path, t0):
     path = tmp_path / "shoploop.sqlite"
     s = SqliteExperimentStore(path)

@@ -321,3 +321,27 @@ def test_now_must_be_timezone_aware(shop):
     stores, _ = shop
     with pytest.raises(ValueError, match="timezone-aware"):
         apply_retention(stores, POLICY, now=NOW.replace(tzinfo=None))
+
+
+def test_ab_exposures_follow_the_impressions_limit(shop):
+    from shoploop.evaluation.ab import Exposure, MemoryExperimentStore
+
+    stores, clock = shop
+    _fill(stores, clock)
+    experiments = MemoryExperimentStore()
+    experiments.record_exposures(
+        [
+            Exposure("home-v2", "u1", "control", days_ago(400)),
+            Exposure("home-v2", "u2", "treatment", days_ago(365)),  # exactly at the cutoff: kept
+            Exposure("search-v3", "u1", "control", days_ago(10)),
+        ]
+    )
+    preview = apply_retention(stores, POLICY, now=NOW, dry_run=True, experiments=experiments)
+    assert preview.exposures is not None and preview.exposures.rows == 1
+    assert preview.exposures.cutoff == days_ago(365) and preview.exposures.days == 365
+    assert preview.total_rows == 5 and experiments.count_exposures_before(days_ago(365)) == 1
+    report = apply_retention(stores, POLICY, now=NOW, experiments=experiments)
+    assert report.exposures.rows == 1 and report.to_dict()["experiment_exposures"]["rows"] == 1
+    assert [e.user_id for e in experiments.exposures("home-v2")] == ["u2"]
+    assert len(experiments.exposures("search-v3")) == 1
+    assert apply_retention(stores, POLICY, now=NOW).exposures is None  # not asked: not reported

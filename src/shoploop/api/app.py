@@ -69,7 +69,7 @@ def create_app(
         sync = StoreSync(engine, settings.store_sync_seconds)
         app.state.store_sync = sync
         sync.start()
-        retention = RetentionJob(engine, settings.retention_seconds)
+        retention = RetentionJob(engine, settings.retention_seconds, app.state.experiments)
         app.state.retention = retention
         retention.start()
         if on_ready is not None:

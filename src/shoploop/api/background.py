@@ -121,9 +121,10 @@ class RetentionJob(_EveryInterval):
 
     what = "applying the retention policy"
 
-    def __init__(self, engine: Any, interval_seconds: float) -> None:
+    def __init__(self, engine: Any, interval_seconds: float, experiments: Any = None) -> None:
         super().__init__(interval_seconds)
         self.engine = engine
+        self.experiments = experiments  # A/B exposures follow the impressions' limit
         self.last_report: Any = None
 
     def tick(self) -> None:
@@ -134,7 +135,13 @@ class RetentionJob(_EveryInterval):
         if policy is None or policy.keeps_everything:
             return
         erased: set[str] = set()
-        report = apply_retention(self.engine.stores, policy, now=self.engine.clock(), erased_users=erased)
+        report = apply_retention(
+            self.engine.stores,
+            policy,
+            now=self.engine.clock(),
+            erased_users=erased,
+            experiments=self.experiments,
+        )
         self.last_report = report
         if report.total_rows:
             # What the server holds about those shoppers (profiles, recent items and queries)

@@ -6,15 +6,18 @@
 
 `set` replaces the saved policy (`HOME/retention.json`) with exactly what it is given; a
 setting left out keeps that data forever. `show` prints the policy and what applying it now
-would erase (a dry run). `apply` counts, asks before erasing (unless --yes), erases in short
-transactions a running server can write between, and prints what went. Schedule it (cron, a
-systemd timer) to keep the shop within its policy; a re-run after an interruption finishes
-the job.
+would erase (a dry run); A/B exposures follow the impressions' limit. `apply` counts, asks
+before erasing (unless --yes), erases in short transactions a running server can write
+between, and prints what went. Schedule it (cron, a systemd timer) to keep the shop within
+its policy, or let the server do it (`RetentionJob`); a re-run after an interruption
+finishes the job.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -28,6 +31,7 @@ from shoploop.cli.common import fail as _fail
 if TYPE_CHECKING:  # loaded inside the commands, so `shoploop --help` stays instant
     from rich.console import Console
 
+    from shoploop.evaluation.ab import ExperimentStore
     from shoploop.privacy.retention import RetentionPolicy, RetentionPolicyError, RetentionReport
     from shoploop.store.home import Stores
 
@@ -71,6 +75,23 @@ def _print_policy(policy: RetentionPolicy, console: Console) -> None:
         console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
+_LINE_NAMES = {"quarantine": "quarantined rows", "experiment_exposures": "A/B exposures (as impressions)"}
+
+
+@contextmanager
+def _shop(home: Path) -> Iterator[tuple[Stores, ExperimentStore]]:
+    """The home's stores and its A/B experiment store (exposures name shoppers too)."""
+    from shoploop.evaluation.ab import SqliteExperimentStore
+    from shoploop.store.home import DB_FILENAME, open_stores
+
+    experiments = SqliteExperimentStore(home / DB_FILENAME)
+    try:
+        with open_stores(home) as stores:
+            yield stores, experiments
+    finally:
+        experiments.close()
+
+
 def _print_report(report: RetentionReport, console: Console) -> None:
     from rich.table import Table
 
@@ -81,13 +102,14 @@ def _print_report(report: RetentionReport, console: Console) -> None:
     table.add_column("kept")
     table.add_column("erase if older than")
     table.add_column(f"rows {verb}", justify="right")
-    for line in (*report.events, report.quarantine):
+    for line in report.lines:
         cutoff = "-" if line.cutoff is None else f"{line.cutoff.astimezone(UTC):%Y-%m-%d %H:%M}"
-        name = "quarantined rows" if line.target == "quarantine" else f"{line.target} events"
+        name = _LINE_NAMES.get(line.target) or f"{line.target} events"
         table.add_row(name, _kept(line.days), cutoff, f"{line.rows:,}")
     console.print(table)
     console.print(
-        f"{report.events_rows:,} events and {report.quarantine.rows:,} quarantined rows {verb}"
+        f"{report.events_rows:,} events, {report.quarantine.rows:,} quarantined rows, "
+        f"{report.exposures.rows if report.exposures else 0:,} A/B exposures {verb}"
         + (" (nothing changed)" if report.dry_run else "")
     )
 
@@ -98,14 +120,15 @@ def show(home: HomeOption = None, as_json: JsonOption = False) -> None:
     from rich.console import Console
 
     from shoploop.privacy.retention import apply_retention
-    from shoploop.store.home import open_stores
 
     home = _home(home)
     policy = _load(home)
     report = None
     if policy is not None:
-        with open_stores(home) as stores:
-            report = apply_retention(stores, policy, now=datetime.now(UTC), dry_run=True)
+        with _shop(home) as (stores, experiments):
+            report = apply_retention(
+                stores, policy, now=datetime.now(UTC), dry_run=True, experiments=experiments
+            )
     if as_json:
         payload = {
             "policy": policy.to_dict() if policy is not None else None,
@@ -171,7 +194,6 @@ def apply(
     from rich.console import Console
 
     from shoploop.privacy.retention import apply_retention
-    from shoploop.store.home import open_stores
 
     home = _home(home)
     if as_json and not (yes or dry_run):
@@ -182,8 +204,8 @@ def apply(
     console = Console(stderr=as_json)  # with --json, stdout holds the JSON alone
     # One `now` for the preview and the purge: what the user confirms is what is erased.
     now = datetime.now(UTC)
-    with open_stores(home) as stores:
-        preview = apply_retention(stores, policy, now=now, dry_run=True)
+    with _shop(home) as (stores, experiments):
+        preview = apply_retention(stores, policy, now=now, dry_run=True, experiments=experiments)
         if dry_run or preview.total_rows == 0:
             report = preview
         else:
@@ -193,7 +215,9 @@ def apply(
             if not yes and not typer.confirm(question):
                 console.print("nothing erased")
                 raise typer.Exit(1)
-            report = _apply_with_progress(stores, policy, now, preview.total_rows, progress, console)
+            report = _apply_with_progress(
+                stores, experiments, policy, now, preview.total_rows, progress, console
+            )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -201,17 +225,27 @@ def apply(
 
 
 def _apply_with_progress(
-    stores: Stores, policy: RetentionPolicy, now: datetime, total: int, enabled: bool, console: Console
+    stores: Stores,
+    experiments: ExperimentStore,
+    policy: RetentionPolicy,
+    now: datetime,
+    total: int,
+    enabled: bool,
+    console: Console,
 ) -> RetentionReport:
     from shoploop.privacy.retention import apply_retention
 
     if not enabled:
-        return apply_retention(stores, policy, now=now)
+        return apply_retention(stores, policy, now=now, experiments=experiments)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (TextColumn("erasing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("erase", total=total)
         return apply_retention(
-            stores, policy, now=now, progress=lambda done, of: bar.update(task, completed=done, total=of)
+            stores,
+            policy,
+            now=now,
+            experiments=experiments,
+            progress=lambda done, of: bar.update(task, completed=done, total=of),
         )

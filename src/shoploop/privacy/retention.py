@@ -36,6 +36,7 @@ from shoploop.domain.events import EVENT_TYPES
 from shoploop.store.files import atomic_write_text
 
 if TYPE_CHECKING:
+    from shoploop.evaluation.ab import ExperimentStore
     from shoploop.store.home import Stores
 
 __all__ = [
@@ -277,14 +278,22 @@ class RetentionReport:
     dry_run: bool
     events: tuple[RetentionLine, ...]  # one line per event type, in EVENT_TYPES order
     quarantine: RetentionLine
+    # A/B exposures (who saw which variant, when) follow the impressions' limit: an exposure is
+    # logged when a list is served. None when no experiment store was given.
+    exposures: RetentionLine | None = None
 
     @property
     def events_rows(self) -> int:
         return sum(line.rows for line in self.events)
 
     @property
+    def lines(self) -> tuple[RetentionLine, ...]:
+        """Every line, events first, then the quarantine and the exposures (if asked)."""
+        return (*self.events, self.quarantine, *((self.exposures,) if self.exposures else ()))
+
+    @property
     def total_rows(self) -> int:
-        return self.events_rows + self.quarantine.rows
+        return self.events_rows + self.quarantine.rows + (self.exposures.rows if self.exposures else 0)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -292,6 +301,7 @@ class RetentionReport:
             "dry_run": self.dry_run,
             "events": [line.to_dict() for line in self.events],
             "quarantine": self.quarantine.to_dict(),
+            "experiment_exposures": self.exposures.to_dict() if self.exposures else None,
             "events_rows": self.events_rows,
             "total_rows": self.total_rows,
         }
@@ -305,11 +315,13 @@ def apply_retention(
     dry_run: bool = False,
     progress: ProgressCallback | None = None,
     erased_users: set[str] | None = None,
+    experiments: ExperimentStore | None = None,
 ) -> RetentionReport:
     """Erase the events and quarantined rows that `policy` no longer keeps at `now`.
 
     `erased_users`, when given, receives the ids of the shoppers who lost events (the
     server rebuilds what it holds about them from what is left).
+    With `experiments`, A/B exposures older than the impressions' limit are erased too.
 
     `stores` needs only `.events` (EventLog) and `.quarantine` (Quarantine). With `dry_run`
     nothing is erased and each line counts what would be. Otherwise each line holds what was
@@ -324,9 +336,11 @@ def apply_retention(
     # type lost, and the progress bar knows its total before the first row goes.
     counts = {t: stores.events.count_before(c, types=[t]) if c is not None else 0 for t, c in cutoffs.items()}
     q_count = stores.quarantine.count_before(q_cutoff) if q_cutoff is not None else 0
+    x_cutoff = cutoffs.get("impression")
+    x_count = experiments.count_exposures_before(x_cutoff) if experiments and x_cutoff else 0
 
     if not dry_run:
-        total = sum(counts.values()) + q_count
+        total = sum(counts.values()) + q_count + x_count
         done = 0
 
         def step(n: int) -> None:
@@ -344,10 +358,18 @@ def apply_retention(
                 )
         if q_cutoff is not None:
             q_count = stores.quarantine.remove_before(q_cutoff, progress=step)
+        if experiments is not None and x_cutoff is not None:
+            x_count = experiments.delete_exposures_before(x_cutoff)
+            step(x_count)
 
     return RetentionReport(
         now=now,
         dry_run=dry_run,
         events=tuple(RetentionLine(t, policy.days_for(t), cutoffs[t], counts[t]) for t in EVENT_TYPES),
         quarantine=RetentionLine("quarantine", policy.quarantine_days, q_cutoff, q_count),
+        exposures=(
+            RetentionLine("experiment_exposures", policy.days_for("impression"), x_cutoff, x_count)
+            if experiments is not None
+            else None
+        ),
     )

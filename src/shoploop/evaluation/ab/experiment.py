@@ -176,6 +176,16 @@ class ExperimentStore(Protocol):
         """Erase one shopper's exposures in every experiment; returns how many were removed."""
         ...
 
+    def count_exposures_before(self, cutoff: datetime) -> int:
+        """How many exposures `delete_exposures_before(cutoff)` would erase now."""
+        ...
+
+    def delete_exposures_before(self, cutoff: datetime) -> int:
+        """Erase exposures recorded before `cutoff` (exclusive; retention): they name shoppers.
+        An experiment's read-out then covers the shoppers exposed since, as the event log's
+        outcomes do after the same purge."""
+        ...
+
 
 def _started(exp: Experiment, at: datetime) -> Experiment:
     if exp.status != "draft":
@@ -251,6 +261,19 @@ class MemoryExperimentStore:
     def delete_user(self, user_id: str) -> int:
         with self._lock:
             return sum(1 for per in self._exposures.values() if per.pop(user_id, None) is not None)
+
+    def count_exposures_before(self, cutoff: datetime) -> int:
+        with self._lock:
+            return sum(1 for per in self._exposures.values() for e in per.values() if e.at < cutoff)
+
+    def delete_exposures_before(self, cutoff: datetime) -> int:
+        with self._lock:
+            doomed = [
+                (per, user) for per in self._exposures.values() for user, e in per.items() if e.at < cutoff
+            ]
+            for per, user in doomed:
+                del per[user]
+            return len(doomed)
 
 
 def _iso(at: datetime) -> str:
@@ -396,3 +419,15 @@ class SqliteExperimentStore:
         return int(
             self._tx(lambda c: c.execute("DELETE FROM ab_exposures WHERE user_id = ?", (user_id,)).rowcount)
         )
+
+    def count_exposures_before(self, cutoff: datetime) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT count(*) FROM ab_exposures WHERE at < ?", (_iso(cutoff),)
+            ).fetchone()
+        return int(row[0])
+
+    def delete_exposures_before(self, cutoff: datetime) -> int:
+        # `at` holds fixed-width UTC ISO strings, so string order is time order (see _iso).
+        at = _iso(cutoff)
+        return int(self._tx(lambda c: c.execute("DELETE FROM ab_exposures WHERE at < ?", (at,)).rowcount))
