@@ -117,6 +117,13 @@ def test_click_changes_that_shoppers_next_response(engine):
     assert after.items[0].reasons[0].startswith("because you viewed")
 
 
+def test_starting_twice_counts_nothing_twice(engine):
+    seen, suggestions = engine.online.events_seen, engine.suggest("", k=5)
+    assert engine.start() is engine
+    assert engine.online.events_seen == seen
+    assert engine.suggest("", k=5) == suggestions
+
+
 def test_delete_user_erases_events_and_state(engine):
     user = next(e.user_id for e in engine.stores.events.scan(types=["purchase"]))
     assert engine.online.known_user(user)

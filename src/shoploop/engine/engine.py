@@ -152,7 +152,12 @@ class Engine:
     def start(
         self, *, train_if_missing: bool = True, progress: Callable[[str], None] | None = None
     ) -> Engine:
-        """Load the catalog and the active models (training them if there are none), replay state."""
+        """Load the catalog and the active models (training them if there are none), replay state.
+
+        A started engine is left as it is: a second replay would count every event twice in
+        the online state and autocomplete (later changes arrive through `sync_with_stores`)."""
+        if self.started_at is not None:
+            return self
         say = progress or log.info
         t0 = time.perf_counter()
         if self.config.serving.blas_threads is not None:
