@@ -142,3 +142,7 @@ def test_queries_shows_top_unfound_and_unclicked_searches(demo_home: Path):
     tables = runner.invoke(app, ["queries", "--home", str(demo_home), "--all"])
     assert tables.exit_code == 0 and "Most searched" in tables.output and rows[0].query in tables.output
     assert runner.invoke(app, ["queries", "--home", str(demo_home / "nowhere")]).exit_code == 2
+    # the demo's history ends before today: an empty window says where the searches are
+    recent = runner.invoke(app, ["queries", "--home", str(demo_home), "--days", "1"], env={"COLUMNS": "200"})
+    assert recent.exit_code == 0 and "0 distinct queries" in recent.output
+    assert "widen the window with --days N, or use --all" in recent.output

@@ -45,6 +45,8 @@ def queries(
 
     with open_stores(_home(home)) as stores:
         rows = query_report_from_log(stores.events, days=None if all_time else days)
+        # An imported history often ends before today; say why the window is empty.
+        older = not rows and not all_time and stores.events.count(types=["search"]) > 0
     views = merchandiser_views(rows, top, min_lists=min_lists)
     if as_json:
         typer.echo(json.dumps({"window_days": None if all_time else days, **asdict(views)}, indent=2))
@@ -52,6 +54,8 @@ def queries(
     console = Console(width=max(Console().width, 110))
     window = "all time" if all_time else f"last {days:g} days"
     console.print(f"{len(rows):,} distinct queries searched ({window}, bot-flagged shoppers left out)")
+    if older:
+        console.print("the log holds older searches: widen the window with --days N, or use --all")
     if uptake := views.uptake_sentence():
         console.print(uptake)
     tables: list[tuple[str, list[QueryRow]]] = [
