@@ -114,3 +114,32 @@ def test_pseudonymised_shop_answers_under_the_shoppers_own_id(tmp_path, monkeypa
     assert engine.delete_user("alice@example.com")["events_deleted"] == 1
     assert engine.export_user("alice@example.com")["events"] == []
     engine.stores.close()
+
+
+def test_a_retention_purge_reaches_profiles_and_autocomplete(engine):
+    two_days_ago = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    rows = [
+        {
+            "type": "search",
+            "user_id": u,
+            "query": "velvet armchair",
+            "n_results": 5,
+            "timestamp": two_days_ago,
+        }
+        for u in ("ret-1", "ret-2", "ret-3")
+    ]
+    item = next(iter(engine.products))
+    rows.append({"type": "view", "user_id": "ret-1", "item_id": item, "timestamp": _now()})
+    assert all(o.status == "accepted" for o in engine.ingest_events(rows))
+    assert [s.text for s in engine.suggest("velvet ar")] == ["velvet armchair"]
+    assert engine.online.profile("ret-1").recent_queries == ("velvet armchair",)
+
+    erased: set[str] = set()
+    cutoff = datetime.now(UTC) - timedelta(days=1)
+    assert engine.stores.events.delete_before(cutoff, types=["search"], erased_users=erased) >= 3
+    assert {"ret-1", "ret-2", "ret-3"} <= erased
+    engine.refresh_shoppers(erased)
+    assert engine.online.profile("ret-1").recent_queries == ()  # the purged searches are gone
+    assert engine.online.profile("ret-1").recent_items == (item,)  # the view is still in the log
+    assert not engine.online.known_user("ret-2")
+    assert engine.suggest("velvet ar") == []  # nobody left who searched it

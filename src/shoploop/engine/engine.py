@@ -1133,12 +1133,15 @@ class Engine:
 
     def refresh_shoppers(self, stored_user_ids: Iterable[str]) -> int:
         """Rebuild the online state of shoppers (by stored id) from the events the log still
-        holds, after a retention purge took some of theirs; returns how many were rebuilt.
-        Counters over all shoppers are left alone: they name nobody."""
+        holds, after a retention purge took some of theirs, and take them out of autocomplete's
+        distinct-shopper counts for queries they no longer searched; returns how many were
+        rebuilt. Counters over all shoppers are left alone: they name nobody."""
         n = 0
         for user in stored_user_ids:
             if user and user != ANONYMOUS_USER:
-                self.online.rebuild_user(user, self.stores.events.scan(user_id=user))
+                remaining = list(self.stores.events.scan(user_id=user))
+                self.online.rebuild_user(user, remaining)
+                self.suggester.forget_purged_searches(user, remaining)
                 n += 1
         return n
 

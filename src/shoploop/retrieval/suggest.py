@@ -303,6 +303,33 @@ class QuerySuggester:
         with self._lock:
             return sorted(self._by_shopper.get(f"u:{user_id}", ()))
 
+    def forget_purged_searches(self, user_id: str, remaining: Iterable[BaseEvent]) -> int:
+        """After a retention purge: a shopper stops counting towards the queries none of their
+        `remaining` events (what the log still holds of them) searched; returns how many they
+        were taken out of. Popularity counts are aggregates and keep fading."""
+        still = {
+            normalize_query(e.query)
+            for e in remaining
+            if isinstance(e, SearchEvent) or (isinstance(e, ImpressionEvent) and e.surface == "search")
+            if e.query
+        }
+        shopper = f"u:{user_id}"
+        with self._lock:
+            keys = self._by_shopper.get(shopper)
+            if not keys:
+                return 0
+            gone = keys - still
+            for key in gone:
+                stats = self._queries.get(key)
+                if stats is not None:
+                    stats.shoppers.discard(shopper)
+            keys -= gone
+            if not keys:
+                del self._by_shopper[shopper]
+            if gone:
+                self._dirty = True
+            return len(gone)
+
     def forget_user(self, user_id: str) -> int:
         """Take an erased shopper out of every query's distinct-shopper count; returns how many
         queries they counted towards. Popularity counts are aggregates and keep fading."""
