@@ -15,6 +15,7 @@
     shoploop retention show [--home DIR] [--json]
     shoploop retention set [--events-days N] [--quarantine-days N] [--type TYPE=DAYS ...]
     shoploop retention apply [--dry-run] [--yes] [--json]
+    shoploop doctor [--home DIR] [--json]
 
 The shop home defaults to $SHOPLOOP_HOME, else ./var/shoploop. Heavy modules are imported
 inside the commands so `shoploop --help` stays instant.
@@ -34,6 +35,7 @@ from shoploop.cli.backup import restore as restore_command
 from shoploop.cli.backup import verify_backup as verify_backup_command
 from shoploop.cli.common import HomeOption, default_home
 from shoploop.cli.common import fail as _fail
+from shoploop.cli.doctor import doctor as doctor_command
 from shoploop.cli.importing import import_app
 from shoploop.cli.models import models_app
 from shoploop.cli.privacy import privacy_app
@@ -62,6 +64,7 @@ app.command("queries")(queries_command)
 app.command("backup")(backup_command)
 app.command("verify-backup")(verify_backup_command)
 app.command("restore")(restore_command)
+app.command("doctor")(doctor_command)
 
 DB_FILES = ("shoploop.sqlite", "shoploop.sqlite-wal", "shoploop.sqlite-shm")
 
