@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from shoploop.domain import (
     AddToCartEvent,
@@ -55,3 +56,20 @@ def impression(eid: str, user: str, when: datetime, request_id: str, items=("i1"
 
 def minutes(t0: datetime, n: float) -> datetime:
     return t0 + timedelta(minutes=n)
+
+
+def small_shop(home: Path, model_src: Path, t0: datetime, *, users: int = 3) -> Path:
+    """A real SQLite shop home: five products, twelve views by `users` shoppers from `t0`, and
+    one active ranker version whose files come from `model_src` (created here)."""
+    from shoploop.store.home import open_stores
+
+    model_src.mkdir()
+    (model_src / "weights.json").write_text('{"w": [1, 2, 3]}')
+    with open_stores(home) as stores:
+        stores.catalog.upsert([product(f"i{n}") for n in range(5)])
+        stores.events.append(
+            [view(f"e{n}", f"u{n % users}", minutes(t0, n), item=f"i{n % 5}") for n in range(12)]
+        )
+        mv = stores.registry.register("ranker", model_src, metrics={"ndcg": 0.4})
+        stores.registry.promote("ranker", mv.version, reason="first ranker")
+    return home

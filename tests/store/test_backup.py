@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from store_factories import minutes, product, view
+from store_factories import minutes, small_shop, view
 
 from shoploop.store.backup import (
     BackupError,
@@ -36,16 +36,7 @@ def _write_secret(path: Path, text: str) -> None:
 
 
 def _build_shop(home: Path, tmp_path: Path, t0: datetime) -> Path:
-    model_src = tmp_path / "model-src"
-    model_src.mkdir()
-    (model_src / "weights.json").write_text('{"w": [1, 2, 3]}')
-    with open_stores(home) as stores:
-        stores.catalog.upsert([product(f"i{n}") for n in range(5)])
-        stores.events.append(
-            [view(f"e{n}", f"u{n % 2}", minutes(t0, n), item=f"i{n % 5}") for n in range(12)]
-        )
-        mv = stores.registry.register("ranker", model_src, metrics={"ndcg": 0.4})
-        stores.registry.promote("ranker", mv.version, reason="first ranker")
+    small_shop(home, tmp_path / "model-src", t0, users=2)
     (home / "rules.json").write_text("[]")
     (home / "synonyms.txt").write_text("tee => t-shirt\n")
     (home / "reports").mkdir()

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from store_factories import minutes, product, view
+from store_factories import minutes, small_shop, view
 
 from shoploop.engine import doctor
-from shoploop.engine.doctor import Finding, examine_home, human_bytes, worst_status
+from shoploop.engine.doctor import Finding, examine_home, worst_status
 from shoploop.privacy import pseudonymize
 from shoploop.privacy.retention import POLICY_FILENAME, RetentionPolicy, save_policy
 from shoploop.store.home import DB_FILENAME, open_stores
@@ -32,18 +32,7 @@ def _no_key_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def home(tmp_path: Path, t0: datetime) -> Path:
     """A healthy shop: products, a day of events, one active model version."""
-    model_src = tmp_path / "model-src"
-    model_src.mkdir()
-    (model_src / "weights.json").write_text('{"w": [1, 2, 3]}')
-    shop = tmp_path / "shop"
-    with open_stores(shop) as stores:
-        stores.catalog.upsert([product(f"i{n}") for n in range(5)])
-        stores.events.append(
-            [view(f"e{n}", f"u{n % 3}", minutes(t0, n), item=f"i{n % 5}") for n in range(12)]
-        )
-        mv = stores.registry.register("ranker", model_src, metrics={"ndcg": 0.4})
-        stores.registry.promote("ranker", mv.version, reason="first ranker")
-    return shop
+    return small_shop(tmp_path / "shop", tmp_path / "model-src", t0)
 
 
 def _now(t0: datetime) -> datetime:
@@ -132,7 +121,7 @@ def test_orphan_artifact_dirs_are_a_warning_with_their_size(home: Path, t0: date
     finding = _one(examine_home(home, now=_now(t0)), "artifacts")
     assert finding.status == "warning"
     assert "ranker/7" in finding.detail and ".staging-abc" in finding.detail
-    assert "4.0 KiB" in finding.detail  # 3072 + 1024 bytes
+    assert "4.1 kB" in finding.detail  # 3072 + 1024 bytes
     assert finding.fix and "no process is registering" in finding.fix
 
 
@@ -297,12 +286,3 @@ def test_a_failing_check_becomes_a_problem_and_the_rest_still_run(
 def test_now_must_be_timezone_aware(home: Path):
     with pytest.raises(ValueError, match="timezone-aware"):
         examine_home(home, now=datetime(2026, 1, 1))
-
-
-def test_human_bytes():
-    assert [human_bytes(n) for n in (0, 1023, 1024, 3 * 1024**2 + 1)] == [
-        "0 B",
-        "1023 B",
-        "1.0 KiB",
-        "3.0 MiB",
-    ]

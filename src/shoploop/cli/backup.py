@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.filesize import decimal
 
 from shoploop.cli.common import HomeOption, default_home
 from shoploop.cli.common import fail as _fail
@@ -64,19 +65,10 @@ def _progress_bar(enabled: bool, label: str) -> Iterator[Callable[[int, int], No
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
-
-
 def _summary(manifest: BackupManifest) -> list[str]:
     counts = manifest.counts
     lines = [
-        f"  {len(manifest.files):,} files, {_size(manifest.total_bytes)} before compression; "
+        f"  {len(manifest.files):,} files, {decimal(manifest.total_bytes)} before compression; "
         f"created {manifest.created_at:%Y-%m-%d %H:%M:%S} UTC by shoploop {manifest.shoploop_version}, "
         f"schema v{manifest.schema_version}",
         f"  products {counts.get('products', 0):,}, events {counts.get('events', 0):,}, "
@@ -140,7 +132,7 @@ def backup(
         raise _error_exit(err) from None
     except OSError as err:
         raise _fail(f"cannot write {out}: {err.strerror or err}", 1) from None
-    typer.echo(f"backup written to {out} ({_size(out.stat().st_size)})")
+    typer.echo(f"backup written to {out} ({decimal(out.stat().st_size)})")
     for line in _summary(manifest):
         typer.echo(line)
     for name in _SECRET_ENV:
@@ -161,7 +153,7 @@ def verify_backup(
             manifest = verify(archive, progress=on_progress)
     except BackupError as err:
         raise _error_exit(err) from None
-    typer.echo(f"ok: {archive} ({_size(archive.stat().st_size)})")
+    typer.echo(f"ok: {archive} ({decimal(archive.stat().st_size)})")
     for line in _summary(manifest):
         typer.echo(line)
 

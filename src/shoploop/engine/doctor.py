@@ -36,6 +36,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from rich.filesize import decimal
+
 from shoploop.privacy.pseudonymize import KEY_ENV, KEY_FILE
 from shoploop.privacy.retention import POLICY_FILENAME, load_policy
 from shoploop.store.backup import SECRET_FILES
@@ -134,15 +136,6 @@ def _open_read_only(path: Path, *, wal: bool) -> sqlite3.Connection:
 # ------------------------------------------------------------------------------ helpers
 
 
-def human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def _tree_size(root: Path) -> int:
     """Bytes of the regular files under `root`; links are not followed (they may leave it)."""
     if root.is_file():
@@ -201,7 +194,7 @@ def check_database(home: _Home) -> list[Finding]:
             Finding(
                 "database",
                 "problem",
-                f"{home.db_path.name} ({human_bytes(size)}) cannot be read: {exc}",
+                f"{home.db_path.name} ({decimal(size)}) cannot be read: {exc}",
                 "stop the server and restore the latest backup: shoploop restore FILE --force",
             )
         ]
@@ -214,7 +207,7 @@ def check_database(home: _Home) -> list[Finding]:
                 "stop the server and restore the latest backup: shoploop restore FILE --force",
             )
         ]
-    return [Finding("database", "ok", f"{home.db_path.name}: {human_bytes(size)}, quick_check ok")]
+    return [Finding("database", "ok", f"{home.db_path.name}: {decimal(size)}, quick_check ok")]
 
 
 def check_schema(home: _Home) -> list[Finding]:
@@ -255,13 +248,13 @@ def check_wal(home: _Home) -> list[Finding]:
             Finding(
                 "wal",
                 "warning",
-                f"the WAL is {human_bytes(wal)}: checkpoints are not finishing, most likely "
+                f"the WAL is {decimal(wal)}: checkpoints are not finishing, most likely "
                 "a reader holds an old snapshot open",
                 "end long-running readers (an export, a backup, a sqlite3 shell); the WAL "
                 "shrinks at the next checkpoint, at the latest when the server restarts",
             )
         ]
-    return [Finding("wal", "ok", f"WAL {human_bytes(wal)}")]
+    return [Finding("wal", "ok", f"WAL {decimal(wal)}")]
 
 
 # ------------------------------------------------------------------------------ models
@@ -335,7 +328,7 @@ def check_leftover_artifacts(home: _Home) -> list[Finding]:
             "artifacts",
             "warning",
             f"{len(leftovers)} entr{'y' if len(leftovers) == 1 else 'ies'} under {ARTIFACTS_DIRNAME}/ "
-            f"no registry row names, {human_bytes(size)}: {_listed(rel)}",
+            f"no registry row names, {decimal(size)}: {_listed(rel)}",
             "left by an interrupted registration: safe to delete once no process is registering "
             f"a model (no training running), e.g. rm -r {home.artifacts / rel[0]}",
         )
@@ -578,13 +571,13 @@ def check_disk(home: _Home) -> list[Finding]:
             Finding(
                 "disk",
                 "warning",
-                f"{human_bytes(free)} free on the home's filesystem, the home is {human_bytes(size)}: "
+                f"{decimal(free)} free on the home's filesystem, the home is {decimal(size)}: "
                 "a backup or a restore needs room for a second copy",
                 "free space or move the home to a larger disk; write backups to another disk "
                 "(shoploop backup --out /other/disk/FILE)",
             )
         ]
-    return [Finding("disk", "ok", f"{human_bytes(free)} free, the home is {human_bytes(size)}")]
+    return [Finding("disk", "ok", f"{decimal(free)} free, the home is {decimal(size)}")]
 
 
 # ------------------------------------------------------------------------------ running
