@@ -56,7 +56,7 @@ from ingest import generate_events  # noqa: E402  (the sibling benchmark's seede
 
 from shoploop.domain import ViewEvent  # noqa: E402
 from shoploop.store.sqlite import SqliteDatabase, SqliteEventLog  # noqa: E402
-from shoploop.store.sqlite_db import PURGE_CHUNK_ROWS  # noqa: E402
+from shoploop.store.sqlite_db import PURGE_CHUNK_ROWS, PURGE_PAUSE_S  # noqa: E402
 
 LOAD_BATCH = 20_000
 
@@ -117,14 +117,15 @@ def purge_single_delete(path: Path, cutoff: datetime) -> int:
     return int(removed)
 
 
-def purge_chunked(path: Path, cutoff: datetime) -> int:
+def purge_chunked(path: Path, cutoff: datetime, chunk_rows: int, pause_s: float) -> int:
     log = SqliteEventLog(SqliteDatabase(path))
+    log.purge_chunk_rows, log.purge_pause_s = chunk_rows, pause_s
     done = 0
 
     def progress(n: int) -> None:
         nonlocal done
         done += n
-        if done % (PURGE_CHUNK_ROWS * 10) == 0:
+        if done % (chunk_rows * 10) == 0:
             print(f"    erased {done:,}", flush=True)
 
     removed = log.delete_before(cutoff, progress=progress)
@@ -148,7 +149,7 @@ def run_arm(name: str, db: Path, cutoff: datetime | None, args: argparse.Namespa
         time.sleep(args.idle_seconds)
         removed = 0
     elif name == "chunked":
-        removed = purge_chunked(db, cutoff)
+        removed = purge_chunked(db, cutoff, args.chunk_rows, args.pause_s)
     else:
         removed = purge_single_delete(db, cutoff)
     t_end = time.monotonic()
@@ -202,11 +203,10 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-LABELS = {
-    "idle": "no purge (writer alone)",
-    "chunked": f"chunked purge (product, {PURGE_CHUNK_ROWS:,} rows per transaction)",
-    "single_delete": "single DELETE (baseline)",
-}
+def label(name: str, chunk_rows: int, pause_s: float) -> str:
+    if name == "chunked":
+        return f"chunked purge (product: {chunk_rows:,} rows per transaction, {pause_s * 1000:g} ms pause)"
+    return {"idle": "no purge (writer alone)", "single_delete": "single DELETE (baseline)"}[name]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -214,6 +214,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--purge-frac", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chunk-rows", type=int, default=PURGE_CHUNK_ROWS, help="rows per purge transaction")
+    parser.add_argument(
+        "--pause-s", type=float, default=PURGE_PAUSE_S, help="pause between purge transactions"
+    )
     parser.add_argument("--writer-batch", type=int, default=20)
     parser.add_argument("--writer-every-ms", type=float, default=20.0)
     parser.add_argument("--idle-seconds", type=float, default=3.0)
@@ -242,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             shutil.copyfile(base, db)
             print(f"arm {name}", flush=True)
             row = run_arm(name, db, None if name == "idle" else cutoff, args)
-            row["label"] = LABELS[name]
+            row["label"] = label(name, args.chunk_rows, args.pause_s)
             kept = len(stamps) if name == "idle" else expected_left
             row["rows_left_ok"] = row["rows_left"] == kept + row["writer_rows_total"]
             arms.append(row)
@@ -257,7 +261,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "cutoff": cutoff.isoformat(),
         "writer_batch": args.writer_batch,
         "writer_every_ms": args.writer_every_ms,
-        "chunk_rows": PURGE_CHUNK_ROWS,
+        "chunk_rows": args.chunk_rows,
+        "pause_s": args.pause_s,
         "arms": arms,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "load_start": load_start,

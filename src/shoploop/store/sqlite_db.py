@@ -169,11 +169,12 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 
 # Retention purges (`SqliteEventLog.delete_before`, `SqliteQuarantine.remove_before`) erase at
 # most this many rows per write transaction. There is one writer lock, shared with the server's
-# ingest: a chunk of 20k rows holds it for a fraction of a second, and the pause between chunks
-# lets a writer in another process in, since SQLite's busy handler re-polls a locked file only
-# every ~100 ms once it has waited a while (an immediate re-BEGIN could starve it).
+# ingest: a chunk of 20k events holds it for ~0.4 s on the 2-core box. The pause between chunks
+# must outlast the 100 ms that SQLite's busy handler sleeps between polls once a writer in
+# another process has waited ~0.3 s, or that writer can miss gap after gap: with a 50 ms pause
+# and 5k-row chunks one append waited 1.9 s (benchmarks/retention_purge.py, 2M events).
 PURGE_CHUNK_ROWS = 20_000
-PURGE_PAUSE_S = 0.05
+PURGE_PAUSE_S = 0.11
 
 
 def purge_in_chunks(
