@@ -45,3 +45,20 @@ def test_env_keys_win(tmp_path, monkeypatch):
 def test_bad_key_specs_are_refused(spec):
     with pytest.raises(ValueError):
         ApiSettings(keys=parse_keys(spec))
+
+
+def test_serve_passes_the_retention_schedule_to_the_app(tmp_path, monkeypatch):
+    import uvicorn
+
+    captured = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: captured.update(app=app, **kw))
+    result = CliRunner().invoke(
+        app, ["serve", "--home", str(tmp_path), "--fast", "--retention-minutes", "0", "--port", "8765"]
+    )
+    assert result.exit_code == 0, result.output
+    assert captured["port"] == 8765 and captured["host"] == "127.0.0.1"
+    assert captured["app"].state.settings.retention_seconds == 0  # the server leaves it to cron
+    again = CliRunner().invoke(app, ["serve", "--home", str(tmp_path), "--fast"])
+    assert again.exit_code == 0 and captured["app"].state.settings.retention_seconds == 3600
+    bad = CliRunner().invoke(app, ["serve", "--home", str(tmp_path), "--retention-minutes", "-5"])
+    assert bad.exit_code == 2

@@ -49,7 +49,7 @@ class ApiSettings(BaseModel):
     store_sync_seconds: float = Field(default=5.0, ge=0)
     # How often the server applies the shop's retention policy (HOME/retention.json), if it
     # has one; 0 turns it off (then run `shoploop retention apply` from cron instead).
-    retention_seconds: float = Field(default=3600.0, ge=0)
+    retention_seconds: float = Field(default=3600.0, ge=0)  # `shoploop serve --retention-minutes`
     # Threads that run the (synchronous, CPU-bound) route handlers; None = CPU cores + 1. The
     # engine holds the GIL for most of a request, so more threads only add lock hand-offs
     # (spot runs of benchmarks/serving.py's search phase, 8 clients on 2 cores: 3 threads

@@ -11,14 +11,13 @@ start (and are reused afterwards from the registry).
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from shoploop.cli.common import HomeOption
+from shoploop.cli.common import HomeOption, default_home
 
 
 def _demo_store(home: Path, say: typer.echo) -> None:  # type: ignore[valid-type]
@@ -53,6 +52,15 @@ def serve(
         typer.Option("--public-reads/--no-public-reads", help="Search/recommendations without a key."),
     ] = None,
     retrain: Annotated[bool, typer.Option("--retrain", help="Run the background retraining loop.")] = False,
+    retention_minutes: Annotated[
+        float,
+        typer.Option(
+            "--retention-minutes",
+            min=0,
+            help="Apply the shop's retention policy (if it has one) every N minutes; 0 = never "
+            "(then schedule `shoploop retention apply`).",
+        ),
+    ] = 60.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the HTTP API, the storefront (/) and the dashboard (/dashboard)."""
@@ -66,14 +74,17 @@ def serve(
     from shoploop.retrieval.config import HybridConfig
 
     limit_malloc_arenas()  # before models load and threads start allocating
-    home = home or Path(os.environ.get("SHOPLOOP_HOME") or "./var/shoploop")
+    home = home or default_home()
     home.mkdir(parents=True, exist_ok=True)
     if demo:
         if not (home / "shoploop.sqlite").is_file():
             _demo_store(home, typer.echo)
         generate_demo_keys(home)
     settings = settings_for_home(
-        home, public_reads=demo if public_reads is None else public_reads, retrain=retrain
+        home,
+        public_reads=demo if public_reads is None else public_reads,
+        retrain=retrain,
+        retention_seconds=retention_minutes * 60,
     )
     if not settings.keys:
         typer.secho(
