@@ -1,4 +1,5 @@
-"""`shoploop import ...`: load a catalog, events or a public dataset into a shop home.
+"""`shoploop import ...`: load a catalog, events, a Metarank event dump or a public dataset into
+a shop home.
 
 Every command validates rows, writes the good ones, quarantines the bad ones with a
 reason and prints an import report. User errors (missing file, unknown format, bad
@@ -171,6 +172,74 @@ def import_events_cmd(
         unknown_columns="ignore" if ignore_unknown_columns else "reject",
         max_age=timedelta(days=max_age_days),
     )
+
+
+@import_app.command("metarank")
+def import_metarank_cmd(
+    file: Annotated[Path, typer.Argument(help="Metarank event dump: JSON lines, optionally .gz.")],
+    home: HomeOption = None,
+    interaction: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--interaction",
+            help="NAME=TYPE: a Metarank interaction type and the shoploop event it becomes, e.g. "
+            "like=click (click, purchase, add-to-cart, rating, ... are known already); repeatable.",
+        ),
+    ] = None,
+    accept_unknown_items: Annotated[
+        bool,
+        typer.Option(help="Keep events whose items are not in the catalog instead of quarantining them."),
+    ] = False,
+    max_age_days: Annotated[int, typer.Option(help="Oldest event accepted, in days.")] = 3650,
+    progress: ProgressOption = True,
+) -> None:
+    """Move a shop's history over from Metarank: items become the catalog, rankings become
+    impressions with positions, interactions become clicks, carts, purchases, ratings."""
+    from rich.console import Console
+
+    from shoploop.data.cleaning import CleaningConfig
+    from shoploop.data.ingest import import_catalog, import_events
+    from shoploop.data.metarank import MetarankError, MetarankFile, parse_interaction_map
+    from shoploop.data.readers import ReaderError
+    from shoploop.privacy.pseudonymize import shop_pseudonymizer
+
+    if not file.is_file():
+        raise _fail(f"file not found: {file}")
+    try:
+        dump = MetarankFile(file, interactions=parse_interaction_map(interaction))
+    except MetarankError as exc:
+        raise _fail(str(exc)) from None
+    console = Console()
+    with _stores(home) as stores:
+
+        def price_of(item_id: str) -> float | None:
+            product = stores.catalog.get(item_id)
+            return product.price if product is not None else None
+
+        config = CleaningConfig(
+            unknown_items="accept" if accept_unknown_items else "reject", max_age=timedelta(days=max_age_days)
+        )
+        try:
+            catalog = import_catalog(dump.catalog_rows(), stores, source=file.name, progress=progress)
+            events = import_events(
+                dump.event_rows(price_of),
+                stores,
+                source=file.name,
+                config=config,
+                progress=progress,
+                user_ids=shop_pseudonymizer(stores.home),
+            )
+        except (ReaderError, OSError) as exc:
+            raise _fail(str(exc)) from None
+        for report in (catalog, events):
+            _finish(report, home, console)
+        if dump.user_events:
+            console.print(
+                f"skipped {dump.user_events:,} Metarank user-metadata events "
+                "(shoploop keeps no shopper attributes)"
+            )
+        for hint in _hints(events, catalog_size=len(stores.catalog)):
+            console.print(f"[yellow]hint:[/yellow] {hint}")
 
 
 @import_app.command("dataset")
