@@ -345,3 +345,30 @@ def test_ab_exposures_follow_the_impressions_limit(shop):
     assert [e.user_id for e in experiments.exposures("home-v2")] == ["u2"]
     assert len(experiments.exposures("search-v3")) == 1
     assert apply_retention(stores, POLICY, now=NOW).exposures is None  # not asked: not reported
+
+
+def test_import_reports_go_with_the_quarantine_limit(shop):
+    import os
+
+    from shoploop.data.report import REPORT_STAMP
+
+    stores, clock = shop
+    _fill(stores, clock)
+    if stores.home is None:  # an in-memory shop keeps no report files
+        assert apply_retention(stores, POLICY, now=NOW).reports is None
+        return
+    reports = stores.home / "reports"
+    reports.mkdir()
+    old = reports / f"{days_ago(40).strftime(REPORT_STAMP)}-events-old.json"
+    edge = reports / f"{days_ago(30).strftime(REPORT_STAMP)}-events-edge.json"  # at the cutoff: kept
+    unstamped = reports / "hand-copied.json"  # dated by its file time instead
+    for path in (old, edge, unstamped):
+        path.write_text('{"flagged_users": ["bot"]}')
+    stamp = days_ago(31).timestamp()
+    os.utime(unstamped, (stamp, stamp))
+    preview = apply_retention(stores, POLICY, now=NOW, dry_run=True)
+    assert preview.reports is not None and preview.reports.rows == 2 and old.exists()
+    assert preview.reports.cutoff == days_ago(30) and preview.to_dict()["import_reports"]["rows"] == 2
+    report = apply_retention(stores, POLICY, now=NOW)
+    assert report.reports.rows == 2 and report.total_rows == 4 + 2
+    assert sorted(p.name for p in reports.iterdir()) == [edge.name]

@@ -75,7 +75,11 @@ def _print_policy(policy: RetentionPolicy, console: Console) -> None:
         console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
-_LINE_NAMES = {"quarantine": "quarantined rows", "experiment_exposures": "A/B exposures (as impressions)"}
+_LINE_NAMES = {
+    "quarantine": "quarantined rows",
+    "experiment_exposures": "A/B exposures (as impressions)",
+    "import_reports": "import reports (as quarantine)",
+}
 
 
 @contextmanager

@@ -78,11 +78,17 @@ def print_report(report: ImportReport, console: Console | None = None) -> None:
     console.print(table)
 
 
+REPORTS_DIRNAME = "reports"
+# Every report's name starts with when it was written (UTC), which a copy or a restore keeps
+# and file times do not: retention dates reports by it.
+REPORT_STAMP = "%Y%m%dT%H%M%S%fZ"
+
+
 def save_report(report: ImportReport, home: Path) -> Path:
     """Write the report as JSON under `home/reports/`; temp file + rename so it is never half-written."""
-    directory = Path(home) / "reports"
+    directory = Path(home) / REPORTS_DIRNAME
     directory.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime(REPORT_STAMP)
     safe_source = re.sub(r"[^A-Za-z0-9._-]+", "_", report.source)[:80] or "source"
     target = directory / f"{stamp}-{report.kind}-{safe_source}.json"
     atomic_write_text(target, json.dumps(report.to_dict(), indent=2, sort_keys=True))

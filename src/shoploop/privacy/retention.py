@@ -32,6 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from shoploop.data.report import REPORT_STAMP, REPORTS_DIRNAME
 from shoploop.domain.events import EVENT_TYPES
 from shoploop.store.files import atomic_write_text
 
@@ -281,6 +282,9 @@ class RetentionReport:
     # A/B exposures (who saw which variant, when) follow the impressions' limit: an exposure is
     # logged when a list is served. None when no experiment store was given.
     exposures: RetentionLine | None = None
+    # Import reports (`HOME/reports/*.json`) list the shoppers an import flagged as bots, so they
+    # go with the quarantine's limit (both describe rejected input). None without a home.
+    reports: RetentionLine | None = None
 
     @property
     def events_rows(self) -> int:
@@ -288,12 +292,14 @@ class RetentionReport:
 
     @property
     def lines(self) -> tuple[RetentionLine, ...]:
-        """Every line, events first, then the quarantine and the exposures (if asked)."""
-        return (*self.events, self.quarantine, *((self.exposures,) if self.exposures else ()))
+        """Every line: events first, then the quarantine, the exposures and the import reports
+        (when there were any to look at)."""
+        extra = tuple(line for line in (self.exposures, self.reports) if line is not None)
+        return (*self.events, self.quarantine, *extra)
 
     @property
     def total_rows(self) -> int:
-        return self.events_rows + self.quarantine.rows + (self.exposures.rows if self.exposures else 0)
+        return self.events_rows + sum(line.rows for line in self.lines[len(self.events) :])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -302,6 +308,7 @@ class RetentionReport:
             "events": [line.to_dict() for line in self.events],
             "quarantine": self.quarantine.to_dict(),
             "experiment_exposures": self.exposures.to_dict() if self.exposures else None,
+            "import_reports": self.reports.to_dict() if self.reports else None,
             "events_rows": self.events_rows,
             "total_rows": self.total_rows,
         }
@@ -336,6 +343,8 @@ def apply_retention(
     # type lost, and the progress bar knows its total before the first row goes.
     counts = {t: stores.events.count_before(c, types=[t]) if c is not None else 0 for t, c in cutoffs.items()}
     q_count = stores.quarantine.count_before(q_cutoff) if q_cutoff is not None else 0
+    home = getattr(stores, "home", None)
+    old_reports = _old_reports(Path(home), q_cutoff) if home is not None and q_cutoff is not None else []
     x_cutoff = cutoffs.get("impression")
     x_count = experiments.count_exposures_before(x_cutoff) if experiments and x_cutoff else 0
 
@@ -361,6 +370,8 @@ def apply_retention(
         if experiments is not None and x_cutoff is not None:
             x_count = experiments.delete_exposures_before(x_cutoff)
             step(x_count)
+        for path in old_reports:
+            path.unlink(missing_ok=True)
 
     return RetentionReport(
         now=now,
@@ -372,4 +383,27 @@ def apply_retention(
             if experiments is not None
             else None
         ),
+        reports=(
+            RetentionLine("import_reports", policy.quarantine_days, q_cutoff, len(old_reports))
+            if home is not None
+            else None
+        ),
     )
+
+
+def _old_reports(home: Path, cutoff: datetime) -> list[Path]:
+    """Import reports written before `cutoff`, dated by the UTC stamp that starts their name
+    (`data.report.save_report`), which survives a copy or a restore; by the file's time when
+    a name has none."""
+    directory = home / REPORTS_DIRNAME
+    if not directory.is_dir():
+        return []
+    old = []
+    for path in directory.glob("*.json"):
+        try:
+            written = datetime.strptime(path.name.split("-", 1)[0], REPORT_STAMP).replace(tzinfo=UTC)
+        except ValueError:
+            written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        if written < cutoff:
+            old.append(path)
+    return sorted(old)
