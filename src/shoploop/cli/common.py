@@ -5,10 +5,16 @@ non-zero exit, 2 by default: the command could not start)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:  # loaded inside the commands, so `shoploop --help` stays instant
+    from shoploop.evaluation.ab import ExperimentStore
+    from shoploop.store.home import Stores
 
 # No square brackets in the help text: Rich reads "[default: ...]" as markup and drops it.
 HomeOption = Annotated[
@@ -33,3 +39,18 @@ def existing_home(home: Path | None) -> Path:
     if not (home / "shoploop.sqlite").is_file():
         raise fail(f"no shop at {home}; try `shoploop demo-data --home {home}`")
     return home
+
+
+@contextmanager
+def stores_and_experiments(home: Path) -> Iterator[tuple[Stores, ExperimentStore]]:
+    """The home's stores and its A/B experiment store, which names shoppers too (its own tables
+    in the same database), opened together and closed together."""
+    from shoploop.evaluation.ab import SqliteExperimentStore
+    from shoploop.store.home import DB_FILENAME, open_stores
+
+    experiments = SqliteExperimentStore(home / DB_FILENAME)
+    try:
+        with open_stores(home) as stores:
+            yield stores, experiments
+    finally:
+        experiments.close()

@@ -22,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from shoploop.cli.common import HomeOption
+from shoploop.cli.common import HomeOption, stores_and_experiments
 from shoploop.cli.common import existing_home as _home
 from shoploop.cli.common import fail as _fail
 
@@ -40,25 +40,19 @@ def export(
     ] = None,
 ) -> None:
     """Everything the shop's home holds about one shopper, as JSON (right of access)."""
-    from shoploop.evaluation.ab import SqliteExperimentStore
     from shoploop.privacy.access import shopper_document_from_stores
     from shoploop.privacy.pseudonymize import shop_pseudonymizer
     from shoploop.store.files import atomic_write_text
-    from shoploop.store.home import DB_FILENAME, open_stores
 
     if not user_id.strip():
         raise _fail("user_id: must not be empty")
     path = _home(home)
     pseudonymizer = shop_pseudonymizer(path)
     stored_as = pseudonymizer(user_id) if pseudonymizer is not None else user_id
-    experiments = SqliteExperimentStore(path / DB_FILENAME)
-    try:
-        with open_stores(path) as stores:
-            doc = shopper_document_from_stores(
-                stores, user_id, stored_as=stored_as, now=datetime.now(UTC), experiments=experiments
-            )
-    finally:
-        experiments.close()
+    with stores_and_experiments(path) as (stores, experiments):
+        doc = shopper_document_from_stores(
+            stores, user_id, stored_as=stored_as, now=datetime.now(UTC), experiments=experiments
+        )
     text = json.dumps(doc, indent=2, ensure_ascii=False)
     if out is None:
         typer.echo(text)

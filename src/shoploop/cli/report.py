@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from shoploop.cli.common import HomeOption
+from shoploop.cli.common import HomeOption, existing_home, fail
 
 
 def report(
@@ -20,13 +19,9 @@ def report(
     from shoploop.evaluation.report import report_data_from_stores, write_report
     from shoploop.store.home import open_stores
 
-    home = home or Path(os.environ.get("SHOPLOOP_HOME") or "./var/shoploop")
-    if not (home / "shoploop.sqlite").is_file():
-        typer.secho(f"error: no shop at {home} (expected {home / 'shoploop.sqlite'})", err=True, fg="red")
-        raise typer.Exit(2)
+    home = existing_home(home)
     if period not in ("day", "week", "all"):
-        typer.secho(f"error: --period: expected day, week or all, got {period!r}", err=True, fg="red")
-        raise typer.Exit(2)
+        raise fail(f"--period: expected day, week or all, got {period!r}")
     with open_stores(home) as stores:
         data = report_data_from_stores(stores, period=period, title=f"shoploop report – {home.name}")
     path = write_report(data, out)

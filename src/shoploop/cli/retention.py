@@ -16,15 +16,13 @@ finishes the job.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shoploop.cli.common import HomeOption
+from shoploop.cli.common import HomeOption, stores_and_experiments
 from shoploop.cli.common import existing_home as _home
 from shoploop.cli.common import fail as _fail
 
@@ -82,20 +80,6 @@ _LINE_NAMES = {
 }
 
 
-@contextmanager
-def _shop(home: Path) -> Iterator[tuple[Stores, ExperimentStore]]:
-    """The home's stores and its A/B experiment store (exposures name shoppers too)."""
-    from shoploop.evaluation.ab import SqliteExperimentStore
-    from shoploop.store.home import DB_FILENAME, open_stores
-
-    experiments = SqliteExperimentStore(home / DB_FILENAME)
-    try:
-        with open_stores(home) as stores:
-            yield stores, experiments
-    finally:
-        experiments.close()
-
-
 def _print_report(report: RetentionReport, console: Console) -> None:
     from rich.table import Table
 
@@ -129,7 +113,7 @@ def show(home: HomeOption = None, as_json: JsonOption = False) -> None:
     policy = _load(home)
     report = None
     if policy is not None:
-        with _shop(home) as (stores, experiments):
+        with stores_and_experiments(home) as (stores, experiments):
             report = apply_retention(
                 stores, policy, now=datetime.now(UTC), dry_run=True, experiments=experiments
             )
@@ -208,7 +192,7 @@ def apply(
     console = Console(stderr=as_json)  # with --json, stdout holds the JSON alone
     # One `now` for the preview and the purge: what the user confirms is what is erased.
     now = datetime.now(UTC)
-    with _shop(home) as (stores, experiments):
+    with stores_and_experiments(home) as (stores, experiments):
         preview = apply_retention(stores, policy, now=now, dry_run=True, experiments=experiments)
         if dry_run or preview.total_rows == 0:
             report = preview

@@ -56,7 +56,7 @@ from shoploop.feedback.online import OnlineState, UserProfile
 from shoploop.feedback.search_gate import SearchGateConfig
 from shoploop.feedback.training_data import LIST_EVENT_TYPES, join_logs
 from shoploop.privacy import Pseudonymizer, shop_pseudonymizer
-from shoploop.privacy.access import quarantined_rows_naming, shopper_document
+from shoploop.privacy.access import quarantined_rows_naming, shopper_document_from_stores
 from shoploop.ranking.cross_encoder import CrossEncoderConfig, CrossEncoderReranker, blend_with_first_stage
 from shoploop.ranking.rules import Candidate, RuleBook, RuleContext, apply_rules
 from shoploop.recommend.surfaces import ItemMeta, Recommendation, Surfaces
@@ -1148,18 +1148,14 @@ class Engine:
     def export_user(self, user_id: str, *, experiments: ExperimentStore | None = None) -> dict[str, Any]:
         """Everything shoploop holds that names a shopper (right of access / portability), as
         one JSON-ready document; `shoploop.privacy.access` lists what is in it and what is not."""
-        user = self._required_user(user_id)
-        known = self.online.known_user(user)
-        return shopper_document(
-            user_id=user_id,
-            stored_as=user,
-            exported_at=self.clock(),
-            events=self.stores.events.scan(user_id=user),
-            flagged_reason=self.stores.events.flagged_users().get(user),
-            quarantined=quarantined_rows_naming(self.stores.quarantine.list(kind="event"), user, user_id),
-            profile=self.online.profile(user, now=self.clock()) if known else None,
-            autocomplete_queries=self.suggester.queries_of(user),
-            experiment_exposures=experiments.user_exposures(user) if experiments is not None else None,
+        return shopper_document_from_stores(
+            self.stores,
+            user_id,
+            stored_as=self._required_user(user_id),
+            now=self.clock(),
+            experiments=experiments,
+            online=self.online,
+            suggester=self.suggester,
         )
 
     # ------------------------------------------------------------------ synonyms

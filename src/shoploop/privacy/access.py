@@ -117,19 +117,24 @@ def shopper_document_from_stores(
     stored_as: str,
     now: datetime,
     experiments: ExperimentStore | None = None,
+    online: OnlineState | None = None,
+    suggester: QuerySuggester | None = None,
 ) -> dict[str, Any]:
-    """The access document without a running server (`shoploop privacy export`).
+    """The access document for `stored_as`, read from the stores.
 
-    The server's in-memory profile and autocomplete counts are derived from the shopper's
-    events alone, so replaying just those events into a fresh `OnlineState` and
-    `QuerySuggester` rebuilds what a server would hold about them (decayed to `now`).
+    A running engine passes its own `online` state and `suggester`. Without them
+    (`shoploop privacy export`, no server) they are rebuilt: the server's in-memory profile and
+    autocomplete counts derive from the shopper's events alone, so replaying just those events
+    into a fresh `OnlineState` and `QuerySuggester` gives what a server would hold about them
+    (decayed to `now`).
     """
     events = list(stores.events.scan(user_id=stored_as))
-    online = OnlineState(lookup=stores.catalog.get)
-    suggester = QuerySuggester(clock=now.timestamp)
-    for event in events:
-        online.update(event)
-        suggester.observe(event)
+    if online is None or suggester is None:
+        online = OnlineState(lookup=stores.catalog.get)
+        suggester = QuerySuggester(clock=now.timestamp)
+        for event in events:
+            online.update(event)
+            suggester.observe(event)
     return shopper_document(
         user_id=user_id,
         stored_as=stored_as,

@@ -38,7 +38,7 @@ import math
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -313,12 +313,22 @@ class QuerySuggester:
             if isinstance(e, SearchEvent) or (isinstance(e, ImpressionEvent) and e.surface == "search")
             if e.query
         }
-        shopper = f"u:{user_id}"
+        return self._drop_shopper(user_id, keep=still)
+
+    def forget_user(self, user_id: str) -> int:
+        """Take an erased shopper out of every query's distinct-shopper count; returns how many
+        queries they counted towards. Popularity counts are aggregates and keep fading."""
+        return self._drop_shopper(user_id, keep=frozenset())
+
+    def _drop_shopper(self, user_id: str, *, keep: Set[str]) -> int:
+        """Take a shopper out of the distinct-shopper count of every query they count towards
+        except those in `keep`; returns how many they were taken out of."""
+        shopper = f"u:{user_id}"  # as `shopper_of` names a signed-in shopper
         with self._lock:
             keys = self._by_shopper.get(shopper)
             if not keys:
                 return 0
-            gone = keys - still
+            gone = keys - keep
             for key in gone:
                 stats = self._queries.get(key)
                 if stats is not None:
@@ -329,20 +339,6 @@ class QuerySuggester:
             if gone:
                 self._dirty = True
             return len(gone)
-
-    def forget_user(self, user_id: str) -> int:
-        """Take an erased shopper out of every query's distinct-shopper count; returns how many
-        queries they counted towards. Popularity counts are aggregates and keep fading."""
-        shopper = f"u:{user_id}"
-        with self._lock:
-            keys = self._by_shopper.pop(shopper, set())
-            for key in keys:
-                stats = self._queries.get(key)
-                if stats is not None:
-                    stats.shoppers.discard(shopper)
-            if keys:
-                self._dirty = True
-            return len(keys)
 
     # ------------------------------------------------------------------ blocklist
     def set_blocked(self, terms: Iterable[str]) -> None:
