@@ -17,15 +17,13 @@ missing file), 1 when the archive is bad (a member altered, the database fails i
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.filesize import decimal
 
-from shoploop.cli.common import HomeOption, default_home
+from shoploop.cli.common import HomeOption, default_home, progress_bar
 from shoploop.cli.common import fail as _fail
 
 if TYPE_CHECKING:  # the library loads inside the commands, so `shoploop --help` stays instant
@@ -35,34 +33,6 @@ ProgressOption = Annotated[bool, typer.Option("--progress/--no-progress", help="
 # The server reads these before the home's files (privacy/pseudonymize.py KEY_ENV; api/settings.py
 # ENV_KEYS, not imported because loading the API package would load the whole engine).
 _SECRET_ENV = ("SHOPLOOP_PSEUDONYM_KEY", "SHOPLOOP_API_KEYS")
-
-
-@contextmanager
-def _progress_bar(enabled: bool, label: str) -> Iterator[Callable[[int, int], None] | None]:
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    # On stderr, so the summary on stdout stays clean for scripts and cron mails.
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _summary(manifest: BackupManifest) -> list[str]:
@@ -120,7 +90,7 @@ def backup(
 
     home = home or default_home()
     try:
-        with _progress_bar(progress, "backup") as on_progress:
+        with progress_bar(progress, "backup", unit="bytes") as on_progress:
             manifest = create_backup(
                 home,
                 out,
@@ -149,7 +119,7 @@ def verify_backup(
     from shoploop.store.backup import verify_backup as verify
 
     try:
-        with _progress_bar(progress, "verify") as on_progress:
+        with progress_bar(progress, "verify", unit="bytes") as on_progress:
             manifest = verify(archive, progress=on_progress)
     except BackupError as err:
         raise _error_exit(err) from None
@@ -176,7 +146,7 @@ def restore(
 
     home = home or default_home()
     try:
-        with _progress_bar(progress, "restore") as on_progress:
+        with progress_bar(progress, "restore", unit="bytes") as on_progress:
             manifest = restore_backup(archive, home, force=force, progress=on_progress)
     except BackupError as err:
         raise _error_exit(err) from None

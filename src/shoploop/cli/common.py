@@ -5,10 +5,10 @@ non-zero exit, 2 by default: the command could not start)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -54,3 +54,30 @@ def stores_and_experiments(home: Path) -> Iterator[tuple[Stores, ExperimentStore
             yield stores, experiments
     finally:
         experiments.close()
+
+
+@contextmanager
+def progress_bar(
+    enabled: bool, label: str, *, unit: Literal["rows", "bytes"] = "rows"
+) -> Iterator[Callable[[int, int], None] | None]:
+    """A Rich progress bar on stderr (stdout stays clean for scripts and cron mails), fed by
+    `(done, total)` calls with rate and ETA; None when disabled."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    amounts = (DownloadColumn(), TransferSpeedColumn()) if unit == "bytes" else (MofNCompleteColumn(),)
+    columns = (TextColumn("{task.description}"), BarColumn(), *amounts, TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)

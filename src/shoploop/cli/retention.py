@@ -22,16 +22,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shoploop.cli.common import HomeOption, stores_and_experiments
+from shoploop.cli.common import HomeOption, progress_bar, stores_and_experiments
 from shoploop.cli.common import existing_home as _home
 from shoploop.cli.common import fail as _fail
 
 if TYPE_CHECKING:  # loaded inside the commands, so `shoploop --help` stays instant
     from rich.console import Console
 
-    from shoploop.evaluation.ab import ExperimentStore
     from shoploop.privacy.retention import RetentionPolicy, RetentionPolicyError, RetentionReport
-    from shoploop.store.home import Stores
 
 retention_app = typer.Typer(help="Retention policy: how long shopper data is kept, and erasing older data.")
 
@@ -203,37 +201,11 @@ def apply(
             if not yes and not typer.confirm(question):
                 console.print("nothing erased")
                 raise typer.Exit(1)
-            report = _apply_with_progress(
-                stores, experiments, policy, now, preview.total_rows, progress, console
-            )
+            with progress_bar(progress, "erasing") as on_progress:
+                report = apply_retention(
+                    stores, policy, now=now, experiments=experiments, progress=on_progress
+                )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         _print_report(report, console)
-
-
-def _apply_with_progress(
-    stores: Stores,
-    experiments: ExperimentStore,
-    policy: RetentionPolicy,
-    now: datetime,
-    total: int,
-    enabled: bool,
-    console: Console,
-) -> RetentionReport:
-    from shoploop.privacy.retention import apply_retention
-
-    if not enabled:
-        return apply_retention(stores, policy, now=now, experiments=experiments)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn("erasing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("erase", total=total)
-        return apply_retention(
-            stores,
-            policy,
-            now=now,
-            experiments=experiments,
-            progress=lambda done, of: bar.update(task, completed=done, total=of),
-        )

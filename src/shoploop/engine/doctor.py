@@ -26,7 +26,6 @@ retention apply` reads it).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sqlite3
 import stat
@@ -38,6 +37,7 @@ from typing import Any, Literal
 
 from rich.filesize import decimal
 
+from shoploop.data.cleaning import reason_code
 from shoploop.privacy.pseudonymize import KEY_ENV, KEY_FILE
 from shoploop.privacy.retention import POLICY_FILENAME, load_policy
 from shoploop.store.backup import SECRET_FILES
@@ -517,23 +517,15 @@ def _overdue_since(cutoff: datetime | None) -> datetime | None:
 # Quarantine reasons embed row numbers and values ("line 12: invalid JSON (...)",
 # "unknown_item: 'sku-9' ..."); grouping on the head keeps one line per kind of problem.
 # (data.cleaning.reason_code does this precisely, but `data` is a layer below `store`.)
-_ROW_PREFIX = re.compile(r"^(?:line|row) \d+: ")
-_HEAD_END = re.compile(r"[:(;]")
-
-
-def _reason_head(reason: str) -> str:
-    text = _ROW_PREFIX.sub("", reason)
-    head = _HEAD_END.split(text, maxsplit=1)[0].strip()
-    return (head or text.strip())[:60]
-
-
 def check_quarantine(home: _Home) -> list[Finding]:
     conn = _need_db(home, "quarantine")
     if isinstance(conn, Finding):
         return [conn]
+    # Grouped by the importer's reason codes, the ones `shoploop import quarantine list --reason`
+    # filters on.
     by_head: dict[str, int] = {}
     for reason, n in conn.execute("SELECT reason, count(*) FROM quarantine GROUP BY reason"):
-        head = _reason_head(str(reason))
+        head = reason_code(str(reason))
         by_head[head] = by_head.get(head, 0) + int(n)
     total = sum(by_head.values())
     if total == 0:
