@@ -242,6 +242,40 @@ def import_metarank_cmd(
             console.print(f"[yellow]hint:[/yellow] {hint}")
 
 
+@import_app.command("merchant")
+def import_merchant_cmd(
+    file: Annotated[
+        Path,
+        typer.Argument(help="Google Merchant Center feed: RSS/Atom XML or tab-separated text (.gz too)."),
+    ],
+    home: HomeOption = None,
+    progress: ProgressOption = True,
+) -> None:
+    """Import the catalog from the product feed the shop already sends Google Merchant Center
+    (id, title, price "15.00 USD", sale price, availability, product_type, brand, gtin...)."""
+    from rich.console import Console
+
+    from shoploop.data.ingest import import_catalog
+    from shoploop.data.merchant_feed import MerchantFeed
+    from shoploop.data.readers import ReaderError
+
+    if not file.is_file():
+        raise _fail(f"file not found: {file}")
+    feed = MerchantFeed(file)
+    console = Console()
+    with _stores(home) as stores:
+        try:
+            report = import_catalog(feed.catalog_rows(), stores, source=file.name, progress=progress)
+        except (ReaderError, OSError) as exc:
+            raise _fail(str(exc)) from None
+        _finish(report, home, console)
+        if feed.skipped:
+            left_out = ", ".join(f"{name} ({n:,})" for name, n in feed.skipped.most_common())
+            console.print(f"left out (no product field holds them): {left_out}")
+        for hint in _hints(report, catalog_size=len(stores.catalog)):
+            console.print(f"[yellow]hint:[/yellow] {hint}")
+
+
 @import_app.command("dataset")
 def import_dataset_cmd(
     name: Annotated[

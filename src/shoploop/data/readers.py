@@ -222,10 +222,13 @@ def _json_error(line_no: int, exc: json.JSONDecodeError) -> str:
     return f"line {line_no}: invalid JSON: {exc.msg} at column {exc.colno}"
 
 
-def _read_csv(path: Path, column_map: Mapping[str, str] | None) -> Iterator[SourceRow]:
+def _read_csv(
+    path: Path, column_map: Mapping[str, str] | None, delimiter: str | None = None
+) -> Iterator[SourceRow]:
     # The stdlib reader streams record by record and, unlike pandas' C parser, lets a
     # ragged row become one rejected row instead of aborting the whole file.
-    delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+    if delimiter is None:
+        delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
     with _open_text(path) as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         try:
@@ -281,8 +284,11 @@ def read_rows(
     fmt: str | None = None,
     column_map: Mapping[str, str] | None = None,
     chunk_rows: int = 10_000,
+    delimiter: str | None = None,
 ) -> Iterator[SourceRow]:
     """Stream the rows of a CSV / JSONL / Parquet file (optionally gzip-compressed).
+
+    CSV's delimiter is a tab for `.tsv` files and a comma otherwise, unless `delimiter` says.
 
     Raises `ReaderError` up front for an unknown format and `FileNotFoundError` for a
     missing file; per-row problems come back as `SourceRow.error`.
@@ -294,7 +300,7 @@ def read_rows(
     if kind == "jsonl":
         return _guard(_read_jsonl(path, column_map), path)
     if kind == "csv":
-        return _guard(_read_csv(path, column_map), path)
+        return _guard(_read_csv(path, column_map, delimiter), path)
     if path.suffix.lower() == ".gz":
         raise ReaderError("gzip-compressed Parquet is not supported (Parquet compresses internally)")
     return _read_parquet(path, column_map, chunk_rows)
