@@ -70,7 +70,7 @@ def test_set_show_apply(home: Path):
 
     applied = run(home, "apply", "--yes", "--no-progress")
     assert applied.exit_code == 0, applied.output
-    assert "2 events, 0 quarantined rows, 0 A/B exposures erased" in applied.output
+    assert "2 events, 0 quarantined rows, 0 A/B exposures, 0 bot flags erased" in applied.output
     assert event_ids(home) == ["s-new", "v-new"]
 
     again = json.loads(run(home, "apply", "--yes", "--json").stdout)

@@ -261,8 +261,11 @@ def test_dry_run_counts_and_erases_nothing(shop):
     report = apply_retention(stores, POLICY, now=NOW, dry_run=True)
     assert report.dry_run and report.now == NOW
     assert _rows(report) == {"search": 1, "view": 1, "purchase": 1}
-    assert report.quarantine.rows == 1 and report.total_rows == 4
+    assert report.quarantine.rows == 1
+    assert report.flags.rows == 1  # "bot" has one event, and it is past the limit
+    assert report.total_rows == 5
     assert len(stores.events) == len(HISTORY)
+    assert stores.events.flagged_users() == {"bot": "too fast"}
     assert len(stores.quarantine.list()) == 3
     search = next(line for line in report.events if line.target == "search")
     assert search.days == 90 and search.cutoff == days_ago(90)
@@ -279,12 +282,25 @@ def test_apply_erases_what_outlived_the_policy_and_only_that(shop):
     remaining = sorted(e.event_id for e in stores.events.scan())
     assert remaining == ["p-1d", "s-80d", "s-90d", "v-300d", "v-365d"]
     assert [r.source for r in stores.quarantine.list()] == ["mid.csv", "new.csv"]
-    assert stores.events.flagged_users() == {"bot": "too fast"}  # not event data: untouched
+    # the flag names a shopper, and none of their events is left for it to keep out of training
+    assert stores.events.flagged_users() == {} and report.flags.rows == 1
     # progress counts up to the total it announced
     assert calls and calls[-1] == (4, 4)
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
     report_dict = report.to_dict()
-    assert report_dict["total_rows"] == 4 and report_dict["events_rows"] == 3
+    assert report_dict["total_rows"] == 5 and report_dict["events_rows"] == 3
+    assert report_dict["bot_flags"]["rows"] == 1
+
+
+def test_a_flag_stays_while_the_shopper_has_events_left(shop):
+    stores, clock = shop
+    _fill(stores, clock)
+    stores.events.append([_view("v-bot-new", days_ago(3), user="bot")])
+    stores.events.flag_users(["ghost"], "flagged before its events were erased")
+    assert apply_retention(stores, POLICY, now=NOW, dry_run=True).flags.rows == 1  # the ghost
+    report = apply_retention(stores, POLICY, now=NOW)
+    assert stores.events.flagged_users() == {"bot": "too fast"} and report.flags.rows == 1
+    assert [e.event_id for e in stores.events.scan(user_id="bot")] == ["v-bot-new"]
 
 
 def test_applying_twice_erases_nothing_the_second_time(shop):
@@ -339,7 +355,7 @@ def test_ab_exposures_follow_the_impressions_limit(shop):
     preview = apply_retention(stores, POLICY, now=NOW, dry_run=True, experiments=experiments)
     assert preview.exposures is not None and preview.exposures.rows == 1
     assert preview.exposures.cutoff == days_ago(365) and preview.exposures.days == 365
-    assert preview.total_rows == 5 and experiments.count_exposures_before(days_ago(365)) == 1
+    assert preview.total_rows == 6 and experiments.count_exposures_before(days_ago(365)) == 1  # + the flag
     report = apply_retention(stores, POLICY, now=NOW, experiments=experiments)
     assert report.exposures.rows == 1 and report.to_dict()["experiment_exposures"]["rows"] == 1
     assert [e.user_id for e in experiments.exposures("home-v2")] == ["u2"]
@@ -370,5 +386,5 @@ def test_import_reports_go_with_the_quarantine_limit(shop):
     assert preview.reports is not None and preview.reports.rows == 2 and old.exists()
     assert preview.reports.cutoff == days_ago(30) and preview.to_dict()["import_reports"]["rows"] == 2
     report = apply_retention(stores, POLICY, now=NOW)
-    assert report.reports.rows == 2 and report.total_rows == 4 + 2
+    assert report.reports.rows == 2 and report.total_rows == 4 + 2 + 1  # + the bot flag
     assert sorted(p.name for p in reports.iterdir()) == [edge.name]

@@ -114,6 +114,9 @@ def test_flags_and_exclude_flagged(events, t0):
     assert ids(events.scan(exclude_flagged=True)) == ["b"]
     assert ids(events.scan()) == ["a", "b"]  # the log keeps everything
     assert ids(events.scan(exclude_flagged=True, user_id="bot")) == []
+    assert events.unflag_users(["bot", "bot", "never-flagged"]) == 1
+    assert events.flagged_users() == {"bot2": "too many clicks"}
+    assert ids(events.scan(exclude_flagged=True)) == ["a", "b"]
 
 
 def test_get_impression(events, t0):

@@ -75,6 +75,7 @@ _LINE_NAMES = {
     "quarantine": "quarantined rows",
     "experiment_exposures": "A/B exposures (as impressions)",
     "import_reports": "import reports (as quarantine)",
+    "bot_flags": "bot flags",
 }
 
 
@@ -91,11 +92,13 @@ def _print_report(report: RetentionReport, console: Console) -> None:
     for line in report.lines:
         cutoff = "-" if line.cutoff is None else f"{line.cutoff.astimezone(UTC):%Y-%m-%d %H:%M}"
         name = _LINE_NAMES.get(line.target) or f"{line.target} events"
-        table.add_row(name, _kept(line.days), cutoff, f"{line.rows:,}")
+        kept = "while the shopper has events" if line.target == "bot_flags" else _kept(line.days)
+        table.add_row(name, kept, cutoff, f"{line.rows:,}")
     console.print(table)
     console.print(
         f"{report.events_rows:,} events, {report.quarantine.rows:,} quarantined rows, "
-        f"{report.exposures.rows if report.exposures else 0:,} A/B exposures {verb}"
+        f"{report.exposures.rows if report.exposures else 0:,} A/B exposures, "
+        f"{report.flags.rows if report.flags else 0:,} bot flags {verb}"
         + (" (nothing changed)" if report.dry_run else "")
     )
 

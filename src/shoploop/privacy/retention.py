@@ -285,6 +285,9 @@ class RetentionReport:
     # Import reports (`HOME/reports/*.json`) list the shoppers an import flagged as bots, so they
     # go with the quarantine's limit (both describe rejected input). None without a home.
     reports: RetentionLine | None = None
+    # A bot flag names a shopper; it goes once none of their events is left (nothing remains for
+    # it to keep out of training), so it never outlives the data it was raised about.
+    flags: RetentionLine | None = None
 
     @property
     def events_rows(self) -> int:
@@ -294,7 +297,7 @@ class RetentionReport:
     def lines(self) -> tuple[RetentionLine, ...]:
         """Every line: events first, then the quarantine, the exposures and the import reports
         (when there were any to look at)."""
-        extra = tuple(line for line in (self.exposures, self.reports) if line is not None)
+        extra = tuple(line for line in (self.exposures, self.reports, self.flags) if line is not None)
         return (*self.events, self.quarantine, *extra)
 
     @property
@@ -309,6 +312,7 @@ class RetentionReport:
             "quarantine": self.quarantine.to_dict(),
             "experiment_exposures": self.exposures.to_dict() if self.exposures else None,
             "import_reports": self.reports.to_dict() if self.reports else None,
+            "bot_flags": self.flags.to_dict() if self.flags else None,
             "events_rows": self.events_rows,
             "total_rows": self.total_rows,
         }
@@ -372,6 +376,11 @@ def apply_retention(
             step(x_count)
         for path in old_reports:
             path.unlink(missing_ok=True)
+        flags = stores.events.unflag_users(
+            [u for u in stores.events.flagged_users() if next(stores.events.scan(user_id=u), None) is None]
+        )
+    else:
+        flags = sum(_all_events_go(stores, user, cutoffs) for user in stores.events.flagged_users())
 
     return RetentionReport(
         now=now,
@@ -388,7 +397,18 @@ def apply_retention(
             if home is not None
             else None
         ),
+        flags=RetentionLine("bot_flags", None, None, flags),
     )
+
+
+def _all_events_go(stores: Stores, user_id: str, cutoffs: Mapping[str, datetime | None]) -> bool:
+    """Whether applying `cutoffs` would leave this shopper without events (dry runs only: the
+    flagged are few, and a real run simply checks what is left)."""
+    for event in stores.events.scan(user_id=user_id):
+        cutoff = cutoffs.get(event.type)
+        if cutoff is None or event.timestamp >= cutoff:
+            return False
+    return True
 
 
 def _old_reports(home: Path, cutoff: datetime) -> list[Path]:

@@ -288,6 +288,10 @@ class MemoryEventLog:
         with self._lock:
             return dict(self._flags)
 
+    def unflag_users(self, user_ids: Iterable[str]) -> int:
+        with self._lock:
+            return sum(self._flags.pop(uid, None) is not None for uid in set(user_ids))
+
     def delete_user(self, user_id: str) -> int:
         with self._lock:
             keep = [row for row in self._rows if row[2].user_id != user_id]

@@ -125,6 +125,10 @@ class EventLog(Protocol):
         """Flagged user ids with the reason."""
         ...
 
+    def unflag_users(self, user_ids: Iterable[str]) -> int:
+        """Remove these users' bot flags; returns how many flags were removed."""
+        ...
+
     def delete_user(self, user_id: str) -> int:
         """Erase every event of a user (privacy); returns the number removed."""
         ...

@@ -237,6 +237,12 @@ class SqliteEventLog:
         rows = self._db.reader().execute("SELECT user_id, reason FROM flagged_users ORDER BY user_id")
         return dict(rows.fetchall())
 
+    def unflag_users(self, user_ids: Iterable[str]) -> int:
+        with self._db.write() as conn:
+            before = conn.total_changes
+            conn.executemany("DELETE FROM flagged_users WHERE user_id = ?", [(u,) for u in set(user_ids)])
+            return conn.total_changes - before
+
     def delete_user(self, user_id: str) -> int:
         with self._db.write() as conn:
             # Keep the numbers of erased events taken, so a follower of the log never misses
