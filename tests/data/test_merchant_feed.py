@@ -18,6 +18,7 @@ from shoploop.data.merchant_feed import (
     MerchantFeedError,
     parse_price,
     product_row,
+    products_to_remove,
     sale_applies,
 )
 from shoploop.data.readers import ReaderError
@@ -276,3 +277,125 @@ def test_hostile_xml_is_refused(tmp_path):
         path.write_text(text, encoding="utf-8")
         with pytest.raises(ReaderError, match="not well-formed XML after product 0"):
             list(MerchantFeed(path, now=NOW).catalog_rows())
+
+
+def test_products_to_remove_and_the_cut_short_guard():
+    catalog = [f"p{i}" for i in range(10)]
+    assert products_to_remove(catalog, set(catalog[:8]) | {"new"}) == ["p8", "p9"]
+    assert products_to_remove([], {"a"}) == []
+    assert products_to_remove(catalog, set(catalog)) == []
+    with pytest.raises(MerchantFeedError, match=r"lists 4 of the catalog's 10 products \(40%"):
+        products_to_remove(catalog, set(catalog[:4]))
+    assert len(products_to_remove(catalog, set(catalog[:4]), min_share=0.4)) == 6
+
+
+class FeedServer:
+    """A feed on 127.0.0.1 that answers conditional GETs like a shop platform (or, with
+    `validators=False`, like a plain server that sends neither ETag nor Last-Modified)."""
+
+    def __init__(self, body: bytes, *, validators: bool = True) -> None:
+        import hashlib
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.body, self.validators, self.requests = body, validators, []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests.append(dict(self.headers))
+                if self.path != "/feeds/google.xml":
+                    self.send_error(404)
+                    return
+                etag = '"' + hashlib.sha256(server.body).hexdigest()[:16] + '"'
+                if server.validators and self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(server.body)))
+                if server.validators:
+                    self.send_header("ETag", etag)
+                self.end_headers()
+                self.wfile.write(server.body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/feeds/google.xml"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _rss(*items: tuple[str, str]) -> bytes:
+    body = "".join(
+        f"<item><g:id>{i}</g:id><title>{t}</title><g:price>5.00 EUR</g:price></item>" for i, t in items
+    )
+    return f'<rss xmlns:g="http://base.google.com/ns/1.0"><channel>{body}</channel></rss>'.encode()
+
+
+def test_fetch_only_when_the_feed_changed(tmp_path):
+    from shoploop.data.feed_fetch import FeedFetchError, fetch_feed, remember
+
+    for validators in (True, False):
+        home = tmp_path / f"home-{validators}"
+        server = FeedServer(_rss(("a", "A")), validators=validators)
+        try:
+            first = fetch_feed(server.url, home)
+            assert first.path is not None and first.path.read_bytes() == server.body
+            assert first.path.suffix == ".xml"
+            # not remembered yet (the import might fail): downloaded again in full
+            assert fetch_feed(server.url, home).path is not None
+            remember(home, first, products=1)
+            again = fetch_feed(server.url, home)
+            assert again.unchanged
+            if validators:  # answered 304 without a body
+                assert server.requests[-1].get("If-None-Match") == first.etag
+            assert fetch_feed(server.url, home, force=True).path is not None
+            server.body = _rss(("a", "A"), ("b", "B"))
+            assert fetch_feed(server.url, home).path.read_bytes() == server.body
+            with pytest.raises(FeedFetchError, match="answered 404"):
+                fetch_feed(server.url.replace("google.xml", "other.xml"), home)
+        finally:
+            server.close()
+    with pytest.raises(FeedFetchError, match="not an http"):
+        fetch_feed("ftp://example.com/feed.xml", tmp_path)
+
+
+def test_import_merchant_from_a_url_with_remove_missing(tmp_path, monkeypatch):
+    monkeypatch.delenv("SHOPLOOP_PSEUDONYM_KEY", raising=False)
+    home = tmp_path / "home"
+    server = FeedServer(_rss(*[(f"p{i}", f"Product {i}") for i in range(10)]))
+    args = ["import", "merchant", server.url, "--home", str(home), "--no-progress", "--remove-missing"]
+    try:
+        first = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert first.exit_code == 0, first.output
+        with open_stores(home) as stores:
+            assert len(stores.catalog) == 10
+        unchanged = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert unchanged.exit_code == 0 and "unchanged since the last import" in unchanged.output
+        # two products dropped from the feed, one added: removed and added
+        server.body = _rss(*[(f"p{i}", f"Product {i}") for i in range(8)], ("p10", "Product 10"))
+        changed = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert changed.exit_code == 0, changed.output
+        assert "removed 2 products the feed no longer lists" in changed.output
+        with open_stores(home) as stores:
+            assert sorted(p.item_id for p in stores.catalog.iter_products()) == sorted(
+                [f"p{i}" for i in range(8)] + ["p10"]
+            )
+        # a feed cut short keeps 3 of 9: refused, nothing removed, and retried next time
+        server.body = _rss(*[(f"p{i}", f"Product {i}") for i in range(3)])
+        refused = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert refused.exit_code != 0 and "refusing to remove 6" in refused.output
+        with open_stores(home) as stores:
+            assert len(stores.catalog) == 9
+        retried = runner.invoke(app, [*args, "--min-share", "0.3"], env={"COLUMNS": "200"})
+        assert retried.exit_code == 0 and "removed 6 products" in retried.output
+        assert not [p for p in (home / "feeds").iterdir() if p.name.startswith("feed-")]  # no leftovers
+    finally:
+        server.close()

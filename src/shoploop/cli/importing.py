@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from shoploop.cli.common import HomeOption, default_home
+from shoploop.cli.common import HomeOption, default_home, progress_bar
 from shoploop.cli.common import fail as _fail
 
 if TYPE_CHECKING:  # imported lazily in the commands so `--help` stays fast
@@ -244,31 +244,82 @@ def import_metarank_cmd(
 
 @import_app.command("merchant")
 def import_merchant_cmd(
-    file: Annotated[
-        Path,
-        typer.Argument(help="Google Merchant Center feed: RSS/Atom XML or tab-separated text (.gz too)."),
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="Google Merchant Center feed: a file or an http(s) URL; RSS/Atom XML or "
+            "tab-separated text, optionally .gz."
+        ),
     ],
     home: HomeOption = None,
+    remove_missing: Annotated[
+        bool,
+        typer.Option(help="The feed is the whole catalog: remove products it no longer lists."),
+    ] = False,
+    min_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="With --remove-missing: refuse when the feed keeps fewer than this share of the "
+            "catalog's products (a cut-short feed must not empty the shop).",
+        ),
+    ] = 0.5,
+    force: Annotated[
+        bool, typer.Option(help="Import a URL's feed even when it is unchanged since the last import.")
+    ] = False,
     progress: ProgressOption = True,
 ) -> None:
     """Import the catalog from the product feed the shop already sends Google Merchant Center
-    (id, title, price "15.00 USD", sale price, availability, product_type, brand, gtin...)."""
+    (id, title, price "15.00 USD", sale price, availability, product_type, brand, gtin...).
+    From a URL, an unchanged feed is not downloaded again (ETag / Last-Modified / digest), so
+    this can run from cron every hour."""
     from rich.console import Console
 
+    from shoploop.data.feed_fetch import FeedFetchError, fetch_feed, is_url, remember
     from shoploop.data.ingest import import_catalog
-    from shoploop.data.merchant_feed import MerchantFeed
+    from shoploop.data.merchant_feed import MerchantFeed, MerchantFeedError, products_to_remove
     from shoploop.data.readers import ReaderError
 
-    if not file.is_file():
-        raise _fail(f"file not found: {file}")
-    feed = MerchantFeed(file)
     console = Console()
     with _stores(home) as stores:
+        fetched = None
+        if is_url(source):
+            try:
+                with progress_bar(progress, "downloading the feed", unit="bytes") as step:
+                    fetched = fetch_feed(source, stores.home, force=force, progress=step)
+            except FeedFetchError as exc:
+                raise _fail(str(exc)) from None
+            if fetched.path is None:
+                console.print(f"the feed is unchanged since the last import: nothing to do ({source})")
+                return
+            path = fetched.path
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise _fail(f"file not found: {source}")
         try:
-            report = import_catalog(feed.catalog_rows(), stores, source=file.name, progress=progress)
-        except (ReaderError, OSError) as exc:
+            feed = MerchantFeed(path)
+            report = import_catalog(feed.catalog_rows(), stores, source=Path(source).name, progress=progress)
+            missing = (
+                products_to_remove(
+                    (p.item_id for p in stores.catalog.iter_products()), feed.listed, min_share=min_share
+                )
+                if remove_missing
+                else []
+            )
+        except (ReaderError, OSError, MerchantFeedError) as exc:
             raise _fail(str(exc)) from None
+        finally:
+            if fetched is not None and fetched.path is not None:
+                fetched.path.unlink(missing_ok=True)
+        if missing:
+            stores.catalog.delete(missing)
+        if fetched is not None:
+            remember(stores.home, fetched, products=feed.products)
         _finish(report, home, console)
+        if missing:
+            console.print(f"removed {len(missing):,} products the feed no longer lists")
         if feed.skipped:
             left_out = ", ".join(f"{name} ({n:,})" for name, n in feed.skipped.most_common())
             console.print(f"left out (no product field holds them): {left_out}")

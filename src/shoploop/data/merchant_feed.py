@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -169,6 +169,23 @@ def product_row(
     return row
 
 
+def products_to_remove(catalog_ids: Iterable[str], listed: set[str], *, min_share: float = 0.5) -> list[str]:
+    """The catalog's products that the feed no longer lists, for a shop whose feed is its whole
+    catalog. A feed that keeps fewer than `min_share` of the catalog's products is far more
+    likely cut short or exported with a filter than a shop that stopped selling most of what it
+    had, so that raises `MerchantFeedError` instead of emptying the shop."""
+    catalog = list(catalog_ids)
+    missing = sorted(set(catalog) - listed)
+    if catalog and missing and (len(catalog) - len(missing)) / len(catalog) < min_share:
+        kept = len(catalog) - len(missing)
+        raise MerchantFeedError(
+            f"the feed lists {kept:,} of the catalog's {len(catalog):,} products "
+            f"({kept / len(catalog):.0%}, below --min-share {min_share:g}): refusing to remove "
+            f"{len(missing):,}; check the feed, or lower --min-share if the shop really changed that much"
+        )
+    return missing
+
+
 def _local(tag: str) -> str:
     """'{http://base.google.com/ns/1.0}price' → 'price'; 'g:price' (text headers) → 'price'."""
     return tag.rsplit("}", 1)[-1].split(":", 1)[-1].strip().lower()
@@ -195,12 +212,15 @@ def _item_fields(element: ET.Element, skipped: Counter[str]) -> dict[str, str | 
 
 class MerchantFeed:
     """A feed file; `catalog_rows()` streams its products as `SourceRow`s for `import_catalog`.
-    After a pass, `products` counts the products read and `skipped` the attribute values left out."""
+    After a pass, `products` counts the products read, `listed` holds every id the feed names
+    (including products that failed to convert: the shop still sells them) and `skipped` counts
+    the attribute values left out."""
 
     def __init__(self, path: Path, *, now: datetime | None = None) -> None:
         self.path = Path(path)
         self.now = now or datetime.now(UTC)
         self.products = 0
+        self.listed: set[str] = set()
         self.skipped: Counter[str] = Counter()
         if not self.path.is_file():
             raise FileNotFoundError(f"file not found: {self.path}")
@@ -218,11 +238,14 @@ class MerchantFeed:
         return gzip.open(self.path, "rb") if self.path.suffix.lower() == ".gz" else open(self.path, "rb")
 
     def catalog_rows(self) -> Iterator[SourceRow]:
-        self.products, self.skipped = 0, Counter()
+        self.products, self.listed, self.skipped = 0, set(), Counter()
         yield from self._xml_rows() if self.is_xml() else self._text_rows()
 
     def _convert(self, number: int, fields: dict[str, str | list[str]]) -> SourceRow:
         self.products += 1
+        item_id = _first(fields.get("id"))
+        if item_id is not None:
+            self.listed.add(item_id)
         try:
             return SourceRow(number, product_row(fields, now=self.now, skipped=self.skipped))
         except MerchantFeedError as err:
