@@ -79,6 +79,23 @@ def test_synonyms_groups_and_rewrites():
     assert t.apply(["drill"]) == (["drill"], [], [])
 
 
+def test_right_hand_sides_with_alternatives_read_as_solr_and_elasticsearch_do():
+    t = SynonymTable.parse("ipod, i pod => ipod, music player\nbeer => ale, lager\nmac => mac, macintosh")
+    # "i pod" is replaced by the first alternative and also searches the rest
+    toks, exp, applied = t.apply(["i", "pod", "case"])
+    assert toks == ["ipod", "case"] and exp == ["music", "player"]
+    # the first alternative is the phrase itself: kept, the rest added (one-way expansion)
+    toks, exp, _ = t.apply(["ipod"])
+    assert toks == ["ipod"] and exp == ["music", "player"]
+    assert t.apply(["beer"])[:2] == (["ale"], ["lager"])
+    toks, exp, applied = t.apply(["mac", "mini"])
+    assert toks == ["mac", "mini"] and exp == ["macintosh"] and applied == ["mac -> also macintosh"]
+    # one way only: the added phrases do not lead back
+    assert t.apply(["macintosh"]) == (["macintosh"], [], [])
+    assert t.apply(["lager"]) == (["lager"], [], [])
+    assert {"music", "macintosh", "lager"} <= t.vocabulary()
+
+
 def test_default_synonyms_load():
     t = SynonymTable.default()
     assert t.apply(["tv"])[0] == ["television"]

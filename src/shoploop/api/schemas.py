@@ -139,6 +139,7 @@ class SynonymsOut(BaseModel):
     rules: str = Field(description="the shop's own rules, applied on top of the packaged defaults")
     groups: int
     rewrites: int
+    one_way: int = Field(description='one-way expansions: "a => a, b" (a also finds b)')
     default_groups: int | None = Field(
         description="rules of the packaged defaults (null before an index exists)"
     )

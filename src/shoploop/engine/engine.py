@@ -1168,6 +1168,7 @@ class Engine:
             "rules": self.shop_synonyms.text,
             "groups": len(own.groups),
             "rewrites": len(own.rewrites),
+            "one_way": len(own.one_way),
             "default_groups": len(base.groups) if base is not None else None,
             "default_rewrites": len(base.rewrites) if base is not None else None,
         }

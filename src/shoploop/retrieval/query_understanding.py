@@ -161,34 +161,46 @@ class SynonymTable:
 
     `groups`: each tuple of phrases is mutually equivalent (expansion).
     `rewrites`: lhs phrase -> rhs phrase (replacement, one way).
+    `one_way`: lhs phrase -> more phrases it also finds (expansion, one way): the rest of a
+    right-hand side with several alternatives, as Solr and Elasticsearch synonym files write
+    them ("a => b, c" replaces a by b and also searches c; "a => a, b" keeps a and adds b).
     """
 
     groups: tuple[tuple[tuple[str, ...], ...], ...] = ()
     rewrites: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
+    one_way: tuple[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> SynonymTable:
-        """Lines: "a, b, c" (group) or "a, b => c" (one-way); '#' starts a comment."""
+        """Lines: "a, b, c" (group) or "a, b => c" (one-way; "=> c, d" also searches d);
+        '#' starts a comment."""
         groups: list[tuple[tuple[str, ...], ...]] = []
         rewrites: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+        one_way: list[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]] = []
         for lineno, raw in enumerate(text.splitlines(), 1):
             line = raw.split("#", 1)[0].strip()
             if not line:
                 continue
             if "=>" in line:
                 lhs, _, rhs = line.partition("=>")
-                target = tuple(tokenize(rhs))
-                if not target:
+                alternatives = [tuple(tokenize(p)) for p in rhs.split(",") if tokenize(p)]
+                if not alternatives:
                     raise ValueError(f"synonyms line {lineno}: empty right-hand side")
+                target, also = alternatives[0], tuple(alternatives[1:])
                 for phrase in lhs.split(","):
                     src = tuple(tokenize(phrase))
-                    if src:
+                    if not src:
+                        continue
+                    if src != target:
                         rewrites.append((src, target))
+                    extra = tuple(a for a in also if a != src)
+                    if extra:
+                        one_way.append((src, extra))
             else:
                 phrases = tuple(tuple(tokenize(p)) for p in line.split(",") if tokenize(p))
                 if len(phrases) >= 2:
                     groups.append(phrases)
-        return cls(tuple(groups), tuple(rewrites))
+        return cls(tuple(groups), tuple(rewrites), tuple(one_way))
 
     @classmethod
     def from_file(cls, path: Path) -> SynonymTable:
@@ -203,7 +215,9 @@ class SynonymTable:
 
     def merged(self, other: SynonymTable) -> SynonymTable:
         """Both tables' rules (this one's first)."""
-        return SynonymTable(self.groups + other.groups, self.rewrites + other.rewrites)
+        return SynonymTable(
+            self.groups + other.groups, self.rewrites + other.rewrites, self.one_way + other.one_way
+        )
 
     def vocabulary(self) -> set[str]:
         words: set[str] = set()
@@ -213,6 +227,10 @@ class SynonymTable:
         for lhs, rhs in self.rewrites:
             words.update(lhs)
             words.update(rhs)
+        for lhs, extra in self.one_way:
+            words.update(lhs)
+            for phrase in extra:
+                words.update(phrase)
         return words
 
     def apply(self, tokens: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
@@ -223,13 +241,19 @@ class SynonymTable:
         """
         toks = list(tokens)
         applied: list[str] = []
+        expansion: list[str] = []
+        # one-way expansions look at the query as typed, before a rewrite replaces their phrase
+        for lhs, extra in self.one_way:
+            if _find(toks, lhs) >= 0:
+                for phrase in extra:
+                    expansion.extend(phrase)
+                applied.append(f"{' '.join(lhs)} -> also {', '.join(' '.join(p) for p in extra)}")
         for lhs, rhs in sorted(self.rewrites, key=lambda r: -len(r[0])):
             i = _find(toks, lhs)
             while i >= 0:
                 toks[i : i + len(lhs)] = list(rhs)
                 applied.append(f"{' '.join(lhs)} => {' '.join(rhs)}")
                 i = _find(toks, lhs, i + len(rhs))
-        expansion: list[str] = []
         for group in self.groups:
             hit = next((p for p in group if _find(toks, p) >= 0), None)
             if hit is None:

@@ -3,8 +3,10 @@ defaults, live: a merchandiser who sees "unicorn lamp" find nothing adds
 "unicorn lamp => night light" and the next search uses it, no index rebuild (synonyms act on
 the query, not on the indexed products).
 
-The format is the packaged file's: "a, b, c" (a group: any member also matches the others) or
-"a, b => c" (a one-way rewrite); "#" starts a comment. Saved text is checked line by line, so a
+The format is the packaged file's, which is also Solr's and Elasticsearch's, so a shop's
+existing synonyms file works as it is: "a, b, c" (a group: any member also matches the others),
+"a, b => c" (a one-way rewrite) or "a => b, c" (a is replaced by b, and c is searched too;
+"a => a, b" keeps a and adds b); "#" starts a comment. Saved text is checked line by line, so a
 rule that would do nothing is refused with its line number instead of being ignored. The engine
 keeps the file as a `store.files.CheckedTextFile(home, FILE_NAME, check_rules)`.
 """
@@ -32,7 +34,7 @@ def check_rules(text: str) -> SynonymTable:
             table = SynonymTable.parse(line)
         except ValueError:
             raise ValueError(f"line {lineno}: {raw.strip()!r} has nothing after '=>'") from None
-        if not table.groups and not table.rewrites:
+        if not table.groups and not table.rewrites and not table.one_way:
             raise ValueError(
                 f"line {lineno}: {raw.strip()!r} is not a rule; "
                 "write 'a, b' (same meaning) or 'a => b' (rewrite)"
