@@ -167,3 +167,19 @@ def test_rulebook_persists_atomically(tmp_path):
     assert RuleBook(path).all() == []
     assert not book.delete("missing")
     assert [p.name for p in tmp_path.iterdir()] == ["rules.json"]  # no temp files left behind
+
+
+def test_two_rulebooks_on_one_file_never_write_over_each_other(tmp_path):
+    """A server's book and the CLI's (shoploop import algolia) share HOME/rules.json."""
+    path = tmp_path / "rules.json"
+    server, cli = RuleBook(path), RuleBook(path)
+    first = cli.put(Rule(rule_id="from-cli", name="cli", kind="pin", item_id="a", position=1))
+    assert server.reload() and server.get("from-cli") == first
+    assert not server.reload()  # unchanged since: nothing to do
+    server.put(Rule(rule_id="from-dashboard", name="dash", kind="pin", item_id="b", position=2))
+    cli.put(Rule(rule_id="from-cli-2", name="cli 2", kind="pin", item_id="c", position=3))
+    assert {r.rule_id for r in RuleBook(path).all()} == {"from-cli", "from-dashboard", "from-cli-2"}
+    assert cli.delete("from-dashboard")  # seen although another book wrote it
+    path.write_text("{not json", encoding="utf-8")
+    assert not server.reload()  # a damaged file is not applied: the rules in memory stay
+    assert server.get("from-cli") is not None

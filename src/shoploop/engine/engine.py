@@ -1084,6 +1084,8 @@ class Engine:
                 self.suggester.delete(i for i, op in latest.items() if op == "delete")
                 self._catalog_version = max(c.version for c in changes)
                 changed["catalog"] = len(latest)
+        if self.rules.reload():  # written by `shoploop import algolia` or another server on this home
+            changed["rules"] = 1
         if self.shop_synonyms.reload():  # edited by hand, or by another server on this home
             self._apply_synonyms()
             changed["synonyms"] = 1

@@ -17,6 +17,7 @@ Ties in priority are broken by rule id, so the outcome never depends on dict ord
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from shoploop.domain import Product
 from shoploop.store.files import atomic_write_text
+
+log = logging.getLogger(__name__)
 
 RuleKind = Literal["pin", "boost", "bury", "hide", "redirect"]
 
@@ -269,16 +272,46 @@ class RuleBook:
     """Rules kept in one JSON file, replaced atomically so a crash never half-writes it.
 
     Reads go to an in-memory copy; every change writes the file and swaps the copy, so
-    rules take effect on the next request without a restart.
+    rules take effect on the next request without a restart. Another process may write the
+    file too (`shoploop import algolia`, a second server on the home): `reload` picks that up,
+    and every change re-reads a file changed meanwhile first, so it adds to what the other
+    process wrote instead of writing over it.
     """
 
     def __init__(self, path: Path | None) -> None:
         self._path = path
         self._lock = threading.Lock()
         self._rules: dict[str, Rule] = {}
-        if path is not None and path.exists():
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            self._rules = {r["rule_id"]: Rule.model_validate(r) for r in raw}
+        self._stamp: tuple[int, int] | None = None  # (mtime_ns, size) of the file last read
+        with self._lock:
+            self._reload_locked()
+
+    def reload(self) -> bool:
+        """Re-read the file if another process changed it; True when the rules changed. A
+        file that does not parse is logged and left unapplied (the rules in memory stay)."""
+        with self._lock:
+            return self._reload_locked()
+
+    def _reload_locked(self) -> bool:
+        if self._path is None:
+            return False
+        try:
+            st = self._path.stat()
+            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = None
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            raw = json.loads(self._path.read_text(encoding="utf-8")) if stamp is not None else []
+            rules = {r["rule_id"]: Rule.model_validate(r) for r in raw}
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            log.warning("%s not applied, the rules in memory stay: %s", self._path, err)
+            return False
+        changed = rules != self._rules
+        self._rules = rules
+        return changed
 
     def all(self) -> list[Rule]:
         return sorted(self._rules.values(), key=lambda r: (-r.priority, r.rule_id))
@@ -288,6 +321,7 @@ class RuleBook:
 
     def put(self, rule: Rule) -> Rule:
         with self._lock:
+            self._reload_locked()
             updated = dict(self._rules)
             updated[rule.rule_id] = rule
             self._write(updated)
@@ -296,6 +330,7 @@ class RuleBook:
 
     def delete(self, rule_id: str) -> bool:
         with self._lock:
+            self._reload_locked()
             if rule_id not in self._rules:
                 return False
             updated = {k: v for k, v in self._rules.items() if k != rule_id}
@@ -309,3 +344,5 @@ class RuleBook:
         atomic_write_text(
             self._path, json.dumps([r.model_dump(mode="json") for r in rules.values()], indent=1)
         )
+        st = self._path.stat()
+        self._stamp = (st.st_mtime_ns, st.st_size)
