@@ -327,6 +327,79 @@ def import_merchant_cmd(
             console.print(f"[yellow]hint:[/yellow] {hint}")
 
 
+@import_app.command("algolia")
+def import_algolia_cmd(
+    synonyms: Annotated[
+        Path | None, typer.Option("--synonyms", help="Algolia synonyms export (JSON array or JSON lines).")
+    ] = None,
+    rules: Annotated[
+        Path | None, typer.Option("--rules", help="Algolia rules export (JSON array or JSON lines).")
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Move a shop's search tuning over from Algolia: synonyms join the shop's synonyms file (in
+    a block that importing again replaces), query rules become pin / hide / boost / bury /
+    redirect rules; whatever has no counterpart is listed, not dropped quietly. A running server
+    picks both up within seconds."""
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from shoploop.ranking.algolia import (
+        AlgoliaExportError,
+        Conversion,
+        merge_block,
+        read_export,
+        rule_id_prefix,
+        rules_from_export,
+        synonym_lines,
+    )
+    from shoploop.ranking.rules import RULES_FILENAME, RuleBook
+    from shoploop.retrieval.shop_synonyms import FILE_NAME, check_rules
+    from shoploop.store.files import CheckedTextFile
+
+    if synonyms is None and rules is None:
+        raise _fail("give --synonyms FILE, --rules FILE or both (exports from Algolia's dashboard or API)")
+    for path in (p for p in (synonyms, rules) if p is not None):
+        if not path.is_file():
+            raise _fail(f"file not found: {path}")
+    root = home or default_home()
+    root.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    try:
+        if synonyms is not None:
+            done = Conversion()
+            lines = synonym_lines(read_export(synonyms), done)
+            shop_file = CheckedTextFile(root, FILE_NAME, check_rules)
+            try:
+                shop_file.set(merge_block(shop_file.text, lines, synonyms.name, datetime.now(UTC)))
+            except ValueError as exc:
+                raise _fail(f"the merged synonyms file would not check: {exc}") from None
+            _print_conversion(console, "synonyms", done, f"lines in {root / FILE_NAME}")
+        if rules is not None:
+            done = Conversion()
+            book = RuleBook(root / RULES_FILENAME)
+            written = 0
+            for object_id, converted in rules_from_export(read_export(rules), done):
+                prefix = rule_id_prefix(object_id)
+                for old in [r.rule_id for r in book.all() if r.rule_id.startswith(prefix)]:
+                    book.delete(old)  # importing again replaces, never duplicates
+                for rule in converted:
+                    book.put(rule)
+                written += len(converted)
+            _print_conversion(console, "rules", done, f"shoploop rules ({written} written)")
+    except AlgoliaExportError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _print_conversion(console: Any, what: str, done: Any, became: str, shown: int = 40) -> None:
+    console.print(f"{what}: {done.converted} converted into {became}; {len(done.notes)} notes")
+    for note in done.notes[:shown]:
+        console.print(f"  - {note}", markup=False, highlight=False)  # notes quote raw text
+    if len(done.notes) > shown:
+        console.print(f"  ... and {len(done.notes) - shown} more")
+
+
 @import_app.command("dataset")
 def import_dataset_cmd(
     name: Annotated[

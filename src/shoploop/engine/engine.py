@@ -58,7 +58,7 @@ from shoploop.feedback.training_data import LIST_EVENT_TYPES, join_logs
 from shoploop.privacy import Pseudonymizer, shop_pseudonymizer
 from shoploop.privacy.access import quarantined_rows_naming, shopper_document_from_stores
 from shoploop.ranking.cross_encoder import CrossEncoderConfig, CrossEncoderReranker, blend_with_first_stage
-from shoploop.ranking.rules import Candidate, RuleBook, RuleContext, apply_rules
+from shoploop.ranking.rules import RULES_FILENAME, Candidate, RuleBook, RuleContext, apply_rules
 from shoploop.recommend.surfaces import ItemMeta, Recommendation, Surfaces
 from shoploop.retrieval.filters import Filters
 from shoploop.retrieval.hybrid import HybridSearcher, InvalidQuery, SearchHit
@@ -110,7 +110,7 @@ class Engine:
         own = OwnWrites(stores.events)
         stores = replace(stores, events=cast(EventLog, own))
         self.stores = stores
-        self.rules = RuleBook(stores.home / "rules.json" if stores.home else None)
+        self.rules = RuleBook(stores.home / RULES_FILENAME if stores.home else None)
         # the merchandisers' own synonyms, on top of the defaults
         self.shop_synonyms = CheckedTextFile(stores.home, SYNONYMS_FILE, check_rules)
         self.exploration = ExplorationPolicy(config.exploration)

@@ -33,6 +33,7 @@ from shoploop.store.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
+RULES_FILENAME = "rules.json"  # in the shop home
 RuleKind = Literal["pin", "boost", "bury", "hide", "redirect"]
 
 
