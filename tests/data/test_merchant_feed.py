@@ -24,6 +24,7 @@ from shoploop.data.merchant_feed import (
 from shoploop.data.readers import ReaderError
 from shoploop.domain.products import Product
 from shoploop.store.home import open_stores
+from tests.feed_server import FeedServer, rss_feed
 
 runner = CliRunner()
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -289,62 +290,12 @@ def test_products_to_remove_and_the_cut_short_guard():
     assert len(products_to_remove(catalog, set(catalog[:4]), min_share=0.4)) == 6
 
 
-class FeedServer:
-    """A feed on 127.0.0.1 that answers conditional GETs like a shop platform (or, with
-    `validators=False`, like a plain server that sends neither ETag nor Last-Modified)."""
-
-    def __init__(self, body: bytes, *, validators: bool = True) -> None:
-        import hashlib
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.body, self.validators, self.requests = body, validators, []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests.append(dict(self.headers))
-                if self.path != "/feeds/google.xml":
-                    self.send_error(404)
-                    return
-                etag = '"' + hashlib.sha256(server.body).hexdigest()[:16] + '"'
-                if server.validators and self.headers.get("If-None-Match") == etag:
-                    self.send_response(304)
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(server.body)))
-                if server.validators:
-                    self.send_header("ETag", etag)
-                self.end_headers()
-                self.wfile.write(server.body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/feeds/google.xml"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def _rss(*items: tuple[str, str]) -> bytes:
-    body = "".join(
-        f"<item><g:id>{i}</g:id><title>{t}</title><g:price>5.00 EUR</g:price></item>" for i, t in items
-    )
-    return f'<rss xmlns:g="http://base.google.com/ns/1.0"><channel>{body}</channel></rss>'.encode()
-
-
 def test_fetch_only_when_the_feed_changed(tmp_path):
     from shoploop.data.feed_fetch import FeedFetchError, fetch_feed, remember
 
     for validators in (True, False):
         home = tmp_path / f"home-{validators}"
-        server = FeedServer(_rss(("a", "A")), validators=validators)
+        server = FeedServer(rss_feed(("a", "A")), validators=validators)
         try:
             first = fetch_feed(server.url, home)
             assert first.path is not None and first.path.read_bytes() == server.body
@@ -357,7 +308,7 @@ def test_fetch_only_when_the_feed_changed(tmp_path):
             if validators:  # answered 304 without a body
                 assert server.requests[-1].get("If-None-Match") == first.etag
             assert fetch_feed(server.url, home, force=True).path is not None
-            server.body = _rss(("a", "A"), ("b", "B"))
+            server.body = rss_feed(("a", "A"), ("b", "B"))
             assert fetch_feed(server.url, home).path.read_bytes() == server.body
             with pytest.raises(FeedFetchError, match="answered 404"):
                 fetch_feed(server.url.replace("google.xml", "other.xml"), home)
@@ -370,7 +321,7 @@ def test_fetch_only_when_the_feed_changed(tmp_path):
 def test_import_merchant_from_a_url_with_remove_missing(tmp_path, monkeypatch):
     monkeypatch.delenv("SHOPLOOP_PSEUDONYM_KEY", raising=False)
     home = tmp_path / "home"
-    server = FeedServer(_rss(*[(f"p{i}", f"Product {i}") for i in range(10)]))
+    server = FeedServer(rss_feed(*[(f"p{i}", f"Product {i}") for i in range(10)]))
     args = ["import", "merchant", server.url, "--home", str(home), "--no-progress", "--remove-missing"]
     try:
         first = runner.invoke(app, args, env={"COLUMNS": "200"})
@@ -380,7 +331,7 @@ def test_import_merchant_from_a_url_with_remove_missing(tmp_path, monkeypatch):
         unchanged = runner.invoke(app, args, env={"COLUMNS": "200"})
         assert unchanged.exit_code == 0 and "unchanged since the last import" in unchanged.output
         # two products dropped from the feed, one added: removed and added
-        server.body = _rss(*[(f"p{i}", f"Product {i}") for i in range(8)], ("p10", "Product 10"))
+        server.body = rss_feed(*[(f"p{i}", f"Product {i}") for i in range(8)], ("p10", "Product 10"))
         changed = runner.invoke(app, args, env={"COLUMNS": "200"})
         assert changed.exit_code == 0, changed.output
         assert "removed 2 products the feed no longer lists" in changed.output
@@ -389,7 +340,7 @@ def test_import_merchant_from_a_url_with_remove_missing(tmp_path, monkeypatch):
                 [f"p{i}" for i in range(8)] + ["p10"]
             )
         # a feed cut short keeps 3 of 9: refused, nothing removed, and retried next time
-        server.body = _rss(*[(f"p{i}", f"Product {i}") for i in range(3)])
+        server.body = rss_feed(*[(f"p{i}", f"Product {i}") for i in range(3)])
         refused = runner.invoke(app, args, env={"COLUMNS": "200"})
         assert refused.exit_code != 0 and "refusing to remove 6" in refused.output
         with open_stores(home) as stores:

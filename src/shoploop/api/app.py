@@ -17,7 +17,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI
 
-from shoploop.api.background import RetentionJob, RetrainHook, StoreSync
+from shoploop.api.background import CatalogFeedJob, RetentionJob, RetrainHook, StoreSync
 from shoploop.api.errors import install_error_handlers
 from shoploop.api.limits import BodyLimitMiddleware
 from shoploop.api.live import LiveStats
@@ -72,11 +72,20 @@ def create_app(
         retention = RetentionJob(engine, settings.retention_seconds, app.state.experiments)
         app.state.retention = retention
         retention.start()
+        feed = CatalogFeedJob(
+            engine,
+            settings.catalog_feed_seconds,
+            settings.catalog_feed,
+            remove_missing=settings.catalog_feed_remove_missing,
+        )
+        app.state.catalog_feed = feed
+        feed.start()
         if on_ready is not None:
             on_ready(app)
         try:
             yield
         finally:
+            await feed.stop()
             await retention.stop()
             await sync.stop()
             await retrain.stop()

@@ -1,6 +1,6 @@
 """Background work started by the server's lifespan: the retraining loop, the sync with
-what other processes write to the shop's home (`StoreSync`), and the retention policy
-(`RetentionJob`).
+what other processes write to the shop's home (`StoreSync`), the retention policy
+(`RetentionJob`) and the shop's product feed (`CatalogFeedJob`).
 
 `shoploop.feedback.retrain.RetrainLoop` learns a ranker from the logs, gates it and
 promotes it (the engine swaps it in at once). It is blocking, so it runs in a worker
@@ -153,3 +153,58 @@ class RetentionJob(_EveryInterval):
                 report.events_rows,
                 rebuilt,
             )
+
+
+class CatalogFeedJob(_EveryInterval):
+    """Keeps the catalog in step with the shop's product feed (`shoploop serve --catalog-feed
+    URL`): every `interval_seconds` the feed is fetched if it changed (ETag / Last-Modified /
+    digest) and imported through the same code as `shoploop import merchant`, then the engine
+    applies the catalog changes at once instead of at the next store sync. The first round runs
+    right after start-up, so a new server does not wait an hour for its catalog."""
+
+    what = "syncing the catalog feed"
+
+    def __init__(
+        self, engine: Any, interval_seconds: float, source: str | None, *, remove_missing: bool = False
+    ) -> None:
+        super().__init__(interval_seconds if source else 0.0)
+        self.engine = engine
+        self.source = source
+        self.remove_missing = remove_missing
+        self.last_sync: Any = None  # data.merchant_feed.FeedSync of the last round that imported
+        self.last_error: str | None = None
+
+    async def _run(self) -> None:
+        first = True
+        while True:
+            if not first:
+                await asyncio.sleep(self.interval_seconds)
+            first = False
+            try:
+                await asyncio.to_thread(self.tick)
+            except Exception:  # unreachable feed, bad XML: keep the catalog, try next round
+                log.exception("%s failed", self.what)
+
+    def tick(self) -> None:
+        from shoploop.data.merchant_feed import sync_feed
+
+        assert self.source is not None
+        try:
+            done = sync_feed(self.engine.stores, self.source, remove_missing=self.remove_missing)
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            raise
+        self.last_error = None
+        if done.unchanged:
+            return
+        self.last_sync = done
+        changed = self.engine.sync_with_stores()
+        report = done.report
+        log.info(
+            "catalog feed imported: %d products read, %d added or changed, %d quarantined, %d removed; %s",
+            done.products,
+            report.accepted,
+            report.quarantined,
+            done.removed,
+            changed,
+        )

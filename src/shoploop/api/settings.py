@@ -50,6 +50,13 @@ class ApiSettings(BaseModel):
     # How often the server applies the shop's retention policy (HOME/retention.json), if it
     # has one; 0 turns it off (then run `shoploop retention apply` from cron instead).
     retention_seconds: float = Field(default=3600.0, ge=0)  # `shoploop serve --retention-minutes`
+    # The shop's product feed (Google Merchant Center format; a URL or a file), imported at start
+    # and then every `catalog_feed_seconds` when it changed (`shoploop serve --catalog-feed`).
+    catalog_feed: str | None = None
+    catalog_feed_seconds: float = Field(default=3600.0, gt=0)
+    # The feed is the whole catalog: remove products it no longer lists (refused for a feed that
+    # keeps under half of the catalog, see data.merchant_feed.products_to_remove).
+    catalog_feed_remove_missing: bool = False
     # Threads that run the (synchronous, CPU-bound) route handlers; None = CPU cores + 1. The
     # engine holds the GIL for most of a request, so more threads only add lock hand-offs
     # (spot runs of benchmarks/serving.py's search phase, 8 clients on 2 cores: 3 threads

@@ -276,54 +276,40 @@ def import_merchant_cmd(
     this can run from cron every hour."""
     from rich.console import Console
 
-    from shoploop.data.feed_fetch import FeedFetchError, fetch_feed, is_url, remember
-    from shoploop.data.ingest import import_catalog
-    from shoploop.data.merchant_feed import MerchantFeed, MerchantFeedError, products_to_remove
+    from shoploop.data.feed_fetch import FeedFetchError, fetch_feed, is_url
+    from shoploop.data.merchant_feed import MerchantFeedError, sync_feed
     from shoploop.data.readers import ReaderError
 
+    if not is_url(source) and not Path(source).is_file():
+        raise _fail(f"file not found: {source}")
     console = Console()
     with _stores(home) as stores:
-        fetched = None
-        if is_url(source):
-            try:
+        try:
+            fetched = None
+            if is_url(source):  # downloaded here so its progress bar closes before the import's
                 with progress_bar(progress, "downloading the feed", unit="bytes") as step:
                     fetched = fetch_feed(source, stores.home, force=force, progress=step)
-            except FeedFetchError as exc:
-                raise _fail(str(exc)) from None
-            if fetched.path is None:
-                console.print(f"the feed is unchanged since the last import: nothing to do ({source})")
-                return
-            path = fetched.path
-        else:
-            path = Path(source)
-            if not path.is_file():
-                raise _fail(f"file not found: {source}")
-        try:
-            feed = MerchantFeed(path)
-            report = import_catalog(feed.catalog_rows(), stores, source=Path(source).name, progress=progress)
-            missing = (
-                products_to_remove(
-                    (p.item_id for p in stores.catalog.iter_products()), feed.listed, min_share=min_share
-                )
-                if remove_missing
-                else []
+            done = sync_feed(
+                stores,
+                source,
+                remove_missing=remove_missing,
+                min_share=min_share,
+                force=force,
+                progress=progress,
+                fetched=fetched,
             )
-        except (ReaderError, OSError, MerchantFeedError) as exc:
+        except (FeedFetchError, ReaderError, OSError, MerchantFeedError) as exc:
             raise _fail(str(exc)) from None
-        finally:
-            if fetched is not None and fetched.path is not None:
-                fetched.path.unlink(missing_ok=True)
-        if missing:
-            stores.catalog.delete(missing)
-        if fetched is not None:
-            remember(stores.home, fetched, products=feed.products)
-        _finish(report, home, console)
-        if missing:
-            console.print(f"removed {len(missing):,} products the feed no longer lists")
-        if feed.skipped:
-            left_out = ", ".join(f"{name} ({n:,})" for name, n in feed.skipped.most_common())
+        if done.unchanged:
+            console.print(f"the feed is unchanged since the last import: nothing to do ({source})")
+            return
+        _finish(done.report, home, console)
+        if done.removed:
+            console.print(f"removed {done.removed:,} products the feed no longer lists")
+        if done.skipped:
+            left_out = ", ".join(f"{name} ({n:,})" for name, n in done.skipped.most_common())
             console.print(f"left out (no product field holds them): {left_out}")
-        for hint in _hints(report, catalog_size=len(stores.catalog)):
+        for hint in _hints(done.report, catalog_size=len(stores.catalog)):
             console.print(f"[yellow]hint:[/yellow] {hint}")
 
 

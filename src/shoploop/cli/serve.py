@@ -61,6 +61,23 @@ def serve(
             "(then schedule `shoploop retention apply`).",
         ),
     ] = 60.0,
+    catalog_feed: Annotated[
+        str | None,
+        typer.Option(
+            "--catalog-feed",
+            help="The shop's Google Merchant Center feed (URL or file): imported at start, then "
+            "every --feed-minutes when it changed.",
+        ),
+    ] = None,
+    feed_minutes: Annotated[
+        float, typer.Option("--feed-minutes", min=1, help="How often to check the feed.")
+    ] = 60.0,
+    feed_remove_missing: Annotated[
+        bool,
+        typer.Option(
+            "--feed-remove-missing", help="The feed is the whole catalog: remove products it no longer lists."
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the HTTP API, the storefront (/) and the dashboard (/dashboard)."""
@@ -85,6 +102,9 @@ def serve(
         public_reads=demo if public_reads is None else public_reads,
         retrain=retrain,
         retention_seconds=retention_minutes * 60,
+        catalog_feed=catalog_feed,
+        catalog_feed_seconds=feed_minutes * 60,
+        catalog_feed_remove_missing=feed_remove_missing,
     )
     if not settings.keys:
         typer.secho(

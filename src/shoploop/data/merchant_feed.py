@@ -37,10 +37,12 @@ import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shoploop.data.feed_fetch import FetchedFeed
 from shoploop.data.readers import ReaderError, SourceRow, read_rows
 
 GOOGLE_NS = "http://base.google.com/ns/1.0"
@@ -282,3 +284,65 @@ class MerchantFeed:
                 continue
             fields = {_local(k): v for k, v in row.raw.items() if isinstance(v, str)}
             yield self._convert(row.row_number, fields)
+
+
+# ------------------------------------------------------------------------- keeping in sync
+
+
+@dataclass
+class FeedSync:
+    """What one `sync_feed` did: nothing (`unchanged`), or an import with its report."""
+
+    source: str
+    unchanged: bool = False
+    report: Any = None  # data.report.ImportReport
+    removed: int = 0
+    products: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def sync_feed(
+    stores: Any,
+    source: str,
+    *,
+    remove_missing: bool = False,
+    min_share: float = 0.5,
+    force: bool = False,
+    progress: bool = False,
+    fetched: FetchedFeed | None = None,
+) -> FeedSync:
+    """Import the feed at `source` (a file, or an http(s) URL fetched only when it changed) into
+    `stores.catalog`; with `remove_missing`, remove the products it no longer lists (refused for
+    a feed that keeps under `min_share` of the catalog). The one code path of `shoploop import
+    merchant` and the server's catalog-feed job. Raises FeedFetchError, ReaderError,
+    MerchantFeedError or OSError; a URL's state is recorded only after a successful import.
+    `fetched`: the URL already downloaded by the caller (the CLI shows the download's own
+    progress bar before the import's)."""
+    from shoploop.data.feed_fetch import fetch_feed, is_url, remember
+    from shoploop.data.ingest import import_catalog
+
+    if is_url(source):
+        fetched = fetched or fetch_feed(source, stores.home, force=force)
+        if fetched.path is None:
+            return FeedSync(source, unchanged=True)
+        path = fetched.path
+    else:
+        path = Path(source)
+    try:
+        feed = MerchantFeed(path)
+        report = import_catalog(feed.catalog_rows(), stores, source=Path(source).name, progress=progress)
+        missing = (
+            products_to_remove(
+                (p.item_id for p in stores.catalog.iter_products()), feed.listed, min_share=min_share
+            )
+            if remove_missing
+            else []
+        )
+    finally:
+        if fetched is not None and fetched.path is not None:
+            fetched.path.unlink(missing_ok=True)
+    if missing:
+        stores.catalog.delete(missing)
+    if fetched is not None:
+        remember(stores.home, fetched, products=feed.products)
+    return FeedSync(source, report=report, removed=len(missing), products=feed.products, skipped=feed.skipped)
