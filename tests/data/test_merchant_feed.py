@@ -350,3 +350,22 @@ def test_import_merchant_from_a_url_with_remove_missing(tmp_path, monkeypatch):
         assert not [p for p in (home / "feeds").iterdir() if p.name.startswith("feed-")]  # no leftovers
     finally:
         server.close()
+
+
+def test_a_repeated_id_is_quarantined_and_the_first_product_kept(tmp_path, monkeypatch):
+    monkeypatch.delenv("SHOPLOOP_PSEUDONYM_KEY", raising=False)
+    path, home = tmp_path / "feed.xml", tmp_path / "home"
+    path.write_bytes(rss_feed(("d1", "Desk lamp"), ("d2", "Floor lamp"), ("d1", "Desk lamp, brass")))
+    rows = list(MerchantFeed(path, now=NOW).catalog_rows())
+    assert rows[2].error == "id: 'd1' is listed again (first as product 1)"
+    args = ["import", "merchant", str(path), "--home", str(home), "--no-progress"]
+    assert runner.invoke(app, args).exit_code == 0
+    with open_stores(home) as stores:
+        version = stores.catalog.version
+    assert runner.invoke(app, args).exit_code == 0
+    with open_stores(home) as stores:
+        assert stores.catalog.version == version  # re-imported: nothing flips between the two
+        assert stores.catalog.get("d1").title == "Desk lamp"
+        assert [r.reason for r in stores.quarantine.list()] == [
+            "id: 'd1' is listed again (first as product 1)"
+        ]

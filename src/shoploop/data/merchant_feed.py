@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -171,13 +171,15 @@ def product_row(
     return row
 
 
-def products_to_remove(catalog_ids: Iterable[str], listed: set[str], *, min_share: float = 0.5) -> list[str]:
+def products_to_remove(
+    catalog_ids: Iterable[str], listed: Collection[str], *, min_share: float = 0.5
+) -> list[str]:
     """The catalog's products that the feed no longer lists, for a shop whose feed is its whole
     catalog. A feed that keeps fewer than `min_share` of the catalog's products is far more
     likely cut short or exported with a filter than a shop that stopped selling most of what it
     had, so that raises `MerchantFeedError` instead of emptying the shop."""
     catalog = list(catalog_ids)
-    missing = sorted(set(catalog) - listed)
+    missing = sorted(set(catalog) - set(listed))
     if catalog and missing and (len(catalog) - len(missing)) / len(catalog) < min_share:
         kept = len(catalog) - len(missing)
         raise MerchantFeedError(
@@ -215,14 +217,15 @@ def _item_fields(element: ET.Element, skipped: Counter[str]) -> dict[str, str | 
 class MerchantFeed:
     """A feed file; `catalog_rows()` streams its products as `SourceRow`s for `import_catalog`.
     After a pass, `products` counts the products read, `listed` holds every id the feed names
-    (including products that failed to convert: the shop still sells them) and `skipped` counts
-    the attribute values left out."""
+    (including products that failed to convert: the shop still sells them) with the number of
+    the product that first named it, and `skipped` counts the attribute values left out. A
+    repeated id is quarantined, the first product with it kept."""
 
     def __init__(self, path: Path, *, now: datetime | None = None) -> None:
         self.path = Path(path)
         self.now = now or datetime.now(UTC)
         self.products = 0
-        self.listed: set[str] = set()
+        self.listed: dict[str, int] = {}  # id -> the number of the product that first listed it
         self.skipped: Counter[str] = Counter()
         if not self.path.is_file():
             raise FileNotFoundError(f"file not found: {self.path}")
@@ -240,18 +243,24 @@ class MerchantFeed:
         return gzip.open(self.path, "rb") if self.path.suffix.lower() == ".gz" else open(self.path, "rb")
 
     def catalog_rows(self) -> Iterator[SourceRow]:
-        self.products, self.listed, self.skipped = 0, set(), Counter()
+        self.products, self.listed, self.skipped = 0, {}, Counter()
         yield from self._xml_rows() if self.is_xml() else self._text_rows()
 
     def _convert(self, number: int, fields: dict[str, str | list[str]]) -> SourceRow:
         self.products += 1
         item_id = _first(fields.get("id"))
+        raw = {k: v if isinstance(v, str) else "; ".join(v) for k, v in fields.items()}
+        if item_id is not None and item_id in self.listed:
+            # Merchant Center refuses a feed's repeated ids too. Keeping the first makes the
+            # import deterministic; taking both would flip the product between two versions on
+            # every import and hide that the feed is wrong.
+            first = self.listed[item_id]
+            return SourceRow(number, raw, f"id: {item_id!r} is listed again (first as product {first})")
         if item_id is not None:
-            self.listed.add(item_id)
+            self.listed[item_id] = number
         try:
             return SourceRow(number, product_row(fields, now=self.now, skipped=self.skipped))
         except MerchantFeedError as err:
-            raw = {k: v if isinstance(v, str) else "; ".join(v) for k, v in fields.items()}
             return SourceRow(number, raw, str(err))  # kept whole in the quarantine
 
     def _xml_rows(self) -> Iterator[SourceRow]:
