@@ -12,8 +12,11 @@ Protocol (documented so numbers can be compared):
   excluded (except the target itself), ties counted against the target
   (`shoploop.evaluation.sequential_protocol`).
 - Models: popularity, item-kNN (windowed co-occurrence), EASE (L2 picked on validation),
-  SASRec ids-only, SASRec with frozen MiniLM text embeddings (when the dataset has text; with
-  `--sasrec-json` options, whitened, plus a learned bag of the item text's words), and
+  `mf-als` / `mf-bpr` — the matrix factorisation Gorse serves, from the `implicit` library,
+  settings picked on validation by a hill climb (`implicit_mf.py`: Gorse's model search),
+  each shopper folded in from their history — SASRec ids-only, SASRec with frozen MiniLM
+  text embeddings (when the dataset has text; with `--sasrec-json` options, whitened, plus a
+  learned bag of the item text's words), and
   `sasrec-text+ease`: the same run's fitted text SASRec and EASE mixed on standardised scores
   (`shoploop.recommend.sasrec_ease`), EASE's share picked on validation NDCG@10 from
   `BLEND_WEIGHTS`; its train time is both members' plus that search. The refit and cold-start
@@ -87,6 +90,12 @@ Example:
     blended with EASE (share 0.05 again the grid's smallest) 0.136 / 0.164 (CI 0.139-0.191) —
     the best so far, 0.95x of 0.1726. A 14-minute probe with gSASRec's dropout 0.5 learned
     far slower (validation 0.160 vs 0.188 at epoch 14) and was not run in full.)
+    nice -n 10 python benchmarks/sequential.py --format gsasrec --data-dir ../shared/data/ml-1m \
+        --models pop,itemknn,ease,mf-als,mf-bpr --cold-start-frac 0 --threads 2 \
+        --out benchmarks/results/sequential_ml-1m_mf.json
+    (the Gorse-style matrix factorisation next to the other baselines on ml-1m, without the
+    60-minute transformer run: its rows compare with sequential_ml-1m.json's, whose baselines
+    are the same code and seed.)
 """
 
 from __future__ import annotations
@@ -98,11 +107,14 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# a sibling program module: benchmarks run as scripts, with this directory on sys.path
+from implicit_mf import LADDERS, ImplicitMF, MFConfig, edges, fold_in_check, search_mf
 
 from shoploop.data.datasets import SequenceSplit, read_gsasrec, read_sequences, read_unisrec
 from shoploop.evaluation.metrics import ndcg_from_rank
@@ -121,7 +133,18 @@ log = logging.getLogger("benchmarks.sequential")
 # `ease` row. The ids-only blend is for datasets without item text (ml-1m).
 BLENDS = {"sasrec-text+ease": "sasrec-text", "sasrec-id+ease": "sasrec-id"}
 BLEND_WEIGHTS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)  # EASE's share, picked on validation NDCG@10
-ALL_MODELS = ("pop", "itemknn", "ease", "sasrec-id", "sasrec-text", *BLENDS)
+# Gorse's collaborative filtering, as the `implicit` library fits it (benchmarks/implicit_mf.py)
+MF_MODELS = {"mf-als": "als", "mf-bpr": "bpr"}
+ALL_MODELS = ("pop", "itemknn", "ease", *MF_MODELS, "sasrec-id", "sasrec-text", *BLENDS)
+
+
+@dataclass
+class Tuned:
+    """Baseline hyper-parameters picked on validation before the rows are fitted."""
+
+    ease_l2: float = 250.0
+    mf: dict[str, MFConfig] = field(default_factory=dict)
+    mf_search: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- utilities
@@ -225,14 +248,16 @@ def default_sasrec(
 
 
 def build_model(
-    name: str, split: SequenceSplit, args: argparse.Namespace, budget: float, ease_l2: float
+    name: str, split: SequenceSplit, args: argparse.Namespace, budget: float, tuned: Tuned
 ) -> Any:
     if name == "pop":
         return Popularity()
     if name == "itemknn":
         return ItemKNN(ItemKNNConfig())
     if name == "ease":
-        return EASE(EASEConfig(l2=ease_l2))
+        return EASE(EASEConfig(l2=tuned.ease_l2))
+    if name in MF_MODELS:
+        return ImplicitMF(tuned.mf[name])
     if name in ("sasrec-id", "sasrec-text"):
         return SASRec(default_sasrec(split, args, name == "sasrec-text", budget))
     raise ValueError(f"unknown model {name!r}; choose from {', '.join(ALL_MODELS)}")
@@ -275,6 +300,23 @@ def pick_ease_l2(
         if score > best:
             best, best_l2 = score, l2
     return best_l2
+
+
+def tune_baselines(
+    models: Sequence[str],
+    split: SequenceSplit,
+    valid: tuple[list[list[int]], list[int]],
+    args: argparse.Namespace,
+) -> Tuned:
+    tuned = Tuned(ease_l2=pick_ease_l2(split.train, split, valid) if "ease" in models else 250.0)
+    for name in (m for m in models if m in MF_MODELS):
+        t = time.perf_counter()
+        config, records = search_mf(
+            MF_MODELS[name], split.train, split.n_items, valid, seed=args.seed, threads=args.threads
+        )
+        tuned.mf[name], tuned.mf_search[name] = config, records
+        log.info("%s: picked %s on validation in %.0f s", name, config, time.perf_counter() - t)
+    return tuned
 
 
 def exact_history_metrics(model: Any, split: SequenceSplit, seed: int) -> dict[str, Any] | None:
@@ -437,8 +479,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "load_average_start": load_average(),
         "models": {},
     }
-    ease_l2 = pick_ease_l2(split.train, split, valid) if "ease" in models else 250.0
-    result["ease_l2"] = ease_l2
+    tuned = tune_baselines(models, split, valid, args)
+    result["ease_l2"] = tuned.ease_l2
+    for name, config in tuned.mf.items():
+        result.setdefault("mf_search", {})[name] = {"picked": asdict(config), "points": tuned.mf_search[name]}
     fitted: dict[str, Any] = {}
     for name in models:
         if name in BLENDS:
@@ -446,7 +490,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         budget = args.budget_minutes
         if name == "sasrec-id" and args.id_budget_minutes is not None:
             budget = args.id_budget_minutes
-        model = build_model(name, split, args, budget, ease_l2)
+        model = build_model(name, split, args, budget, tuned)
         model, seconds, peak = fit_model(model, split.train, split, emb, valid)
         t = time.perf_counter()
         metrics = evaluate_next_item(
@@ -466,6 +510,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         exact = exact_history_metrics(model, split, args.seed)
         if exact is not None:
             row["exact_history"] = exact
+        if isinstance(model, ImplicitMF):
+            row["config"] = asdict(model.config)
+            row["fold_in_check"] = fold_in_check(model, split.train, valid)
         if isinstance(model, SASRec):
             row["config"] = asdict(model.config)
             row["epochs"] = len(model.history_)
@@ -485,10 +532,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         write_outputs(result, out)
 
     if args.refit_on_valid:
-        refit_all(split, args, emb, models, ease_l2, popularity, result, out, blend_weights)
+        refit_all(split, args, emb, models, tuned, popularity, result, out, blend_weights)
 
     if args.cold_start_frac > 0:
-        result["cold_start"] = cold_start_run(split, args, emb, valid, ease_l2, blend_weights)
+        result["cold_start"] = cold_start_run(split, args, emb, valid, tuned, blend_weights)
         write_outputs(result, out)
     if args.latency_items:
         result["latency"] = measure_latency(
@@ -558,7 +605,7 @@ def refit_all(
     args: argparse.Namespace,
     emb: np.ndarray | None,
     models: list[str],
-    ease_l2: float,
+    tuned: Tuned,
     popularity: np.ndarray,
     result: dict[str, Any],
     out: Path,
@@ -576,7 +623,7 @@ def refit_all(
         budget = args.budget_minutes
         if name == "sasrec-id" and args.id_budget_minutes is not None:
             budget = args.id_budget_minutes
-        model = build_model(name, split, args, budget, ease_l2)
+        model = build_model(name, split, args, budget, tuned)
         row_before = result["models"][name]
         if isinstance(model, SASRec):
             best_epoch = max(
@@ -635,7 +682,7 @@ def cold_start_run(
     args: argparse.Namespace,
     emb: np.ndarray | None,
     valid: tuple[list[list[int]], list[int]],
-    ease_l2: float,
+    tuned: Tuned,
     blend_weights: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     removed, train = cold_start_split(split, args.cold_start_frac, args.seed)
@@ -675,7 +722,7 @@ def cold_start_run(
     for name in models:
         if name in BLENDS:
             continue
-        model = build_model(name, cold_split, args, budget, ease_l2)
+        model = build_model(name, cold_split, args, budget, tuned)
         model, seconds, _ = fit_model(model, train, cold_split, emb, cold_valid)
         fitted[name] = model
         record(name, model, seconds)
@@ -722,6 +769,27 @@ def markdown(result: dict[str, Any]) -> str:
                 f"- {name}: best validation NDCG@10 {best.get('valid_ndcg10', float('nan')):.4f} at epoch "
                 f"{best['epoch']} of {len(r['history'])} ({r['train_seconds'] / 60:.1f} min)"
             )
+    for name, search in result.get("mf_search", {}).items():
+        picked, points = search["picked"], search["points"]
+        ladders = LADDERS[picked["algorithm"]]
+        best = max(p["valid_ndcg@10"] for p in points)
+        check = result["models"].get(name, {}).get("fold_in_check")
+        at_edge = edges(picked, ladders)
+        lines += [
+            "",
+            f"{name} (Gorse's matrix factorisation, `implicit` {picked['algorithm'].upper()}): picked "
+            + ", ".join(f"{k} {picked[k]:g}" for k in ladders)
+            + f" by a hill climb over {len(points)} fitted points on validation NDCG@10 ({best:.4f}); "
+            f"{picked['iterations']} iterations"
+            + (f"; at the end of its ladder: {', '.join(at_edge)}" if at_edge else "")
+            + "; shoppers folded in from their history"
+            + (
+                f" (on the {check['cases']} validation cases whose history is a fitting row: learned "
+                f"vectors {check['learned_vectors']:.4f}, folded in {check['folded_in']:.4f})."
+                if check
+                else "."
+            ),
+        ]
     for name in BLENDS:
         blend = result["models"].get(name)
         if blend is None:

@@ -66,7 +66,17 @@ def test_sequential_benchmark_smoke(tmp_path: Path) -> None:
         ]
     )
     saved = json.loads(out.read_text())
-    base = {"pop", "itemknn", "ease", "sasrec-id", "sasrec-text", "sasrec-text+ease", "sasrec-id+ease"}
+    base = {
+        "pop",
+        "itemknn",
+        "ease",
+        "mf-als",
+        "mf-bpr",
+        "sasrec-id",
+        "sasrec-text",
+        "sasrec-text+ease",
+        "sasrec-id+ease",
+    }
     assert set(saved["models"]) == base | {f"{m}+refit" for m in base}
     for name, row in saved["models"].items():
         assert 0.0 <= row["ndcg@10"] <= 1.0
@@ -82,8 +92,17 @@ def test_sequential_benchmark_smoke(tmp_path: Path) -> None:
     assert saved["cold_start"]["removed_items"] == 6
     assert set(saved["cold_start"]["models"]) == base
     assert saved["latency"]["recommend_one_p99_ms"] > 0
+    # the Gorse-style baselines: the picked point is the best fitted on validation, and its row
+    # was fitted with exactly that point
+    for name in ("mf-als", "mf-bpr"):
+        search = saved["mf_search"][name]
+        best = max(search["points"], key=lambda g: g["valid_ndcg@10"])
+        assert all(search["picked"][k] == v for k, v in best.items() if k not in ("valid_ndcg@10", "seconds"))
+        assert saved["models"][name]["config"] == search["picked"]
     md = out.with_suffix(".md").read_text()
     assert "| sasrec-text |" in md
+    assert "mf-bpr (Gorse's matrix factorisation, `implicit` BPR): picked factors" in md
+    assert "by a hill climb over" in md
     assert result["n_items"] == 30
 
 
