@@ -24,6 +24,14 @@ def _wait_for(condition, seconds: float = 15.0) -> bool:
     return False
 
 
+def metric_values(client) -> dict[str, float]:
+    lines = client.get("/metrics").text.splitlines()
+    return {
+        n: float(v)
+        for n, _, v in (line.partition(" ") for line in lines if line.startswith("shoploop_catalog_feed"))
+    }
+
+
 def found(engine, query: str) -> list[str]:
     return [hit.item_id for hit in engine.search(query, k=5).items]
 
@@ -42,6 +50,10 @@ def test_the_server_keeps_its_catalog_in_step_with_the_feed(tmp_path):
             assert "feed-2" in found(engine, "quokka kettle")
             assert len(engine.stores.catalog) == before + 2  # added; the rest is not the feed's to drop
             assert job.last_sync.report.accepted == 2 and job.last_error is None
+            scraped = metric_values(client)
+            assert scraped["shoploop_catalog_feed_last_success_timestamp_seconds"] > time.time() - 60
+            assert scraped["shoploop_catalog_feed_failures_total"] == 0
+            assert scraped["shoploop_catalog_feed_products"] == 2
             requests = len(server.requests)
             assert _wait_for(lambda: len(server.requests) >= requests + 2)  # asked again, 304 each time
             assert job.last_sync.report.accepted == 2  # an unchanged feed imports nothing
@@ -54,6 +66,7 @@ def test_the_server_keeps_its_catalog_in_step_with_the_feed(tmp_path):
             server.close()
             assert _wait_for(lambda: job.last_error is not None)
             assert "feed-1" in found(engine, "zanzibar bench")
+            assert metric_values(client)["shoploop_catalog_feed_failures_total"] >= 1  # alertable
     finally:
         server.close()
     engine.stores.close()
@@ -64,4 +77,5 @@ def test_no_feed_no_job(tmp_path):
     with TestClient(create_app(engine, make_settings())) as client:
         job = client.app.state.catalog_feed
         assert job.source is None and job.task is None
+        assert "shoploop_catalog_feed" not in client.get("/metrics").text
     engine.stores.close()

@@ -79,6 +79,7 @@ def create_app(
             remove_missing=settings.catalog_feed_remove_missing,
         )
         app.state.catalog_feed = feed
+        app.state.metrics.catalog_feed = feed
         feed.start()
         if on_ready is not None:
             on_ready(app)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from typing import Any
 
 log = logging.getLogger("shoploop.api")
@@ -173,6 +174,8 @@ class CatalogFeedJob(_EveryInterval):
         self.remove_missing = remove_missing
         self.last_sync: Any = None  # data.merchant_feed.FeedSync of the last round that imported
         self.last_error: str | None = None
+        self.last_success_at: float | None = None  # unix time of the last round without error
+        self.failures = 0
 
     async def _run(self) -> None:
         first = True
@@ -193,8 +196,10 @@ class CatalogFeedJob(_EveryInterval):
             done = sync_feed(self.engine.stores, self.source, remove_missing=self.remove_missing)
         except Exception as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
+            self.failures += 1
             raise
         self.last_error = None
+        self.last_success_at = time.time()
         if done.unchanged:
             return
         self.last_sync = done

@@ -6,7 +6,9 @@
 * gauges computed at scrape time from the live window: `shoploop_surface_ctr`,
   `shoploop_surface_add_to_cart_rate`, `shoploop_surface_conversion`, `shoploop_surface_impressions`
   (per surface), `shoploop_events_per_minute`, `shoploop_model_active_version{model}`,
-  `shoploop_catalog_products`, `shoploop_ready`.
+  `shoploop_catalog_products`, `shoploop_ready`;
+* with `--catalog-feed`: `shoploop_catalog_feed_last_success_timestamp_seconds` (alert when it
+  falls behind), `shoploop_catalog_feed_failures_total`, `shoploop_catalog_feed_products`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from shoploop.api.live import LiveStats
@@ -26,9 +28,10 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 
 
 
 class _LiveCollector(Collector):
-    def __init__(self, live: LiveStats, engine: Any) -> None:
+    def __init__(self, live: LiveStats, engine: Any, owner: ApiMetrics) -> None:
         self.live = live
         self.engine = engine
+        self.owner = owner  # background jobs are attached to it once the lifespan starts them
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         families = {
@@ -65,6 +68,25 @@ class _LiveCollector(Collector):
         ready = GaugeMetricFamily("shoploop_ready", "1 when models are loaded and serving")
         ready.add_metric([], 1.0 if self.engine.ready else 0.0)
         yield ready
+        feed = self.owner.catalog_feed
+        if feed is not None and feed.source:
+            yield from _feed_families(feed)
+
+
+def _feed_families(feed: Any) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    last = GaugeMetricFamily(
+        "shoploop_catalog_feed_last_success_timestamp_seconds",
+        "when the catalog feed was last fetched (changed or not) and imported without error; 0 = never",
+    )
+    last.add_metric([], feed.last_success_at or 0.0)
+    failures = CounterMetricFamily("shoploop_catalog_feed_failures", "catalog feed rounds that failed")
+    failures.add_metric([], float(feed.failures))
+    yield last
+    yield failures
+    if feed.last_sync is not None:
+        products = GaugeMetricFamily("shoploop_catalog_feed_products", "products in the last imported feed")
+        products.add_metric([], float(feed.last_sync.products))
+        yield products
 
 
 class ApiMetrics:
@@ -81,7 +103,8 @@ class ApiMetrics:
         self.served = Counter(
             "shoploop_served_lists", "lists served per surface", ["surface"], registry=self.registry
         )
-        self.registry.register(_LiveCollector(live, engine))
+        self.catalog_feed: Any = None  # api.background.CatalogFeedJob, set by the lifespan
+        self.registry.register(_LiveCollector(live, engine, self))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
