@@ -313,6 +313,45 @@ def import_merchant_cmd(
             console.print(f"[yellow]hint:[/yellow] {hint}")
 
 
+@import_app.command("shopify")
+def import_shopify_cmd(
+    file: Annotated[Path, typer.Argument(help="Shopify product export (Products > Export > CSV).")],
+    currency: Annotated[
+        str, typer.Option(help="The shop's currency (the export does not say), e.g. EUR.")
+    ] = "USD",
+    home: HomeOption = None,
+    progress: ProgressOption = True,
+) -> None:
+    """Import the catalog from a Shopify product export: one product per handle, its variants
+    folded in (lowest price, in stock if any variant can be sold, option values as attributes);
+    draft, archived and unpublished products are left out and counted."""
+    import re
+
+    from rich.console import Console
+
+    from shoploop.data.ingest import import_catalog
+    from shoploop.data.readers import ReaderError
+    from shoploop.data.shopify_csv import ShopifyExport
+
+    if not re.fullmatch(r"[A-Za-z]{3}", currency):
+        raise _fail(f"--currency: {currency!r} is not a three-letter code such as USD or EUR")
+    if not file.is_file():
+        raise _fail(f"file not found: {file}")
+    export = ShopifyExport(file, currency=currency)
+    console = Console()
+    with _stores(home) as stores:
+        try:
+            report = import_catalog(export.catalog_rows(), stores, source=file.name, progress=progress)
+        except (ReaderError, OSError) as exc:
+            raise _fail(str(exc)) from None
+        _finish(report, home, console)
+        if export.left_out:
+            left = ", ".join(f"{n:,} {why}" for why, n in export.left_out.most_common())
+            console.print(f"left out (not for sale in the shop): {left}")
+        for hint in _hints(report, catalog_size=len(stores.catalog)):
+            console.print(f"[yellow]hint:[/yellow] {hint}")
+
+
 @import_app.command("algolia")
 def import_algolia_cmd(
     synonyms: Annotated[
