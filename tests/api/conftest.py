@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -46,3 +48,13 @@ def fresh():
     client, engine, bundle = make_client()
     with client:
         yield client, engine, bundle
+
+
+def wait_for(condition, seconds: float = 15.0) -> bool:
+    """Poll `condition` until it holds or `seconds` pass: background jobs act on their own clock."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False

@@ -10,18 +10,9 @@ from dataclasses import replace
 from fastapi.testclient import TestClient
 
 from shoploop.api import create_app
-from tests.api.conftest import make_settings
+from tests.api.conftest import make_settings, wait_for
 from tests.engine.conftest import FAST, make_engine
 from tests.feed_server import FeedServer, rss_feed
-
-
-def _wait_for(condition, seconds: float = 15.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def metric_values(client) -> dict[str, float]:
@@ -46,7 +37,7 @@ def test_the_server_keeps_its_catalog_in_step_with_the_feed(tmp_path):
     try:
         with TestClient(create_app(engine, settings)) as client:
             job = client.app.state.catalog_feed
-            assert _wait_for(lambda: "feed-1" in found(engine, "zanzibar bench"))
+            assert wait_for(lambda: "feed-1" in found(engine, "zanzibar bench"))
             assert "feed-2" in found(engine, "quokka kettle")
             assert len(engine.stores.catalog) == before + 2  # added; the rest is not the feed's to drop
             assert job.last_sync.report.accepted == 2 and job.last_error is None
@@ -55,16 +46,16 @@ def test_the_server_keeps_its_catalog_in_step_with_the_feed(tmp_path):
             assert scraped["shoploop_catalog_feed_failures_total"] == 0
             assert scraped["shoploop_catalog_feed_products"] == 2
             requests = len(server.requests)
-            assert _wait_for(lambda: len(server.requests) >= requests + 2)  # asked again, 304 each time
+            assert wait_for(lambda: len(server.requests) >= requests + 2)  # asked again, 304 each time
             assert job.last_sync.report.accepted == 2  # an unchanged feed imports nothing
             # the shop renames a product in its feed: served under the new title
             server.body = rss_feed(
                 ("feed-1", "Zanzibar teak garden bench"), ("feed-2", "Quokka enamel teapot")
             )
-            assert _wait_for(lambda: "feed-2" in found(engine, "quokka teapot"))
+            assert wait_for(lambda: "feed-2" in found(engine, "quokka teapot"))
             # the feed's host goes away: logged, retried, and the catalog stays as it was
             server.close()
-            assert _wait_for(lambda: job.last_error is not None)
+            assert wait_for(lambda: job.last_error is not None)
             assert "feed-1" in found(engine, "zanzibar bench")
             assert metric_values(client)["shoploop_catalog_feed_failures_total"] >= 1  # alertable
     finally:

@@ -9,17 +9,8 @@ from fastapi.testclient import TestClient
 
 from shoploop.api import create_app
 from shoploop.privacy.retention import RetentionPolicy, save_policy
-from tests.api.conftest import make_settings
+from tests.api.conftest import make_settings, wait_for
 from tests.engine.conftest import FAST, make_engine
-
-
-def _wait_for(condition, seconds: float = 15.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_the_server_erases_what_the_policy_no_longer_keeps(tmp_path):
@@ -41,11 +32,11 @@ def test_the_server_erases_what_the_policy_no_longer_keeps(tmp_path):
         save_policy(
             tmp_path, RetentionPolicy(events_days=None, quarantine_days=None, per_type={"search": 1 / 24})
         )
-        assert _wait_for(lambda: events.count(types=["search"]) == 0)
+        assert wait_for(lambda: events.count(types=["search"]) == 0)
         assert len(events) == others  # other types have no limit
         # What the server holds about a shopper follows the log: their searches are gone from
         # their profile too, while what they viewed and bought (still in the log) stays.
-        assert _wait_for(lambda: engine.online.profile(shopper).recent_queries == ())
+        assert wait_for(lambda: engine.online.profile(shopper).recent_queries == ())
         assert engine.online.profile(shopper).recent_items == before.recent_items
         report = app.state.retention.last_report
         assert report is not None and report.events_rows in (0, searches)
