@@ -80,6 +80,14 @@ def test_variants_fold_into_one_product_per_handle(tmp_path):
     assert export.products == 5 and export.left_out == {"draft": 1, "unpublished": 1}
 
 
+def test_a_handle_split_across_the_file_is_quarantined_not_imported_twice(tmp_path):
+    path = tmp_path / "products_export.csv"
+    write_csv(path, OLD, [OLD_ROWS[0], OLD_ROWS[3], OLD_ROWS[1]])  # tee, mug, then tee's blue variant
+    rows = list(ShopifyExport(path).catalog_rows())
+    assert [r.raw.get("item_id") for r in rows[:2]] == ["tee", "mug"]
+    assert rows[2].error == "Handle: 'tee' appears again after other products (its product starts at row 1)"
+
+
 def test_the_newer_header_set_reads_the_same(tmp_path):
     new = [
         "Title", "URL handle", "Description", "Vendor", "Product category", "Type", "Tags",

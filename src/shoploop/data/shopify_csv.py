@@ -98,6 +98,7 @@ class ShopifyExport:
     def catalog_rows(self) -> Iterator[SourceRow]:
         self.products, self.left_out = 0, Counter()
         current: _Product | None = None
+        finished: dict[str, int] = {}  # handle -> its product's first row
         for row in read_rows(self.path, fmt="csv"):
             if row.error is not None:
                 yield row
@@ -110,8 +111,15 @@ class ShopifyExport:
                 )
                 continue
             if current is not None and _get(current.rows[0], "handle") != handle:
+                finished[_get(current.rows[0], "handle")] = current.first_row
                 yield from self._finish(current)
                 current = None
+            if current is None and handle in finished:
+                # Shopify writes a product's rows together; rows of one handle in two places
+                # would import as two versions of one product, the later silently winning
+                error = f"Handle: {handle!r} appears again after other products (its product starts at row "
+                yield SourceRow(row.row_number, row.raw, error + f"{finished[handle]})")
+                continue
             if current is None:
                 current = _Product(row.row_number)
             current.rows.append(fields)
