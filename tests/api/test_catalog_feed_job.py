@@ -45,6 +45,7 @@ def test_the_server_keeps_its_catalog_in_step_with_the_feed(tmp_path):
             assert scraped["shoploop_catalog_feed_last_success_timestamp_seconds"] > time.time() - 60
             assert scraped["shoploop_catalog_feed_failures_total"] == 0
             assert scraped["shoploop_catalog_feed_products"] == 2
+            assert "last import 2 products, 2 added or changed, 0 quarantined, 0 removed" in job.describe()
             requests = len(server.requests)
             assert wait_for(lambda: len(server.requests) >= requests + 2)  # asked again, 304 each time
             assert job.last_sync.report.accepted == 2  # an unchanged feed imports nothing
@@ -58,6 +59,10 @@ def test_the_server_keeps_its_catalog_in_step_with_the_feed(tmp_path):
             assert wait_for(lambda: job.last_error is not None)
             assert "feed-1" in found(engine, "zanzibar bench")
             assert metric_values(client)["shoploop_catalog_feed_failures_total"] >= 1  # alertable
+            # and the dashboard says so next to the retraining status
+            client.cookies.set("sl_admin", "admin-key-1234")  # logged in to the dashboard
+            page = client.get("/dashboard").text
+            assert "catalog feed: " + server.url in page and "FAILING" in page
     finally:
         server.close()
     engine.stores.close()

@@ -188,6 +188,24 @@ class CatalogFeedJob(_EveryInterval):
             except Exception:  # unreachable feed, bad XML: keep the catalog, try next round
                 log.exception("%s failed", self.what)
 
+    def describe(self) -> str:
+        """One line for the dashboard: where the catalog comes from and how the last round went."""
+        if not self.source:
+            return "off"
+        parts = [self.source]
+        if self.last_success_at is not None:
+            stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.last_success_at))
+            parts.append(f"last checked cleanly {stamp}")
+        if self.last_sync is not None:
+            report = self.last_sync.report
+            parts.append(
+                f"last import {self.last_sync.products:,} products, {report.accepted:,} added or changed, "
+                f"{report.quarantined:,} quarantined, {self.last_sync.removed:,} removed"
+            )
+        if self.last_error:
+            parts.append(f"FAILING ({self.failures} rounds so far): {self.last_error}")
+        return "; ".join(parts)
+
     def tick(self) -> None:
         from shoploop.data.merchant_feed import sync_feed
 

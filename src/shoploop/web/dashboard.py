@@ -174,6 +174,9 @@ def dashboard(request: Request, msg: str | None = None, err: str | None = None) 
         "retrain": request.app.state.retrain.describe()
         if hasattr(request.app.state, "retrain")
         else "disabled",
+        "catalog_feed": request.app.state.catalog_feed.describe()
+        if hasattr(request.app.state, "catalog_feed")
+        else "off",
         **_live_context(request),
     }
     return request.app.state.templates.TemplateResponse(request, "dashboard.html", context)
