@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # imported lazily in the commands so `--help` stays fast
     from shoploop.store.home import Stores
 
 import_app = typer.Typer(
-    help="Import a product catalog, shopper events or a public dataset; manage the quarantine.",
+    help="Import a catalog (a file, a Merchant Center feed, a Shopify export), shopper events, a shop's "
+    "history or tuning from Metarank or Algolia, or a public dataset; manage the quarantine.",
     no_args_is_help=True,
 )
 quarantine_app = typer.Typer(help="Rows that failed validation, kept with the reason.", no_args_is_help=True)
