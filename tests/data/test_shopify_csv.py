@@ -73,6 +73,7 @@ def test_variants_fold_into_one_product_per_handle(tmp_path):
         "image_link": "https://img/1.jpg",
         "Color": "Red, Blue",
         "variants": "2",
+        "skus": "TEE-R, TEE-B",
     }
     mug = Product.model_validate(rows[1].raw)
     assert not mug.in_stock and mug.category_path == ("Kitchen",) and "Title" not in mug.attributes

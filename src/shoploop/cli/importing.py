@@ -353,6 +353,51 @@ def import_shopify_cmd(
             console.print(f"[yellow]hint:[/yellow] {hint}")
 
 
+@import_app.command("shopify-orders")
+def import_shopify_orders_cmd(
+    file: Annotated[Path, typer.Argument(help="Shopify order export (Orders > Export > plain CSV).")],
+    home: HomeOption = None,
+    max_age_days: Annotated[int, typer.Option(help="Oldest order accepted, in days.")] = 3650,
+    progress: ProgressOption = True,
+) -> None:
+    """Bring a Shopify shop's order history in as purchases, so bought-together, popularity and
+    the recommenders learn from day one. Import the products first (`shoploop import shopify`):
+    order lines find their product by SKU. E-mails are stored only as the shop's pseudonym or a
+    hash; cancelled, refunded and voided orders are left out and counted."""
+    from rich.console import Console
+
+    from shoploop.data.cleaning import CleaningConfig
+    from shoploop.data.ingest import import_events
+    from shoploop.data.readers import ReaderError
+    from shoploop.data.shopify_orders import ShopifyOrders, email_user_id, sku_index
+    from shoploop.privacy.pseudonymize import shop_pseudonymizer
+
+    if not file.is_file():
+        raise _fail(f"file not found: {file}")
+    console = Console()
+    with _stores(home) as stores:
+        skus = sku_index(stores.catalog.iter_products())
+        if not skus:
+            raise _fail(
+                "no product in the catalog has a SKU: import the products first (shoploop import shopify)"
+            )
+        orders = ShopifyOrders(file, skus, user_id=shop_pseudonymizer(stores.home) or email_user_id)
+        config = CleaningConfig(max_age=timedelta(days=max_age_days))
+        try:
+            # ids are already mapped by ShopifyOrders (before a row can reach the quarantine)
+            report = import_events(
+                orders.event_rows(), stores, source=file.name, config=config, progress=progress
+            )
+        except (ReaderError, OSError) as exc:
+            raise _fail(str(exc)) from None
+        _finish(report, home, console)
+        if orders.left_out:
+            left = ", ".join(f"{n:,} {why}" for why, n in orders.left_out.most_common())
+            console.print(f"left out: {left}")
+        for hint in _hints(report, catalog_size=len(stores.catalog)):
+            console.print(f"[yellow]hint:[/yellow] {hint}")
+
+
 @import_app.command("algolia")
 def import_algolia_cmd(
     synonyms: Annotated[

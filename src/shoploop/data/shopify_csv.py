@@ -17,7 +17,8 @@ What goes where (one product per handle, the handle is the item id):
 * in stock when any variant can be sold: inventory not tracked, a quantity above 0, or
   "continue selling when out of stock";
 * Type, Tags, the first SKU, barcode (→ `gtin`) and image, and each option's values
-  ("Color": "Red, Blue") → attributes;
+  ("Color": "Red, Blue") → attributes; with several variants, all their SKUs (`skus`), which
+  is how `shopify_orders` finds the product an order line names;
 * a product that is not active (Status draft / archived) or not published is left out and
   counted, since the shop does not sell it; a product whose price cannot be read is
   quarantined with the column named.
@@ -158,6 +159,7 @@ class ShopifyExport:
         regular: list[float] = []
         sellable = False
         variants = 0
+        skus: list[str] = []
         options: dict[str, list[str]] = {}
         names = {n: first.get(f"option{n} name", "") for n in "123"}
         for number, fields in enumerate(product.rows):
@@ -171,6 +173,8 @@ class ShopifyExport:
             if compare := _get(fields, "compare_at"):
                 regular.append(_number(compare, "Variant Compare At Price", row))
             sellable = sellable or _can_sell(fields, row)
+            if (sku := _get(fields, "sku")) and sku not in skus:
+                skus.append(sku)
             for key, value in fields.items():
                 match = _OPTION.match(key)
                 if match and match.group(2) == "value" and value and names[match.group(1)]:
@@ -192,6 +196,8 @@ class ShopifyExport:
         for name, values in options.items():
             attributes[name] = ", ".join(values)
         attributes["variants"] = str(variants)
+        if len(skus) > 1:  # every variant's SKU, so an order's line (which names a SKU) finds its product
+            attributes["skus"] = ", ".join(skus)
         out["attributes"] = attributes
         return out
 
