@@ -35,3 +35,14 @@ def test_laplace_noise_is_unbiased_and_scaled():
     assert laplace_counts({"x": 0.0}, epsilon=0.1, seed=1)["x"] >= 0.0
     with pytest.raises(ValueError, match="epsilon"):
         laplace_counts({"x": 1.0}, epsilon=0)
+
+
+@pytest.mark.parametrize(("key", "problem"), [("not-hex", "expected hex digits"), ("abcd", "too short")])
+def test_a_bad_key_is_named_where_it_comes_from(tmp_path, monkeypatch, key, problem):
+    monkeypatch.setenv("SHOPLOOP_PSEUDONYM_KEY", key)
+    with pytest.raises(ValueError, match=rf"^\$SHOPLOOP_PSEUDONYM_KEY is .*{problem}"):
+        Pseudonymizer.from_home(tmp_path)
+    monkeypatch.delenv("SHOPLOOP_PSEUDONYM_KEY")
+    (tmp_path / "pseudonym.key").write_text("zz\n")
+    with pytest.raises(ValueError, match=r"pseudonym\.key is not a pseudonymisation key"):
+        Pseudonymizer.from_home(tmp_path)

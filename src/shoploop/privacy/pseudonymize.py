@@ -41,14 +41,28 @@ class Pseudonymizer:
         """Key from $SHOPLOOP_PSEUDONYM_KEY (hex), else `home/pseudonym.key`, created 0600 once."""
         env = os.environ.get(KEY_ENV)
         if env:
-            return cls(bytes.fromhex(env))
+            return cls(_key_bytes(env, f"${KEY_ENV}"))
         path = home / KEY_FILE
         if not path.exists():
             home.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_hex(32))
-        return cls(bytes.fromhex(path.read_text().strip()))
+        return cls(_key_bytes(path.read_text().strip(), str(path)))
+
+
+def _key_bytes(text: str, where: str) -> bytes:
+    """The key's bytes, or a ValueError that says where the bad key is (not a bare fromhex error)."""
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(
+            f"{where} is not a pseudonymisation key: expected hex digits (64 from `shoploop privacy "
+            "pseudonymize`); `shoploop doctor` checks it"
+        ) from None
+    if len(key) < 16:
+        raise ValueError(f"{where} is too short for a pseudonymisation key: at least 32 hex digits")
+    return key
 
 
 def shop_pseudonymizer(home: Path | None) -> Pseudonymizer | None:
