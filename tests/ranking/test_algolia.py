@@ -31,6 +31,7 @@ SYNONYMS = [
     {"objectID": "s3", "type": "altCorrection1", "word": "tshirt", "corrections": ["t shirt"]},
     {"objectID": "s4", "type": "placeholder", "placeholder": "<size>", "replacements": ["s", "m"]},
     {"objectID": "s5", "type": "synonym", "synonyms": ["a, b", "c"]},
+    {"objectID": "s6", "type": "synonym", "synonyms": ["!!", "??"]},  # no words: not a rule
 ]
 
 RULES = [
@@ -74,11 +75,12 @@ RULES = [
 
 def test_synonym_records_become_file_lines():
     done = Conversion()
-    lines = synonym_lines(SYNONYMS, done)
+    lines = synonym_lines(SYNONYMS, done, check=check_rules)
     assert lines == ["sofa, couch, settee", "phone => phone, smartphone, mobile", "tshirt => tshirt, t shirt"]
     assert done.converted == 3
     assert any(n.startswith("s4: synonym type 'placeholder'") for n in done.notes)
     assert any(n.startswith("s5: a phrase holds ','") for n in done.notes)
+    assert any(n.startswith("s6: not a working rule (line 1:") for n in done.notes)
     table = check_rules("\n".join(lines))
     # one-way: a phone search also finds smartphones, a smartphone search does not find "phone"
     assert table.apply(["phone"])[1] == ["smartphone", "mobile"]

@@ -440,7 +440,7 @@ def import_algolia_cmd(
     try:
         if synonyms is not None:
             done = Conversion()
-            lines = synonym_lines(read_export(synonyms), done)
+            lines = synonym_lines(read_export(synonyms), done, check=check_rules)
             shop_file = CheckedTextFile(root, FILE_NAME, check_rules)
             try:
                 shop_file.set(merge_block(shop_file.text, lines, synonyms.name, datetime.now(UTC)))

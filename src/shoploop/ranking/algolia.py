@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,8 +96,14 @@ def _phrases(values: Any) -> list[str]:
     return [v.strip() for v in values if isinstance(v, str) and v.strip()]
 
 
-def synonym_lines(records: Iterable[Mapping[str, Any]], conversion: Conversion) -> list[str]:
-    """Lines for the shop's synonyms file, one per convertible record, in export order."""
+def synonym_lines(
+    records: Iterable[Mapping[str, Any]],
+    conversion: Conversion,
+    check: Callable[[str], object] | None = None,
+) -> list[str]:
+    """Lines for the shop's synonyms file, one per convertible record, in export order. With
+    `check` (the synonyms file's own line checker, which raises ValueError), a line it refuses —
+    say, phrases of punctuation only — is noted and left out instead of failing the whole file."""
     lines: list[str] = []
     for record in records:
         object_id = str(record.get("objectID", "?"))
@@ -125,6 +131,13 @@ def synonym_lines(records: Iterable[Mapping[str, Any]], conversion: Conversion) 
                 conversion.note(object_id, f"{kind} without its word or its synonyms; not converted")
                 continue
             lines.append(f"{lhs.strip()} => {', '.join([lhs.strip(), *rhs])}")
+        if check is not None:
+            try:
+                check(lines[-1])
+            except ValueError as err:
+                lines.pop()
+                conversion.note(object_id, f"not a working rule ({err}); not converted")
+                continue
         conversion.converted += 1
     return lines
 
