@@ -104,6 +104,16 @@ def _import_file(
             console.print(f"[yellow]hint:[/yellow] {hint}")
 
 
+def _report_import(console: Any, report: Any, home: Path | None, stores: Any, notes: list[str]) -> None:
+    """The end of every import: the report (printed and saved), what the importer left out or
+    changed besides, and hints for systematic failures."""
+    _finish(report, home, console)
+    for note in notes:
+        console.print(note, markup=False, highlight=False)
+    for hint in _hints(report, catalog_size=len(stores.catalog)):
+        console.print(f"[yellow]hint:[/yellow] {hint}")
+
+
 def _hints(report: Any, *, catalog_size: int) -> list[str]:
     """Point at the likely fix when most rows fail for one systematic reason."""
     hints: list[str] = []
@@ -304,14 +314,11 @@ def import_merchant_cmd(
         if done.unchanged:
             console.print(f"the feed is unchanged since the last import: nothing to do ({source})")
             return
-        _finish(done.report, home, console)
-        if done.removed:
-            console.print(f"removed {done.removed:,} products the feed no longer lists")
+        notes = [f"removed {done.removed:,} products the feed no longer lists"] if done.removed else []
         if done.skipped:
             left_out = ", ".join(f"{name} ({n:,})" for name, n in done.skipped.most_common())
-            console.print(f"left out (no product field holds them): {left_out}")
-        for hint in _hints(done.report, catalog_size=len(stores.catalog)):
-            console.print(f"[yellow]hint:[/yellow] {hint}")
+            notes.append(f"left out (no product field holds them): {left_out}")
+        _report_import(console, done.report, home, stores, notes)
 
 
 @import_app.command("shopify")
@@ -345,12 +352,10 @@ def import_shopify_cmd(
             report = import_catalog(export.catalog_rows(), stores, source=file.name, progress=progress)
         except (ReaderError, OSError) as exc:
             raise _fail(str(exc)) from None
-        _finish(report, home, console)
-        if export.left_out:
-            left = ", ".join(f"{n:,} {why}" for why, n in export.left_out.most_common())
-            console.print(f"left out (not for sale in the shop): {left}")
-        for hint in _hints(report, catalog_size=len(stores.catalog)):
-            console.print(f"[yellow]hint:[/yellow] {hint}")
+        left = ", ".join(f"{n:,} {why}" for why, n in export.left_out.most_common())
+        _report_import(
+            console, report, home, stores, [f"left out (not for sale in the shop): {left}"] if left else []
+        )
 
 
 @import_app.command("shopify-orders")
@@ -390,12 +395,8 @@ def import_shopify_orders_cmd(
             )
         except (ReaderError, OSError) as exc:
             raise _fail(str(exc)) from None
-        _finish(report, home, console)
-        if orders.left_out:
-            left = ", ".join(f"{n:,} {why}" for why, n in orders.left_out.most_common())
-            console.print(f"left out: {left}")
-        for hint in _hints(report, catalog_size=len(stores.catalog)):
-            console.print(f"[yellow]hint:[/yellow] {hint}")
+        left = ", ".join(f"{n:,} {why}" for why, n in orders.left_out.most_common())
+        _report_import(console, report, home, stores, [f"left out: {left}"] if left else [])
 
 
 @import_app.command("algolia")

@@ -29,7 +29,7 @@ from __future__ import annotations
 import html
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,9 +78,45 @@ def _number(text: str, column: str, row: int) -> float:
 
 
 @dataclass
-class _Product:
+class RowGroup:
+    """The rows of one product (or order) of a Shopify export; `first_row` is the first's number."""
+
     first_row: int
     rows: list[dict[str, str]] = field(default_factory=list)
+
+
+def grouped_rows(
+    path: Path, key_of: Callable[[Mapping[str, str]], str], column: str, what: str
+) -> Iterator[RowGroup | SourceRow]:
+    """A Shopify export's rows (headers lower-cased, values stripped) gathered into one group per
+    key (a product's handle, an order's name). Shopify writes a group's rows together; an
+    unreadable row, a row without its key, or a key that comes back after other groups (it would
+    import as two versions of one product, the later silently winning) is yielded as a
+    `SourceRow` with the reason."""
+    current: RowGroup | None = None
+    finished: dict[str, int] = {}  # key -> its group's first row
+    for row in read_rows(path, fmt="csv"):
+        if row.error is not None:
+            yield row
+            continue
+        fields = {k.strip().lower(): (v or "").strip() for k, v in row.raw.items() if isinstance(k, str)}
+        key = key_of(fields)
+        if not key:
+            yield SourceRow(row.row_number, row.raw, f"{column}: empty; every row must name its {what}")
+            continue
+        if current is not None and key_of(current.rows[0]) != key:
+            finished[key_of(current.rows[0])] = current.first_row
+            yield current
+            current = None
+        if current is None and key in finished:
+            error = f"{column}: {key!r} appears again after other {what}s (its {what} starts at row "
+            yield SourceRow(row.row_number, row.raw, error + f"{finished[key]})")
+            continue
+        if current is None:
+            current = RowGroup(row.row_number)
+        current.rows.append(fields)
+    if current is not None:
+        yield current
 
 
 class ShopifyExport:
@@ -98,36 +134,13 @@ class ShopifyExport:
 
     def catalog_rows(self) -> Iterator[SourceRow]:
         self.products, self.left_out = 0, Counter()
-        current: _Product | None = None
-        finished: dict[str, int] = {}  # handle -> its product's first row
-        for row in read_rows(self.path, fmt="csv"):
-            if row.error is not None:
-                yield row
-                continue
-            fields = {k.strip().lower(): (v or "").strip() for k, v in row.raw.items() if isinstance(k, str)}
-            handle = _get(fields, "handle")
-            if not handle:
-                yield SourceRow(
-                    row.row_number, row.raw, "Handle: empty; a row must name its product's handle"
-                )
-                continue
-            if current is not None and _get(current.rows[0], "handle") != handle:
-                finished[_get(current.rows[0], "handle")] = current.first_row
-                yield from self._finish(current)
-                current = None
-            if current is None and handle in finished:
-                # Shopify writes a product's rows together; rows of one handle in two places
-                # would import as two versions of one product, the later silently winning
-                error = f"Handle: {handle!r} appears again after other products (its product starts at row "
-                yield SourceRow(row.row_number, row.raw, error + f"{finished[handle]})")
-                continue
-            if current is None:
-                current = _Product(row.row_number)
-            current.rows.append(fields)
-        if current is not None:
-            yield from self._finish(current)
+        for group in grouped_rows(self.path, lambda f: _get(f, "handle"), "Handle", "product"):
+            if isinstance(group, SourceRow):
+                yield group
+            else:
+                yield from self._finish(group)
 
-    def _finish(self, product: _Product) -> Iterator[SourceRow]:
+    def _finish(self, product: RowGroup) -> Iterator[SourceRow]:
         self.products += 1
         first = product.rows[0]
         status = _get(first, "status").lower()
@@ -142,7 +155,7 @@ class ShopifyExport:
         except ShopifyRowError as err:
             yield SourceRow(product.first_row, dict(first), str(err))
 
-    def _convert(self, product: _Product) -> dict[str, Any]:
+    def _convert(self, product: RowGroup) -> dict[str, Any]:
         first = product.rows[0]
         out: dict[str, Any] = {"item_id": _get(first, "handle"), "currency": self.currency}
         if title := _get(first, "title"):

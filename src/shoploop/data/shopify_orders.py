@@ -27,12 +27,12 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from shoploop.data.readers import SourceRow, read_rows
+from shoploop.data.readers import SourceRow
+from shoploop.data.shopify_csv import RowGroup, grouped_rows
 
 COLUMNS: Mapping[str, tuple[str, ...]] = {
     "name": ("name",),
@@ -83,12 +83,6 @@ def sku_index(products: Any) -> dict[str, str]:
     return index
 
 
-@dataclass
-class _Order:
-    first_row: int
-    rows: list[dict[str, str]] = field(default_factory=list)
-
-
 class ShopifyOrders:
     """An order export; `event_rows()` streams one purchase `SourceRow` per order for
     `import_events`. Afterwards `orders` counts the orders read and `left_out` what was not
@@ -107,26 +101,13 @@ class ShopifyOrders:
 
     def event_rows(self) -> Iterator[SourceRow]:
         self.orders, self.left_out = 0, Counter()
-        current: _Order | None = None
-        for row in read_rows(self.path, fmt="csv"):
-            if row.error is not None:
-                yield row
-                continue
-            fields = {k.strip().lower(): (v or "").strip() for k, v in row.raw.items() if isinstance(k, str)}
-            name = _get(fields, "name")
-            if not name:
-                yield SourceRow(row.row_number, row.raw, "Name: empty; every row must name its order")
-                continue
-            if current is not None and _get(current.rows[0], "name") != name:
-                yield from self._finish(current)
-                current = None
-            if current is None:
-                current = _Order(row.row_number)
-            current.rows.append(fields)
-        if current is not None:
-            yield from self._finish(current)
+        for group in grouped_rows(self.path, lambda f: _get(f, "name"), "Name", "order"):
+            if isinstance(group, SourceRow):
+                yield group
+            else:
+                yield from self._finish(group)
 
-    def _finish(self, order: _Order) -> Iterator[SourceRow]:
+    def _finish(self, order: RowGroup) -> Iterator[SourceRow]:
         self.orders += 1
         first = order.rows[0]
         if _get(first, "cancelled_at"):
