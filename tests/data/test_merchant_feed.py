@@ -330,6 +330,10 @@ def test_import_merchant_from_a_url_with_remove_missing(tmp_path, monkeypatch):
             assert len(stores.catalog) == 10
         unchanged = runner.invoke(app, args, env={"COLUMNS": "200"})
         assert unchanged.exit_code == 0 and "unchanged since the last import" in unchanged.output
+        from shoploop.data.feed_fetch import load_state
+
+        entry = load_state(home)[server.url]
+        assert entry["checked_at"] > entry["imported_at"]  # looked at, for shoploop doctor
         # two products dropped from the feed, one added: removed and added
         server.body = rss_feed(*[(f"p{i}", f"Product {i}") for i in range(8)], ("p10", "Product 10"))
         changed = runner.invoke(app, args, env={"COLUMNS": "200"})

@@ -286,3 +286,21 @@ def test_a_failing_check_becomes_a_problem_and_the_rest_still_run(
 def test_now_must_be_timezone_aware(home: Path):
     with pytest.raises(ValueError, match="timezone-aware"):
         examine_home(home, now=datetime(2026, 1, 1))
+
+
+def test_a_feed_nobody_checked_for_days_and_a_broken_download_are_warnings(home: Path, t0: datetime):
+    from shoploop.data.feed_fetch import FetchedFeed, mark_checked, remember
+
+    assert "no catalog feed" in _one(examine_home(home, now=_now(t0)), "catalog feed").detail
+    url = "https://shop.example/feeds/google.xml"
+    remember(home, FetchedFeed(url, None, '"e1"', None, "00", 10), products=3)
+    checked = datetime.fromisoformat(doctor.load_state(home)[url]["checked_at"])
+    assert _one(examine_home(home, now=checked + timedelta(hours=5)), "catalog feed").status == "ok"
+    stale = _one(examine_home(home, now=checked + timedelta(days=3)), "catalog feed")
+    assert stale.status == "warning" and url in stale.detail and "not been checked since" in stale.detail
+    mark_checked(home, url)  # an unchanged feed counts as checked
+    assert doctor.load_state(home)[url]["checked_at"] >= checked.isoformat()
+    (home / "feeds" / "feed-abc.xml").write_bytes(b"<rss>")
+    findings = _by_check(examine_home(home, now=checked + timedelta(hours=5)), "catalog feed")
+    partial = next(f for f in findings if "interrupted" in f.detail)
+    assert partial.status == "warning" and "feed-abc.xml" in partial.detail and partial.fix.startswith("safe")

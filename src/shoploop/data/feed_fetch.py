@@ -132,15 +132,26 @@ def fetch_feed(
 def remember(home: Path, fetched: FetchedFeed, *, products: int) -> None:
     """Record a successful import of `fetched` (its validators and digest) for the next fetch."""
     state = load_state(home)
+    now = datetime.now(UTC).isoformat()
     state[fetched.url] = {
         "etag": fetched.etag,
         "last_modified": fetched.last_modified,
         "sha256": fetched.sha256,
         "size": fetched.size,
         "products": products,
-        "imported_at": datetime.now(UTC).isoformat(),
+        "imported_at": now,
+        "checked_at": now,
     }
     atomic_write_text(_state_path(home), json.dumps(state, indent=2, sort_keys=True))
+
+
+def mark_checked(home: Path, url: str) -> None:
+    """Record that `url` was fetched and found unchanged, so `shoploop doctor` can tell a feed
+    nobody has looked at for days (a stopped cron job) from one that simply did not change."""
+    state = load_state(home)
+    if url in state:
+        state[url]["checked_at"] = datetime.now(UTC).isoformat()
+        atomic_write_text(_state_path(home), json.dumps(state, indent=2, sort_keys=True))
 
 
 def _suffix(url: str) -> str:

@@ -327,12 +327,13 @@ def sync_feed(
     MerchantFeedError or OSError; a URL's state is recorded only after a successful import.
     `fetched`: the URL already downloaded by the caller (the CLI shows the download's own
     progress bar before the import's)."""
-    from shoploop.data.feed_fetch import fetch_feed, is_url, remember
+    from shoploop.data.feed_fetch import fetch_feed, is_url, mark_checked, remember
     from shoploop.data.ingest import import_catalog
 
     if is_url(source):
         fetched = fetched or fetch_feed(source, stores.home, force=force)
         if fetched.path is None:
+            mark_checked(stores.home, source)
             return FeedSync(source, unchanged=True)
         path = fetched.path
     else:

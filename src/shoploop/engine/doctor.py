@@ -38,6 +38,7 @@ from typing import Any, Literal
 from rich.filesize import decimal
 
 from shoploop.data.cleaning import reason_code
+from shoploop.data.feed_fetch import FEEDS_DIRNAME, load_state
 from shoploop.privacy.pseudonymize import KEY_ENV, KEY_FILE
 from shoploop.privacy.retention import POLICY_FILENAME, load_policy
 from shoploop.store.backup import SECRET_FILES
@@ -60,6 +61,8 @@ WAL_WARN_BYTES = 512 * MIB
 # The server's RetentionJob runs hourly and a cron job daily; one missed run (a server down
 # for a day) is not worth a warning, two days behind means nothing is applying the policy.
 RETENTION_GRACE = timedelta(days=2)
+# A feed followed hourly (or by a daily cron job) is checked well within this.
+FEED_STALE = timedelta(days=2)
 # A backup writes a second copy of the home and a restore extracts one beside the home before
 # swapping it in, so free space below twice the home's size can make either fail halfway.
 DISK_FACTOR = 2
@@ -552,6 +555,51 @@ def check_flagged_users(home: _Home) -> list[Finding]:
     return [Finding("flagged users", "ok", f"{_count(n, 'user')} flagged as bots")]
 
 
+# ------------------------------------------------------------------------------ feeds
+
+
+def check_catalog_feeds(home: _Home) -> list[Finding]:
+    """Feeds imported from a URL (`shoploop import merchant URL`, `serve --catalog-feed`): one
+    not checked for FEED_STALE means whatever fetched it stopped; a `feed-*` file is a download
+    that was interrupted."""
+    directory = home.root / FEEDS_DIRNAME
+    if not directory.is_dir():
+        return [Finding("catalog feed", "ok", "no catalog feed imported from a URL")]
+    findings = []
+    for url, entry in sorted(load_state(home.root).items()):
+        seen = entry.get("checked_at") or entry.get("imported_at")
+        try:
+            checked = datetime.fromisoformat(seen) if isinstance(seen, str) else None
+        except ValueError:
+            checked = None
+        if checked is None or home.now - checked > FEED_STALE:
+            when = f"since {checked:%Y-%m-%d %H:%M} UTC" if checked else "ever (no time recorded)"
+            findings.append(
+                Finding(
+                    "catalog feed",
+                    "warning",
+                    f"{url} has not been checked {when}: the catalog may be out of date",
+                    "is the cron job (shoploop import merchant URL) or shoploop serve --catalog-feed "
+                    "still running? Run the import once by hand to see why it stopped",
+                )
+            )
+        else:
+            findings.append(Finding("catalog feed", "ok", f"{url} checked {checked:%Y-%m-%d %H:%M} UTC"))
+    partial = sorted(p for p in directory.glob("feed-*") if p.is_file())
+    if partial:
+        size = sum(p.stat().st_size for p in partial)
+        findings.append(
+            Finding(
+                "catalog feed",
+                "warning",
+                f"{_count(len(partial), 'interrupted feed download')} under {FEEDS_DIRNAME}/, "
+                f"{decimal(size)}: {_listed([p.name for p in partial])}",
+                f"safe to delete when no import is running, e.g. rm {partial[0]}",
+            )
+        )
+    return findings or [Finding("catalog feed", "ok", "no catalog feed imported from a URL")]
+
+
 # ------------------------------------------------------------------------------ disk
 
 
@@ -586,6 +634,7 @@ CHECKS: tuple[tuple[str, Callable[[_Home], list[Finding]]], ...] = (
     ("retention", check_retention),
     ("quarantine", check_quarantine),
     ("flagged users", check_flagged_users),
+    ("catalog feed", check_catalog_feeds),
     ("disk", check_disk),
 )
 
