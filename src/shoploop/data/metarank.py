@@ -93,16 +93,17 @@ def _timestamp(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         raise _bad_timestamp(value)
     if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
-        return datetime.fromtimestamp(int(value) / 1000, tz=UTC).isoformat()
+        try:
+            return datetime.fromtimestamp(int(value) / 1000, tz=UTC).isoformat()
+        except (OverflowError, OSError, ValueError):  # beyond the calendar, NaN, digits like "²"
+            raise _bad_timestamp(value) from None
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise MetarankError(
-                f"timestamp: expected epoch milliseconds or ISO 8601, got {value!r}"
-            ) from None
+            raise _bad_timestamp(value) from None
         return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
-    raise MetarankError(f"timestamp: expected epoch milliseconds or ISO 8601, got {value!r}")
+    raise _bad_timestamp(value)
 
 
 def _fields(raw: Mapping[str, Any]) -> dict[str, Any]:
