@@ -26,11 +26,11 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Self
 
 import numpy as np
-import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from shoploop.evaluation.sequential_protocol import evaluate_next_item
 from shoploop.recommend.base import RecommenderMixin, cosine_neighbours, unit_rows
+from shoploop.recommend.interactions import interaction_matrix
 
 log = logging.getLogger("benchmarks.implicit_mf")
 
@@ -47,19 +47,6 @@ class MFConfig:
     fold_in_negatives: int = 8
     seed: int = 0
     threads: int = 2
-
-
-def interaction_matrix(sequences: Sequence[Sequence[int]], n_items: int) -> sp.csr_matrix:
-    """(rows, n_items + 1) float32 counts; column j = item j, unknown ids dropped."""
-    rows = np.fromiter((r for r, s in enumerate(sequences) for _ in s), dtype=np.int64)
-    cols = np.fromiter((i for s in sequences for i in s), dtype=np.int64)
-    ok = (cols > 0) & (cols <= n_items)
-    m = sp.csr_matrix(
-        (np.ones(int(ok.sum()), dtype=np.float32), (rows[ok], cols[ok])),
-        shape=(len(sequences), n_items + 1),
-    )
-    m.sum_duplicates()
-    return m
 
 
 class ImplicitMF(RecommenderMixin):
@@ -83,7 +70,7 @@ class ImplicitMF(RecommenderMixin):
 
         c = self.config
         self.n_items_ = int(n_items)
-        x = interaction_matrix(sequences, n_items)
+        x = interaction_matrix([list(q) for q in sequences], n_items).astype(np.float32)  # implicit: float32
         # implicit parallelises over rows itself; a BLAS pool on top oversubscribes 2 cores (the
         # library checks for one when a model is built, so the limit covers construction too)
         with threadpool_limits(1, "blas"):
@@ -107,7 +94,7 @@ class ImplicitMF(RecommenderMixin):
     # ------------------------------------------------------------------ scoring
 
     def user_vectors(self, histories: list[list[int]]) -> np.ndarray:
-        x = interaction_matrix(histories, self.n_items_)
+        x = interaction_matrix(histories, self.n_items_).astype(np.float32)
         if self.config.algorithm == "als":
             with threadpool_limits(1, "blas"):
                 return np.asarray(self.model_.recalculate_user(np.arange(len(histories)), x), np.float32)
@@ -171,7 +158,6 @@ START: dict[str, dict[str, Any]] = {
     "als": {"factors": 128, "regularization": 10.0, "alpha": 10.0},
     "bpr": {"factors": 128, "learning_rate": 0.05, "regularization": 0.001},
 }
-SEARCH_KEYS = ("valid_ndcg@10", "seconds")
 
 
 def edges(picked: dict[str, Any], ladders: dict[str, tuple[Any, ...]]) -> list[str]:

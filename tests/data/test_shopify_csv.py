@@ -109,7 +109,8 @@ def test_the_newer_header_set_reads_the_same(tmp_path):
     assert product.attributes["Color"] == "Red, Blue"
 
 
-@given(st.text(max_size=200))
+# Without "&": an escaped "&lt;div&gt;" in the text rightly comes out as the characters "<div>".
+@given(st.text(alphabet=st.characters(exclude_characters="&"), max_size=200))
 def test_html_to_text_never_keeps_a_tag_or_crashes(text):
     out = html_to_text(f"<div>{text}</div>")
     assert "<div>" not in out and out == out.strip()

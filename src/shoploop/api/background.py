@@ -65,6 +65,7 @@ class _EveryInterval:
     failing round is logged and the next one tries again."""
 
     what = "background job"
+    first_round_at_start = False  # True: one round right away, then every interval
 
     def __init__(self, interval_seconds: float) -> None:
         self.interval_seconds = interval_seconds
@@ -78,12 +79,14 @@ class _EveryInterval:
             self.task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
-        while True:
+        if not self.first_round_at_start:
             await asyncio.sleep(self.interval_seconds)
+        while True:
             try:
                 await asyncio.to_thread(self.tick)
             except Exception:  # a locked or briefly unavailable store: try again next round
                 log.exception("%s failed", self.what)
+            await asyncio.sleep(self.interval_seconds)
 
     async def stop(self) -> None:
         if self.task is not None:
@@ -163,7 +166,8 @@ class CatalogFeedJob(_EveryInterval):
     applies the catalog changes at once instead of at the next store sync. The first round runs
     right after start-up, so a new server does not wait an hour for its catalog."""
 
-    what = "syncing the catalog feed"
+    what = "syncing the catalog feed"  # a failing round (unreachable feed, bad XML) keeps the catalog
+    first_round_at_start = True
 
     def __init__(
         self, engine: Any, interval_seconds: float, source: str | None, *, remove_missing: bool = False
@@ -176,17 +180,6 @@ class CatalogFeedJob(_EveryInterval):
         self.last_error: str | None = None
         self.last_success_at: float | None = None  # unix time of the last round without error
         self.failures = 0
-
-    async def _run(self) -> None:
-        first = True
-        while True:
-            if not first:
-                await asyncio.sleep(self.interval_seconds)
-            first = False
-            try:
-                await asyncio.to_thread(self.tick)
-            except Exception:  # unreachable feed, bad XML: keep the catalog, try next round
-                log.exception("%s failed", self.what)
 
     def describe(self) -> str:
         """One line for the dashboard: where the catalog comes from and how the last round went."""

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from shoploop.data.feed_fetch import FetchedFeed
-from shoploop.data.readers import ReaderError, SourceRow, read_rows
+from shoploop.data.readers import ReaderError, SourceRow, open_binary, read_rows
 
 GOOGLE_NS = "http://base.google.com/ns/1.0"
 IN_STOCK = frozenset({"in_stock", "in stock"})
@@ -190,6 +190,11 @@ def products_to_remove(
     return missing
 
 
+def _as_text(fields: Mapping[str, str | list[str]]) -> dict[str, str]:
+    """A product as the quarantine keeps it: every attribute as text (repeats joined)."""
+    return {k: v if isinstance(v, str) else "; ".join(v) for k, v in fields.items()}
+
+
 def _local(tag: str) -> str:
     """'{http://base.google.com/ns/1.0}price' → 'price'; 'g:price' (text headers) → 'price'."""
     return tag.rsplit("}", 1)[-1].split(":", 1)[-1].strip().lower()
@@ -230,17 +235,16 @@ class MerchantFeed:
         if not self.path.is_file():
             raise FileNotFoundError(f"file not found: {self.path}")
 
-    def is_xml(self) -> bool:
+    def _suffix(self) -> str:
+        """The name's last suffix under a .gz: ".xml", ".txt", ".csv"... ("" for none)."""
         suffixes = [s.lower() for s in self.path.suffixes if s.lower() != ".gz"]
-        if suffixes and suffixes[-1] == ".xml":
+        return suffixes[-1] if suffixes else ""
+
+    def is_xml(self) -> bool:
+        if self._suffix() == ".xml":
             return True
-        with self._open() as handle:
+        with open_binary(self.path) as handle:
             return handle.read(512).lstrip().startswith(b"<")
-
-    def _open(self) -> Any:
-        import gzip
-
-        return gzip.open(self.path, "rb") if self.path.suffix.lower() == ".gz" else open(self.path, "rb")
 
     def catalog_rows(self) -> Iterator[SourceRow]:
         self.products, self.listed, self.skipped = 0, {}, Counter()
@@ -249,23 +253,24 @@ class MerchantFeed:
     def _convert(self, number: int, fields: dict[str, str | list[str]]) -> SourceRow:
         self.products += 1
         item_id = _first(fields.get("id"))
-        raw = {k: v if isinstance(v, str) else "; ".join(v) for k, v in fields.items()}
         if item_id is not None and item_id in self.listed:
             # Merchant Center refuses a feed's repeated ids too. Keeping the first makes the
             # import deterministic; taking both would flip the product between two versions on
             # every import and hide that the feed is wrong.
             first = self.listed[item_id]
-            return SourceRow(number, raw, f"id: {item_id!r} is listed again (first as product {first})")
+            return SourceRow(
+                number, _as_text(fields), f"id: {item_id!r} is listed again (first as product {first})"
+            )
         if item_id is not None:
             self.listed[item_id] = number
         try:
             return SourceRow(number, product_row(fields, now=self.now, skipped=self.skipped))
         except MerchantFeedError as err:
-            return SourceRow(number, raw, str(err))  # kept whole in the quarantine
+            return SourceRow(number, _as_text(fields), str(err))  # kept whole in the quarantine
 
     def _xml_rows(self) -> Iterator[SourceRow]:
         number = 0
-        with self._open() as handle:
+        with open_binary(self.path) as handle:
             # iterparse streams: each product is converted and cleared as soon as it closes, so
             # memory stays flat for a feed of any size. Python's expat refuses external
             # entities and caps entity expansion, so a hostile feed cannot read files or explode.
@@ -284,8 +289,7 @@ class MerchantFeed:
 
     def _text_rows(self) -> Iterator[SourceRow]:
         # Google's text feeds are tab-separated, usually named .txt or .tsv; .csv means commas
-        suffixes = [s.lower() for s in self.path.suffixes if s.lower() != ".gz"]
-        delimiter = "," if suffixes and suffixes[-1] == ".csv" else "\t"
+        delimiter = "," if self._suffix() == ".csv" else "\t"
         for row in read_rows(self.path, fmt="csv", delimiter=delimiter):
             if row.error is not None:
                 self.products += 1

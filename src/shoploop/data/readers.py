@@ -179,7 +179,8 @@ def _open_text(path: Path) -> IO[str]:
     return open(path, encoding="utf-8-sig", errors="replace", newline="")
 
 
-def _open_binary(path: Path) -> IO[bytes]:
+def open_binary(path: Path) -> IO[bytes]:
+    """The file's bytes, gunzipped when its name ends in .gz."""
     if path.suffix.lower() == ".gz":
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb")
@@ -188,7 +189,7 @@ def _open_binary(path: Path) -> IO[bytes]:
 def _read_jsonl(path: Path, column_map: Mapping[str, str] | None) -> Iterator[SourceRow]:
     # Binary line iteration: memory stays flat however large the file is, lines split on
     # "\n" only, and a line that is not UTF-8 becomes one rejected row, not a crash.
-    with _open_binary(path) as handle:
+    with open_binary(path) as handle:
         for line_no, blob in enumerate(handle, start=1):
             if line_no == 1 and blob.startswith(codecs.BOM_UTF8):
                 blob = blob[len(codecs.BOM_UTF8) :]

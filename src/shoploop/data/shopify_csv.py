@@ -215,12 +215,13 @@ class ShopifyExport:
         return out
 
 
+def column_value(fields: Mapping[str, str], headers: tuple[str, ...]) -> str:
+    """The first non-empty value among a column's header names (lower-cased), else ""."""
+    return next((fields[h] for h in headers if fields.get(h)), "")
+
+
 def _get(fields: Mapping[str, str], key: str) -> str:
-    for header in COLUMNS[key]:
-        value = fields.get(header)
-        if value:
-            return value
-    return ""
+    return column_value(fields, COLUMNS[key])
 
 
 def _can_sell(fields: Mapping[str, str], row: int) -> bool:

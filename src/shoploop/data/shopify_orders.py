@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from shoploop.data.readers import SourceRow
-from shoploop.data.shopify_csv import RowGroup, grouped_rows
+from shoploop.data.shopify_csv import RowGroup, column_value, grouped_rows
 
 COLUMNS: Mapping[str, tuple[str, ...]] = {
     "name": ("name",),
@@ -51,10 +51,7 @@ NOT_SOLD = frozenset({"refunded", "voided"})
 
 
 def _get(fields: Mapping[str, str], key: str) -> str:
-    for header in COLUMNS[key]:
-        if value := fields.get(header, ""):
-            return value
-    return ""
+    return column_value(fields, COLUMNS[key])
 
 
 def email_user_id(email: str) -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from shoploop.data.report import REPORT_STAMP, REPORTS_DIRNAME
 from shoploop.domain.events import EVENT_TYPES
 from shoploop.store.files import atomic_write_text
+from shoploop.store.progress import Progress, running_total
 
 if TYPE_CHECKING:
     from shoploop.evaluation.ab import ExperimentStore
@@ -64,9 +65,6 @@ MAX_DAYS = 1_000_000
 _SETTINGS = ("events_days", "quarantine_days", "per_type")
 # Interactions that point back at the served list (request_id) they came from.
 _JOINED_TO_IMPRESSIONS = ("click", "add_to_cart", "purchase")
-
-# (rows erased so far, rows to erase in all); the total is counted before the purge starts.
-ProgressCallback = Callable[[int, int], None]
 
 
 class RetentionPolicyError(ValueError):
@@ -199,6 +197,18 @@ def _cutoff(now: datetime, days: float | None) -> datetime | None:
 # ------------------------------------------------------------------------------ the file
 
 
+def days_from_text(text: str, field: str) -> float | None:
+    """A number of days typed as text (a form, a TYPE=DAYS item); empty is None, kept forever.
+    RetentionPolicyError naming `field` otherwise; the range is `RetentionPolicy`'s to check."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise RetentionPolicyError(field, f"must be a number of days, got {text!r}") from None
+
+
 def parse_type_days(items: Iterable[str]) -> dict[str, float]:
     """`TYPE=DAYS` items (`search=90`) as a per-type mapping; RetentionPolicyError naming
     `per_type` or `per_type.<type>` for an item that is not one. Types and day values are
@@ -213,12 +223,10 @@ def parse_type_days(items: Iterable[str]) -> dict[str, float]:
             )
         if name in days:
             raise RetentionPolicyError(f"per_type.{name}", "given twice")
-        try:
-            days[name] = float(value)
-        except ValueError:
-            raise RetentionPolicyError(
-                f"per_type.{name}", f"must be a number of days, got {value.strip()!r}"
-            ) from None
+        value_days = days_from_text(value, f"per_type.{name}")
+        if value_days is None:
+            raise RetentionPolicyError(f"per_type.{name}", "must be a number of days, got ''")
+        days[name] = value_days
     return days
 
 
@@ -324,7 +332,7 @@ def apply_retention(
     *,
     now: datetime,
     dry_run: bool = False,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
     erased_users: set[str] | None = None,
     experiments: ExperimentStore | None = None,
 ) -> RetentionReport:
@@ -353,14 +361,7 @@ def apply_retention(
     x_count = experiments.count_exposures_before(x_cutoff) if experiments and x_cutoff else 0
 
     if not dry_run:
-        total = sum(counts.values()) + q_count + x_count
-        done = 0
-
-        def step(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress is not None:
-                progress(done, max(total, done))
+        step = running_total(sum(counts.values()) + q_count + x_count, progress)
 
         # Every type with a cutoff is purged, even one counted empty: an import may have added
         # old events since the count, and a purge that finds nothing costs one index probe.

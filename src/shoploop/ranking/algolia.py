@@ -51,7 +51,7 @@ from shoploop.ranking.rules import ItemMatch, Rule, RuleScope
 RULE_ID_PREFIX = "algolia-"
 BLOCK_START = "# >>> imported from Algolia"
 BLOCK_END = "# <<< Algolia"
-_CATEGORY_ATTRS = frozenset({"category", "categories", "product_type", "hierarchicalcategories"})
+_CATEGORY_ATTRS = frozenset({"category", "categories", "product_type"})
 _UNSAFE_PHRASE = re.compile(r"[,#\n]|=>")
 
 

@@ -78,6 +78,7 @@ from typing import IO, Any
 from shoploop import __version__
 from shoploop.store.home import ARTIFACTS_DIRNAME, DB_FILENAME
 from shoploop.store.memory import check_model_name
+from shoploop.store.progress import Progress, running_total
 from shoploop.store.sqlite_db import SCHEMA_VERSION
 
 FORMAT = "shoploop-backup"
@@ -92,9 +93,7 @@ _DB_SIDE_FILES = frozenset(DB_FILENAME + suffix for suffix in ("-wal", "-shm", "
 _CHUNK = 1 << 20
 _MAX_MANIFEST_BYTES = 64 << 20  # a manifest for millions of files; more is not a manifest
 _GZIP_LEVEL = 6  # level 9 costs ~2x the CPU for ~1% smaller archives (model files hardly compress)
-
-Progress = Callable[[int, int], None]
-"""`progress(done_bytes, total_bytes)`, called as the work advances."""
+# progress callbacks here count bytes: (done, total)
 
 
 class BackupError(Exception):
@@ -432,14 +431,7 @@ def _write_archive(
     for src in sources:
         with contextlib.suppress(FileNotFoundError):
             total += src.path.stat().st_size
-    done = 0
-
-    def advance(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress(done, max(total, done))
-
+    advance = running_total(total, progress)
     files: list[BackupFile] = []
     vanished: list[str] = []
     # Owner-only: the archive holds shoppers' events (and by default the secrets) whatever the

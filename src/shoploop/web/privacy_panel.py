@@ -22,6 +22,7 @@ from shoploop.privacy.retention import (
     POLICY_FILENAME,
     RetentionPolicy,
     RetentionPolicyError,
+    days_from_text,
     load_policy,
     parse_type_days,
     save_policy,
@@ -99,16 +100,6 @@ def erase_shopper(
     )
 
 
-def _days(text: str, name: str) -> float | None:
-    text = text.strip()
-    if not text:
-        return None  # left empty: kept forever
-    try:
-        return float(text)
-    except ValueError:
-        raise RetentionPolicyError(name, f"must be a number of days, got {text!r}") from None
-
-
 @router.post("/retention")
 def save_retention(
     request: Request,
@@ -123,8 +114,8 @@ def save_retention(
         return back("retention not saved: this shop keeps its data in memory only", ok=False)
     try:
         policy = RetentionPolicy(
-            events_days=_days(events_days, "events_days"),
-            quarantine_days=_days(quarantine_days, "quarantine_days"),
+            events_days=days_from_text(events_days, "events_days"),  # empty: kept forever
+            quarantine_days=days_from_text(quarantine_days, "quarantine_days"),
             per_type=parse_type_days(line for line in per_type.splitlines() if line.strip()),
         )
     except RetentionPolicyError as err:
