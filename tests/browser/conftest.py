@@ -40,10 +40,10 @@ def free_port() -> int:
 class ServerThread:
     """uvicorn on 127.0.0.1:<free port> in a daemon thread; `stop()` shuts it down cleanly."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, port: int | None = None) -> None:
         import uvicorn
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)

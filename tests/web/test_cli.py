@@ -62,3 +62,28 @@ def test_serve_passes_the_retention_schedule_to_the_app(tmp_path, monkeypatch):
     assert again.exit_code == 0 and captured["app"].state.settings.retention_seconds == 3600
     bad = CliRunner().invoke(app, ["serve", "--home", str(tmp_path), "--retention-minutes", "-5"])
     assert bad.exit_code == 2
+
+
+def test_serve_allows_the_origins_it_is_given_and_refuses_a_url_with_a_path(tmp_path, monkeypatch):
+    import uvicorn
+
+    captured = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: captured.update(app=app, **kw))
+    monkeypatch.setenv("SHOPLOOP_ALLOWED_ORIGINS", "https://from-env.example")
+    base = ["serve", "--home", str(tmp_path), "--fast"]
+    result = CliRunner().invoke(
+        app, [*base, "--allow-origin", "https://WWW.shop.example/", "--allow-origin", "http://127.0.0.1:3000"]
+    )
+    assert result.exit_code == 0, result.output
+    assert captured["app"].state.settings.allowed_origins == (
+        "https://www.shop.example",
+        "http://127.0.0.1:3000",
+    )
+    assert CliRunner().invoke(app, base).exit_code == 0
+    assert captured["app"].state.settings.allowed_origins == ("https://from-env.example",)
+
+    bad = CliRunner().invoke(app, [*base, "--allow-origin", "https://www.shop.example/search"])
+    assert bad.exit_code == 2 and "--allow-origin" in bad.output and "no path" in bad.output
+    monkeypatch.setenv("SHOPLOOP_ALLOWED_ORIGINS", "www.shop.example")
+    bad_env = CliRunner().invoke(app, base)
+    assert bad_env.exit_code == 2 and "allowed_origins" in bad_env.output

@@ -16,13 +16,14 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from shoploop.api.background import CatalogFeedJob, RetentionJob, RetrainHook, StoreSync
 from shoploop.api.errors import install_error_handlers
 from shoploop.api.limits import BodyLimitMiddleware
 from shoploop.api.live import LiveStats
 from shoploop.api.metrics import ApiMetrics, TimingMiddleware
-from shoploop.api.routers import admin, ops, serving, writes
+from shoploop.api.routers import admin, client, ops, serving, writes
 from shoploop.api.settings import ApiSettings
 from shoploop.engine import Engine
 from shoploop.evaluation.ab import MemoryExperimentStore, SqliteExperimentStore
@@ -126,6 +127,7 @@ def create_app(
         writes.users_router,
         admin.router,
         ops.router,
+        client.router,
     ):
         app.include_router(router)
     if settings.storefront:
@@ -135,6 +137,17 @@ def create_app(
     # Outermost first: the body limit refuses before timing, timing wraps everything else.
     app.add_middleware(TimingMiddleware, metrics=metrics, live=live)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.allowed_origins:
+        # Outermost of all, so a refusal (401, 413, 422) also carries the CORS headers and the
+        # shop's script can read why instead of an opaque network error. Browsers need only
+        # reads and event posts; the key header is the one credential (no cookies).
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.allowed_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key", "Authorization", "Content-Type"],
+            max_age=600,
+        )
     return app
 
 

@@ -4,6 +4,10 @@ Keys come from `SHOPLOOP_API_KEYS` ("key1:search,events;key2:admin") or, when th
 from `<home>/api_keys.json` (`{"keys": {"<key>": ["search", "events"]}}`). `admin` implies
 every other scope, so one merchant key can do everything; a shop's front end gets a key
 with `events` (and `search` when reads are not public) only.
+
+A shop's own pages on another origin call the API from the browser only if that origin is
+allowed (`SHOPLOOP_ALLOWED_ORIGINS` or `shoploop serve --allow-origin`): browsers refuse a
+cross-origin answer without the CORS headers, and by default none are sent.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -21,6 +26,43 @@ Scope = Literal["search", "events", "catalog", "admin"]
 SCOPES: tuple[str, ...] = ("search", "events", "catalog", "admin")
 KEYS_FILENAME = "api_keys.json"
 ENV_KEYS = "SHOPLOOP_API_KEYS"
+ENV_ORIGINS = "SHOPLOOP_ALLOWED_ORIGINS"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def parse_origin(text: str) -> str:
+    """`text` as a browser writes it in the `Origin` header: `scheme://host[:port]`, lower-case,
+    without a default port; `*` stays `*` (any origin). A path, query, user name or another
+    scheme is refused with a ValueError saying what to drop, because the browser would never
+    send it and the entry would silently match nothing."""
+    value = text.strip()
+    if value == "*":
+        return value
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as err:
+        raise ValueError(f"{value!r} is not an origin ({err})") from None
+    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"{value!r} is not an origin: expected http(s)://host[:port]")
+    if "@" in parts.netloc:
+        raise ValueError(f"{value!r}: an origin has no user name; drop the part before '@'")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(
+            f"{value!r}: an origin has no path, query or fragment; use {parts.scheme}://{parts.netloc}"
+        )
+    scheme, host = parts.scheme.lower(), parts.hostname.lower()
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}"
+
+
+def parse_origins(spec: str) -> tuple[str, ...]:
+    """Comma- or space-separated origins -> their `parse_origin` forms, duplicates dropped."""
+    found = (parse_origin(part) for part in spec.replace(",", " ").split())
+    return tuple(dict.fromkeys(found))
 
 
 class ApiSettings(BaseModel):
@@ -36,6 +78,9 @@ class ApiSettings(BaseModel):
     max_query_length: int = Field(default=200, ge=1, le=10_000)
     max_k: int = Field(default=100, ge=1, le=1000)
     max_page: int = Field(default=50, ge=1)
+    # Origins whose pages may call the API from the browser (CORS), as `parse_origin` writes
+    # them; empty = same-origin only (the built-in storefront needs nothing here).
+    allowed_origins: tuple[str, ...] = ()
     # The events-scoped key the storefront pages hand to their JS (None = storefront off).
     storefront_key: str | None = Field(default=None, repr=False)
     storefront: bool = True
@@ -75,6 +120,18 @@ class ApiSettings(BaseModel):
             if not scopes:
                 raise ValueError("keys: every API key needs at least one scope")
         return value
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origins_valid(cls, value: object) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = value.replace(",", " ").split()
+        if not isinstance(value, list | tuple | set | frozenset):
+            raise ValueError("allowed_origins: expected a list of origins such as https://shop.example")
+        try:
+            return tuple(dict.fromkeys(parse_origin(str(v)) for v in value))
+        except ValueError as err:
+            raise ValueError(f"allowed_origins: {err}") from None
 
     def scopes_of(self, key: str) -> frozenset[str] | None:
         """Constant-time lookup: every stored key is compared, so timing says nothing."""
@@ -146,5 +203,7 @@ def settings_for_home(home: Path | None, **overrides: object) -> ApiSettings:
     keys = load_keys(home)
     storefront_key = next((k for k, s in keys.items() if s == frozenset({"events"})), None)
     values: dict[str, object] = {"keys": keys, "storefront_key": storefront_key}
+    if os.environ.get(ENV_ORIGINS):
+        values["allowed_origins"] = os.environ[ENV_ORIGINS]
     values.update(overrides)
     return ApiSettings(**values)  # type: ignore[arg-type]

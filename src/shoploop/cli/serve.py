@@ -35,6 +35,16 @@ def _demo_store(home: Path, say: typer.echo) -> None:  # type: ignore[valid-type
     say(f"demo shop created in {home}: {bundle.summary()} ({time.perf_counter() - started:.1f} s)")
 
 
+def parse_origin_option(value: str) -> str:
+    """One `--allow-origin` value, refused with the option's name when it is not an origin."""
+    from shoploop.api.settings import parse_origin
+
+    try:
+        return parse_origin(value)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--allow-origin") from None
+
+
 def serve(
     home: HomeOption = None,
     host: Annotated[
@@ -78,6 +88,14 @@ def serve(
             "--feed-remove-missing", help="The feed is the whole catalog: remove products it no longer lists."
         ),
     ] = False,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            help="An origin (https://shop.example) whose pages may call the API from the browser; "
+            "repeat for more. Default: $SHOPLOOP_ALLOWED_ORIGINS, else none.",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the HTTP API, the storefront (/) and the dashboard (/dashboard)."""
@@ -97,15 +115,21 @@ def serve(
         if not (home / "shoploop.sqlite").is_file():
             _demo_store(home, typer.echo)
         generate_demo_keys(home)
-    settings = settings_for_home(
-        home,
-        public_reads=demo if public_reads is None else public_reads,
-        retrain=retrain,
-        retention_seconds=retention_minutes * 60,
-        catalog_feed=catalog_feed,
-        catalog_feed_seconds=feed_minutes * 60,
-        catalog_feed_remove_missing=feed_remove_missing,
-    )
+    origins = {"allowed_origins": [parse_origin_option(o) for o in allow_origin]} if allow_origin else {}
+    try:
+        settings = settings_for_home(
+            home,
+            public_reads=demo if public_reads is None else public_reads,
+            retrain=retrain,
+            retention_seconds=retention_minutes * 60,
+            catalog_feed=catalog_feed,
+            catalog_feed_seconds=feed_minutes * 60,
+            catalog_feed_remove_missing=feed_remove_missing,
+            **origins,
+        )
+    except ValueError as err:  # pydantic's ValidationError is one: a bad $SHOPLOOP_ALLOWED_ORIGINS
+        typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
     if not settings.keys:
         typer.secho(
             "warning: no API keys configured (set SHOPLOOP_API_KEYS or write api_keys.json, or use --demo);"
@@ -132,6 +156,8 @@ def serve(
         typer.echo(f"  dashboard  : {base}/dashboard   (log in with the admin key)")
         typer.echo(f"  API docs   : {base}/docs")
         typer.echo(f"  metrics    : {base}/metrics")
+        if settings.allowed_origins:
+            typer.echo(f"  browser client : {base}/v1/client.js for {', '.join(settings.allowed_origins)}")
         if demo:
             typer.echo(f"  API keys ({home / 'api_keys.json'}):")
             for key, scopes in settings.keys.items():
