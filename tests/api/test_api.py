@@ -787,3 +787,22 @@ def test_lifespan_starts_and_stops_the_retraining_loop():
         assert client.get("/healthz").status_code == 200
     assert hook.status == "stopped"
     assert hook.task.done()
+
+
+def test_search_sorted_by_price_with_several_brands(shared):
+    client, engine, _ = shared
+    answer = client.get(
+        "/v1/search",
+        params=[("q", "jacket"), ("sort", "price_desc"), ("brand", "Northpine"), ("brand", "stormline")],
+        headers=SEARCH,
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["sort"] == "price_desc" and body["policy"] == "sorted:price_desc"
+    prices = [i["price"] for i in body["items"]]
+    assert prices and prices == sorted(prices, reverse=True)
+    assert {engine.products[i["item_id"]].brand for i in body["items"]} == {"Northpine", "Stormline"}
+    bad = client.get("/v1/search", params={"q": "jacket", "sort": "cheap"}, headers=SEARCH)
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "sort"
+    long = client.get("/v1/search", params=[("q", "jacket"), ("brand", "x" * 201)], headers=SEARCH)
+    assert long.status_code == 422 and long.json()["error"]["field"] == "brand.0"

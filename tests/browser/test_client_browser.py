@@ -111,6 +111,18 @@ def test_a_shop_page_on_another_origin_searches_and_reports_back(api_and_shop, p
     assert again == 1
 
 
+def test_the_client_sends_several_brands_and_an_order(api_and_shop, page):
+    _, shop, engine = api_and_shop
+    page.goto(shop.base + "/")
+    answer = page.evaluate(
+        """() => window.shop.search("jacket", { brand: ["Northpine", "Stormline"], sort: "price_asc",
+            track: false }).then(r => ({ sort: r.sort, items: r.items.map(i => [i.item_id, i.price]) }))"""
+    )
+    assert answer["sort"] == "price_asc"
+    assert [p for _, p in answer["items"]] == sorted(p for _, p in answer["items"])
+    assert {engine.products[i].brand for i, _ in answer["items"]} == {"Northpine", "Stormline"}
+
+
 def test_the_client_reports_refusals_with_the_field(api_and_shop, page):
     _, shop, _ = api_and_shop
     page.goto(shop.base + "/")

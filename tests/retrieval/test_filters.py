@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from shoploop.retrieval.filters import CatalogColumns, Filters
@@ -42,3 +44,24 @@ def test_removed_product_is_filtered_out(products):
 def test_bad_price_range_names_the_field():
     with pytest.raises(ValidationError, match="max_price"):
         Filters(min_price=50, max_price=10)
+
+
+def test_several_brands_mean_any_of_them(products):
+    cols = _columns(products)
+    ids = lambda m: {products[i].item_id for i in range(len(products)) if m[i]}  # noqa: E731
+    assert ids(cols.mask(Filters(brand=["behr", "DeWalt "]))) == ids(cols.mask(Filters(brand="behr"))) | ids(
+        cols.mask(Filters(brand="DeWalt"))
+    )
+    assert Filters(brand=["Behr", " Behr "]).brand == "Behr"  # one brand stays a plain string
+    assert Filters(brand=["", "  "]).brand is None
+    with pytest.raises(ValidationError, match="at most 50 brands"):
+        Filters(brand=[f"b{i}" for i in range(51)])
+
+
+@given(st.lists(st.text(max_size=12), max_size=8))
+def test_brand_keys_are_the_given_brands_folded(names):
+    wanted = {n.strip().casefold() for n in names if n.strip()}
+    flt = Filters(brand=names)
+    assert flt.brand_keys() == wanted
+    assert (flt.brand is None) == (not wanted)
+    assert Filters(brand=flt.brand).brand_keys() == wanted  # round trip through the stored form

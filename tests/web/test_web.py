@@ -61,6 +61,20 @@ def test_search_page_shows_correction_facets_and_results(site):
     assert narrowed.status_code == 200 and "clear filters" in narrowed.text
 
 
+def test_search_page_sorts_by_price_and_keeps_the_order_in_its_links(site):
+    client, engine, _ = site
+    r = client.get("/search", params={"q": "jacket", "sort": "price_asc"})
+    assert r.status_code == 200
+    prices = [engine.products[item].price for item, _ in product_links(r.text)]
+    assert len(prices) > 3 and prices == sorted(prices)
+    assert '<option value="price_asc" selected>' in r.text and "by price: low to high" in r.text
+    facet = re.search(r'href="(/search\?[^"]*brand=[^"]+)"', r.text).group(1).replace("&amp;", "&")
+    assert "sort=price_asc" in facet, "narrowing by a facet keeps the chosen order"
+    plain = client.get("/search", params={"q": "jacket"}).text
+    assert '<option value="relevance" selected>' in plain and "sort=" not in plain.split("<aside")[1][:2000]
+    assert client.get("/search", params={"q": "jacket", "sort": "cheapest"}).status_code == 422
+
+
 def test_search_box_has_suggestions_as_the_shopper_types(site):
     client, engine, _ = site
     page = client.get("/").text

@@ -44,3 +44,5 @@ class ServedList(BaseModel):
     facets: dict[str, dict[str, int]] = Field(default_factory=dict)
     redirect: str | None = None
     total_candidates: int | None = None
+    # The order the shopper asked for ("price_asc", "price_desc"); None = by relevance.
+    sort: str | None = None

@@ -49,6 +49,9 @@ class ServingSettings:
     default_k: int = 20
     max_k: int = 100
     search_candidates: int = 200
+    # A search sorted by price re-orders this many of the most relevant matches (the head of the
+    # relevance order), so an accessory that barely matches the query cannot lead "lowest price".
+    sort_pool: int = 100
     # Weight of the shopper's category / brand affinity and of the learned per-query
     # click-through in the final search score (relative to the normalised retrieval score).
     personalization_weight: float = 0.15

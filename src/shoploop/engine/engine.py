@@ -565,12 +565,17 @@ class Engine:
         k: int | None = None,
         page: int = 1,
         override: ServingOverride | None = None,
+        sort: str = "relevance",
     ) -> ServedList:
-        """`override`: what an A/B variant serves instead (see `shoploop.engine.variants`)."""
+        """`override`: what an A/B variant serves instead (see `shoploop.engine.variants`).
+        `sort`: "relevance", or "price_asc" / "price_desc" to order the `sort_pool` most relevant
+        matches by price (unpriced ones last), without exploration or boosts."""
         k = self.config.serving.default_k if k is None else k
         self._check_k(k, page)
         if not isinstance(query, str):
             raise InvalidRequest("query", "must be a string")
+        if sort not in SEARCH_SORTS:
+            raise InvalidRequest("sort", f"must be one of {', '.join(SEARCH_SORTS)}, got {str(sort)[:40]!r}")
         user = self._user(user_id)
         flt = self._filters(filters)
         searcher = self.searcher
@@ -605,8 +610,14 @@ class Engine:
             # The searcher's per-hit detail is only built for items that end up shown.
             cands.append(Candidate(hit.item_id, score, expl, detail=_hit_detail(hit)))
         cands.sort(key=lambda c: -c.score)
-        cands = self._cross_rerank(query, cands, self._model("cross_encoder", override))
-        ranker = self._model("ranker", override)
+        order = None if sort == "relevance" else sort
+        if order is not None:
+            # The shopper chose the order: the re-rankers' work would be overwritten, so the
+            # pool is the head of the heuristic relevance order.
+            cands = by_price(cands[: max(self.config.serving.sort_pool, need)], self.products, order)
+        else:
+            cands = self._cross_rerank(query, cands, self._model("cross_encoder", override))
+        ranker = self._model("ranker", override) if order is None else None
         if ranker is not None:  # the learned ranker replaces the heuristic scores above
             for cand in cands:  # its features read the retrievers' scores in the explanation
                 cand.full_explanation()
@@ -628,6 +639,7 @@ class Engine:
             facets=result.facets,
             total=result.n_candidates,
             override=override,
+            order=order,
         )
 
     def _personal_boost(self, item_id: str, profile: UserProfile, expl: dict[str, Any]) -> float:
@@ -887,15 +899,21 @@ class Engine:
         total: int | None = None,
         anchor: str | None = None,
         override: ServingOverride | None = None,
+        order: str | None = None,
     ) -> ServedList:
+        """`order`: the order the shopper chose (e.g. "price_asc"); such a list keeps it, so
+        boosts and buries (relevance tweaks) and exploration leave it alone; pins and hides apply."""
         request_id = uuid.uuid4().hex
         now = self.clock()
         ctx = RuleContext(surface=surface, query=query, categories=categories, now=now)
+        rules = self.rules.all()
+        if order is not None:
+            rules = [r for r in rules if r.kind not in ("boost", "bury")]
         needed = {c.item_id: self.products[c.item_id] for c in cands if c.item_id in self.products}
-        for rule in self.rules.all():
+        for rule in rules:
             if rule.kind == "pin" and rule.item_id in self.products:
                 needed[rule.item_id] = self.products[rule.item_id]
-        outcome = apply_rules(cands, self.rules.all(), ctx, needed)
+        outcome = apply_rules(cands, rules, ctx, needed)
         ranked = outcome.items
         pinned = any(
             r["kind"] == "pin"
@@ -903,9 +921,9 @@ class Engine:
             for r in c.explanation.get("rules", [])
         )
         propensities = np.ones(len(ranked))
-        policy = "deterministic"
+        policy = "deterministic" if order is None else f"sorted:{order}"
         exploration_log: dict[str, Any] | None = None
-        explore = override is None or override.policy != "deterministic"
+        explore = (override is None or override.policy != "deterministic") and order is None
         if ranked and not pinned and page == 1 and explore:
             # Seeded by (engine seed, list number): the same traffic replayed against the same
             # engine explores identically, which simulations and regression tests rely on.
@@ -961,6 +979,7 @@ class Engine:
             facets=facets or {},
             redirect=outcome.redirect,
             total_candidates=total if total is not None else len(ranked),
+            sort=order,
         )
         if items:
             self._log_impression(served, user, session_id, now, anchor, exploration_log)
@@ -990,6 +1009,8 @@ class Engine:
         context: dict[str, Any] = {"anchor_item": anchor} if anchor else {}
         if exploration is not None:
             context["explored"] = exploration
+        if served.sort is not None:  # learning to rank leaves these out (training_data.join_logs)
+            context["sort"] = served.sort
         event = ImpressionEvent(
             request_id=served.request_id,
             surface=served.surface,
@@ -1256,12 +1277,31 @@ def _hit_detail(hit: SearchHit) -> Callable[[], dict[str, Any]]:
     return lambda: hit.explanation
 
 
+SEARCH_SORTS = ("relevance", "price_asc", "price_desc")
+
+
+def by_price(cands: list[Candidate], products: Mapping[str, Product], order: str) -> list[Candidate]:
+    """`cands` by price (`order` "price_asc" or "price_desc"); unpriced products last, and equal
+    prices keep their relevance order (the sort is stable)."""
+    sign = -1.0 if order == "price_desc" else 1.0
+
+    def key(c: Candidate) -> tuple[bool, float]:
+        product = products.get(c.item_id)
+        price = product.price if product is not None else None
+        return (price is None, sign * price if price is not None else 0.0)
+
+    ranked = sorted(cands, key=key)
+    for c in ranked:
+        c.explanation["sorted_by"] = order
+    return ranked
+
+
 def _passes(p: Product, flt: Filters) -> bool:
     if flt.category:
         wanted = [part.strip().lower() for part in flt.category.split(">")]
         if [c.lower() for c in p.category_path[: len(wanted)]] != wanted:
             return False
-    if flt.brand and (p.brand or "").lower() != flt.brand.lower():
+    if flt.brand and (p.brand or "").strip().casefold() not in flt.brand_keys():
         return False
     if flt.in_stock is not None and p.in_stock != flt.in_stock:
         return False

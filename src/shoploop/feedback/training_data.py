@@ -2,7 +2,9 @@
 
 Every served list is an `ImpressionEvent`; clicks, carts and purchases carry its
 `request_id`. `join_logs` turns that into one `LoggedList` per impression with graded
-labels (0 none < 1 click < 2 cart < 3 purchase, the strongest signal wins).
+labels (0 none < 1 click < 2 cart < 3 purchase, the strongest signal wins). Lists the shopper
+sorted themselves (by price) are left out: their order says what the shopper asked for, not
+what the ranker chose, so they would teach the ranker (and its gate's estimate) the wrong thing.
 
 `featurize` rebuilds each list's features **as they were when the list was served**: it
 replays the log through a fresh `OnlineState` and computes a list's features just before
@@ -86,6 +88,8 @@ def join_logs(
     for ev in events:
         if isinstance(ev, ImpressionEvent):
             if surfaces is not None and ev.surface not in surfaces:
+                continue
+            if ev.context.get("sort"):  # the shopper chose the order (by price): not the ranker's
                 continue
             items = tuple(s.item_id for s in ev.items)
             lists[ev.request_id] = LoggedList(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shoploop.domain.products import Product
 
@@ -31,16 +31,40 @@ PRICE_BUCKETS: tuple[tuple[float, float], ...] = (
 )
 
 
+MAX_BRANDS = 50
+
+
 class Filters(BaseModel):
-    """All given conditions must hold. `category` is a path prefix: "Tools" or "Tools > Drills"."""
+    """All given conditions must hold. `category` is a path prefix: "Tools" or "Tools > Drills".
+    `brand` is one brand, or several of which any may match (a shopper ticking two brands in
+    the facet list); case and surrounding spaces do not matter."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     category: str | None = None
-    brand: str | None = None
+    brand: str | tuple[str, ...] | None = None
     min_price: float | None = Field(default=None, ge=0)
     max_price: float | None = Field(default=None, ge=0)
     in_stock: bool | None = None
+
+    @field_validator("brand", mode="before")
+    @classmethod
+    def _brands(cls, value: Any) -> Any:
+        if not isinstance(value, list | tuple | set | frozenset):
+            return value
+        names = tuple(dict.fromkeys(str(v).strip() for v in value if str(v).strip()))
+        if len(names) > MAX_BRANDS:
+            raise ValueError(f"brand: at most {MAX_BRANDS} brands, got {len(names)}")
+        if not names:
+            return None
+        return names[0] if len(names) == 1 else names
+
+    def brand_keys(self) -> frozenset[str]:
+        """The wanted brands, case-folded (empty: any brand)."""
+        if self.brand is None:
+            return frozenset()
+        names = (self.brand,) if isinstance(self.brand, str) else self.brand
+        return frozenset(b.strip().casefold() for b in names)
 
     @model_validator(mode="after")
     def _range(self) -> Filters:
@@ -127,7 +151,8 @@ class CatalogColumns:
             m &= cm
         if filters.brand is not None:
             bm = np.zeros_like(m)
-            bm[list(self._by_brand.get(filters.brand.strip().casefold(), set()))] = True
+            for brand in filters.brand_keys():
+                bm[list(self._by_brand.get(brand, set()))] = True
             m &= bm
         # Products without a price never pass a price filter: "under $50" must not show unknown prices.
         if filters.min_price is not None:

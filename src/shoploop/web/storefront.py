@@ -12,7 +12,7 @@ the product page can report the click against the list it came from.
 from __future__ import annotations
 
 import secrets
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -122,6 +122,18 @@ def suggest_json(request: Request, q: Annotated[str, Query(max_length=200)] = ""
     return JSONResponse({"q": q, "suggestions": [s.text for s in found]})
 
 
+SORT_LABELS = {
+    "relevance": "Best match",
+    "price_asc": "Price: low to high",
+    "price_desc": "Price: high to low",
+}
+
+
+def _sort_param(sort: str) -> str | None:
+    """The `sort` a link carries: none for the default order, so plain links stay plain."""
+    return None if sort == "relevance" else sort
+
+
 @router.get("/search", response_class=HTMLResponse)
 def search_page(
     request: Request,
@@ -129,6 +141,7 @@ def search_page(
     category: Annotated[str | None, Query(max_length=500)] = None,
     brand: Annotated[str | None, Query(max_length=200)] = None,
     page: Annotated[int, Query(ge=1, le=50)] = 1,
+    sort: Annotated[Literal["relevance", "price_asc", "price_desc"], Query()] = "relevance",
 ) -> Response:
     engine: Engine = request.app.state.engine
     user, session, fresh = _identity(request)
@@ -143,6 +156,7 @@ def search_page(
                 filters={"category": category, "brand": brand},
                 k=12,
                 page=page,
+                sort=sort,
             )
         except InvalidRequest as err:
             error = err.reason
@@ -158,7 +172,7 @@ def search_page(
             continue
         links = []
         for value, n in sorted(counts.items(), key=lambda kv: -kv[1])[:12]:
-            params = {"q": q, "category": category, "brand": brand, facet: value}
+            params = {"q": q, "category": category, "brand": brand, "sort": _sort_param(sort), facet: value}
             links.append(
                 {
                     "value": value,
@@ -178,6 +192,21 @@ def search_page(
             "category": category,
             "brand": brand,
             "page": page,
+            "sort": sort,
+            "sorts": SORT_LABELS,
+            # the pager's links keep the query, filters and order
+            "page_query": urlencode(
+                {
+                    k: v
+                    for k, v in {
+                        "q": q,
+                        "category": category,
+                        "brand": brand,
+                        "sort": _sort_param(sort),
+                    }.items()
+                    if v
+                }
+            ),
             "served": served,
             "cards": _cards(served),
             "corrected": corrected if corrected and corrected != understood.get("normalized") else None,

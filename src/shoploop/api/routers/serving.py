@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
@@ -132,7 +132,10 @@ def search(
     category: Annotated[
         str | None, Query(max_length=500, description="category path prefix, 'A > B'", examples=["Tools"])
     ] = None,
-    brand: Annotated[str | None, Query(max_length=200)] = None,
+    brand: Annotated[
+        list[str] | None,
+        Query(description="a brand; repeat for several, any of which may match", examples=[["Voltix"]]),
+    ] = None,
     min_price: Annotated[float | None, Query(ge=0, le=1e9)] = None,
     max_price: Annotated[float | None, Query(ge=0, le=1e9)] = None,
     in_stock: Annotated[bool | None, Query()] = None,
@@ -140,19 +143,33 @@ def search(
     session_id: SessionQ = None,
     k: KQ = None,
     page: Annotated[int, Query(ge=1, le=1000, description="1-based page of k results")] = 1,
+    sort: Annotated[
+        Literal["relevance", "price_asc", "price_desc"],
+        Query(description="relevance, or the most relevant matches by price (no exploration, no boosts)"),
+    ] = "relevance",
 ) -> Response:
     if len(q) > settings.max_query_length:
         raise ApiError(
             422, "invalid_request", f"q: must be at most {settings.max_query_length} characters", "q"
         )
     _check_k(settings, k, page)
+    for i, name in enumerate(brand or ()):
+        if len(name) > 200:
+            raise ApiError(422, "invalid_request", "brand: must be at most 200 characters", f"brand.{i}")
     filters = {"category": category, "brand": brand, "min_price": min_price, "max_price": max_price}
     filters["in_stock"] = in_stock
     try:
         served = serve_variant(
             variant_override(request, user_id, "search"),
             lambda o: engine.search(
-                q, user_id=user_id, session_id=session_id, filters=filters, k=k, page=page, override=o
+                q,
+                user_id=user_id,
+                session_id=session_id,
+                filters=filters,
+                k=k,
+                page=page,
+                override=o,
+                sort=sort,
             ),
         )
     except InvalidRequest as err:

@@ -16,7 +16,7 @@
   const USER_KEY = "shoploop_uid";
   const SESSION_KEY = "shoploop_session";
   const SESSION_IDLE_MS = 30 * 60 * 1000; // a visit ends after 30 idle minutes, as analytics tools count it
-  const SEARCH_PARAMS = ["category", "brand", "min_price", "max_price", "in_stock", "page"];
+  const SEARCH_PARAMS = ["category", "brand", "min_price", "max_price", "in_stock", "page", "sort"];
 
   function randomId(prefix) {
     const c = root.crypto;
@@ -107,8 +107,9 @@
 
     // ---- reads: each answer is a served list with `request_id` and `items[].position` ----
 
-    // options: k, page, category, brand, min_price, max_price, in_stock, track (default true:
-    // also send the `search` event that search analytics and the learning loop read).
+    // options: k, page, category, brand (one, or an array: any of them), min_price, max_price,
+    // in_stock, sort ("relevance", "price_asc", "price_desc"), track (default true: also send
+    // the `search` event that search analytics and the learning loop read).
     async search(query, options) {
       const o = options || {};
       const params = { q: query, k: o.k };
@@ -234,7 +235,9 @@
         query.set("session_id", this.sessionId);
       }
       for (const [name, value] of Object.entries(params)) {
-        if (value !== undefined && value !== null && value !== "") query.set(name, String(value));
+        for (const one of Array.isArray(value) ? value : [value]) {
+          if (one !== undefined && one !== null && one !== "") query.append(name, String(one));
+        }
       }
       return this._send("GET", path, query, null, false);
     }
