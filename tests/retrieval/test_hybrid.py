@@ -37,9 +37,23 @@ def test_understood_query_reports_each_step(searcher):
 def test_explicit_filters_and_facets(searcher):
     r = searcher.search("paint", filters=Filters(brand="Behr"), k=10)
     assert set(ids(r)) <= {"p4", "p5"} and ids(r)
-    assert set(r.facets["brand"]) == {"Behr"}
+    assert set(r.facets["category"]) == {"Paint"}  # counted over what the filters let through
     r = searcher.search("drill", filters=Filters(category="Tools > Power Tools", in_stock=True))
     assert set(ids(r)) <= {"p1", "p2"}
+
+
+@pytest.mark.parametrize("others", [{}, {"in_stock": True}, {"max_price": 60.0}])
+def test_the_brand_facet_counts_what_the_other_brands_would_add(searcher, others):
+    """Disjunctive faceting: with brands ticked, the brand facet is counted as if no brand were,
+    under the same other filters; the results and the other facets obey every filter."""
+    without = searcher.search("paint", filters=Filters(**others) if others else None, k=10)
+    picked = sorted(without.facets["brand"])[:1]
+    ticked = searcher.search("paint", filters=Filters(brand=picked, **others), k=10)
+    assert ticked.facets["brand"] == without.facets["brand"]
+    assert len(without.facets["brand"]) > 1, "the query has several brands to choose from"
+    brands = {searcher.columns_.brand[searcher.key_of_[h.item_id]] for h in ticked.items}
+    assert brands <= set(picked)
+    assert sum(ticked.facets["in_stock"].values()) == ticked.n_candidates
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "\n\t"])

@@ -40,6 +40,8 @@ class Candidates:
     keys: (n,) int item keys. scores: (n, R) raw score of each retriever for each candidate.
     ranks: (n, R) 1-based rank in that retriever's own top list, 0 = not in its list.
     prior: (n,) category-intent boost in [0, 1].
+    brand_facet_keys: for a brand-filtered query, the keys found without the brand filter (the
+        brand facet is counted over them); None otherwise.
     """
 
     keys: np.ndarray
@@ -47,6 +49,7 @@ class Candidates:
     ranks: np.ndarray
     retrievers: tuple[str, ...]
     prior: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    brand_facet_keys: np.ndarray | None = None
 
 
 def rrf_scores(ranks: np.ndarray, weights: Sequence[float], rrf_k: float = 60.0) -> np.ndarray:

@@ -399,17 +399,11 @@ class HybridSearcher:
         mask = self.columns_.mask(eff)
         live = self.columns_.present if mask is None else mask
 
-        bm25_all = (
+        bm25_raw = (
             self.bm25_.score_all(uq.bm25_tokens, n_keys) if uq.bm25_tokens else np.zeros(n_keys, np.float32)
         )
-        bm25_all = np.where(live[:n_keys], bm25_all, 0.0)
-        n_pos = int((bm25_all > 0).sum())
-        kk = min(candidates, n_pos)
-        if kk > 0:
-            b_keys = np.argpartition(-bm25_all, kk - 1)[:kk]
-            b_keys = b_keys[np.argsort(-bm25_all[b_keys], kind="stable")]
-        else:
-            b_keys = np.zeros(0, dtype=np.int64)
+        bm25_all = np.where(live[:n_keys], bm25_raw, 0.0)
+        b_keys = _top_positive(bm25_all, candidates)
         t2 = time.perf_counter()
 
         retrievers: tuple[str, ...] = ("bm25",)
@@ -433,6 +427,8 @@ class HybridSearcher:
             for r, k in enumerate(d_keys.tolist(), 1):
                 ranks[pos[k], 1] = r
         cands = Candidates(keys, scores, ranks, retrievers, self._prior(keys, uq.predicted_categories))
+        if eff is not None and eff.brand is not None:
+            cands.brand_facet_keys = self._keys_without_brand(eff, bm25_raw, qvec, candidates)
         t4 = time.perf_counter()
         timings = {
             "understand": (t1 - t0) * 1e3,
@@ -441,6 +437,20 @@ class HybridSearcher:
             "merge": (t4 - t3) * 1e3,
         }
         return uq, cands, timings
+
+    def _keys_without_brand(
+        self, eff: Filters, bm25_raw: np.ndarray, qvec: np.ndarray | None, candidates: int
+    ) -> np.ndarray:
+        """The candidate keys the same query finds with every filter but the brand: the brand
+        facet is counted over these, so a shopper who ticked one brand still sees how many
+        matches the others have (disjunctive faceting). A second pass of each retriever over the
+        same scores and query vector, paid only by brand-filtered searches."""
+        mask = self.columns_.mask(eff.model_copy(update={"brand": None}))
+        live = self.columns_.present if mask is None else mask
+        keys = [_top_positive(np.where(live[: len(bm25_raw)], bm25_raw, 0.0), candidates)]
+        if qvec is not None and self.dense_ is not None:
+            keys.append(self.dense_.search(qvec, candidates, allow=mask)[0])
+        return np.unique(np.concatenate(keys).astype(np.int64))
 
     def search(
         self, query: str, *, filters: Filters | None = None, k: int = 20, candidates: int = 200
@@ -452,6 +462,8 @@ class HybridSearcher:
         fused = fuse(c, self.fusion_)
         order = np.argsort(-fused, kind="stable")
         facets = self.columns_.facets(c.keys)
+        if c.brand_facet_keys is not None:
+            facets["brand"] = self.columns_.facets(c.brand_facet_keys)["brand"]
         qset = set(uq.bm25_tokens)
         hits = [
             SearchHit(
@@ -592,3 +604,12 @@ class HybridSearcher:
         fusion["weights"] = tuple(fusion["weights"])
         self.fusion_ = FusionConfig(**fusion)
         return self
+
+
+def _top_positive(scores: np.ndarray, n: int) -> np.ndarray:
+    """Keys of the (at most) `n` highest positive `scores`, best first (ties in key order)."""
+    kk = min(n, int((scores > 0).sum()))
+    if kk <= 0:
+        return np.zeros(0, dtype=np.int64)
+    keys = np.argpartition(-scores, kk - 1)[:kk]
+    return keys[np.argsort(-scores[keys], kind="stable")]
