@@ -205,6 +205,15 @@ def test_atom_feed_and_gzip(tmp_path):
     assert rows[0].raw["attributes"]["link"] == "https://shop.example/can"
 
 
+@pytest.mark.parametrize("name", ["feed", "feed.xml", "download.tmp"])
+def test_a_compressed_feed_is_read_whatever_its_name(tmp_path, name):
+    """A feed URL without a suffix that serves gzip is saved without one: the bytes decide."""
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(ATOM.encode()))
+    rows = list(MerchantFeed(path, now=NOW).catalog_rows())
+    assert [r.raw["item_id"] for r in rows][:1] == ["B1"]
+
+
 def test_broken_xml_is_a_clear_error_after_the_good_products(tmp_path):
     path = tmp_path / "feed.xml"
     path.write_text(RSS.split("<item>\n   <g:id>A3")[0] + "<item><g:id>A3</g:id>", encoding="utf-8")

@@ -174,14 +174,24 @@ def _open_text(path: Path) -> IO[str]:
     # utf-8-sig swallows the byte-order mark spreadsheet exports put in front of the header.
     # errors="replace": one mis-encoded byte in a CSV must not abort a multi-GB import; the
     # affected value carries U+FFFD and usually fails validation visibly.
-    if path.suffix.lower() == ".gz":
+    if is_gzip(path):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace", newline="")
     return open(path, encoding="utf-8-sig", errors="replace", newline="")
 
 
-def open_binary(path: Path) -> IO[bytes]:
-    """The file's bytes, gunzipped when its name ends in .gz."""
+def is_gzip(path: Path) -> bool:
+    """Named .gz, or starting with gzip's magic bytes: a feed downloaded from a URL without a
+    suffix, or a compressed export renamed by a browser, is still read (a text file cannot
+    start with byte 0x1f 0x8b)."""
     if path.suffix.lower() == ".gz":
+        return True
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def open_binary(path: Path) -> IO[bytes]:
+    """The file's bytes, gunzipped when it is gzip-compressed (`is_gzip`)."""
+    if is_gzip(path):
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb")
 
