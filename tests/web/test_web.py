@@ -75,6 +75,32 @@ def test_search_page_sorts_by_price_and_keeps_the_order_in_its_links(site):
     assert client.get("/search", params={"q": "jacket", "sort": "cheapest"}).status_code == 422
 
 
+def brand_facet(html: str) -> dict[str, tuple[bool, str]]:
+    """Brand -> (ticked, link) from the search page's brand facet list."""
+    block = html.split('<ul class="facet-brand">')[1].split("</ul>")[0]
+    out = {}
+    for ticked, href, name in re.findall(r'<li( class="ticked")?><a href="([^"]+)">[☑☐] ([^<]+)</a>', block):
+        out[name] = (bool(ticked), href.replace("&amp;", "&"))
+    return out
+
+
+def test_brands_tick_on_and_off_and_the_others_stay_countable(site):
+    client, engine, _ = site
+    start = brand_facet(client.get("/search", params={"q": "jacket"}).text)
+    assert len(start) >= 2 and not any(t for t, _ in start.values())
+    first, second = sorted(start)[:2]
+    one = client.get(start[first][1]).text
+    facet = brand_facet(one)
+    assert facet[first][0] and set(facet) == set(start), "the other brands stay listed with counts"
+    shown = {engine.products[i].brand for i, _ in product_links(one)}
+    assert shown == {first}
+    both = client.get(facet[second][1]).text
+    assert {engine.products[i].brand for i, _ in product_links(both)} == {first, second}
+    assert f"by {first} or {second}" in both
+    untick = brand_facet(both)[first][1]
+    assert {engine.products[i].brand for i, _ in product_links(client.get(untick).text)} == {second}
+
+
 def test_search_box_has_suggestions_as_the_shopper_types(site):
     client, engine, _ = site
     page = client.get("/").text

@@ -129,9 +129,16 @@ SORT_LABELS = {
 }
 
 
-def _sort_param(sort: str) -> str | None:
-    """The `sort` a link carries: none for the default order, so plain links stay plain."""
-    return None if sort == "relevance" else sort
+def _search_params(q: str, category: str | None, brands: list[str], sort: str) -> str:
+    """A search link's query string: the query, filters and order (the default order left out,
+    so plain links stay plain)."""
+    params: list[tuple[str, str]] = [("q", q)]
+    if category:
+        params.append(("category", category))
+    params.extend(("brand", b) for b in brands)
+    if sort != "relevance":
+        params.append(("sort", sort))
+    return urlencode(params)
 
 
 @router.get("/search", response_class=HTMLResponse)
@@ -139,7 +146,7 @@ def search_page(
     request: Request,
     q: Annotated[str, Query(max_length=200)] = "",
     category: Annotated[str | None, Query(max_length=500)] = None,
-    brand: Annotated[str | None, Query(max_length=200)] = None,
+    brand: Annotated[list[str] | None, Query()] = None,
     page: Annotated[int, Query(ge=1, le=50)] = 1,
     sort: Annotated[Literal["relevance", "price_asc", "price_desc"], Query()] = "relevance",
 ) -> Response:
@@ -147,13 +154,15 @@ def search_page(
     user, session, fresh = _identity(request)
     served = None
     error = None
+    # ticked brands in order (the engine refuses too many, which the page shows as its error)
+    brands = list(dict.fromkeys(b for b in (brand or []) if b.strip()))
     if q.strip():
         try:
             served = engine.search(
                 q,
                 user_id=user,
                 session_id=session,
-                filters={"category": category, "brand": brand},
+                filters={"category": category, "brand": brands or None},
                 k=12,
                 page=page,
                 sort=sort,
@@ -172,14 +181,14 @@ def search_page(
             continue
         links = []
         for value, n in sorted(counts.items(), key=lambda kv: -kv[1])[:12]:
-            params = {"q": q, "category": category, "brand": brand, "sort": _sort_param(sort), facet: value}
-            links.append(
-                {
-                    "value": value,
-                    "n": n,
-                    "href": "/search?" + urlencode({k: v for k, v in params.items() if v}),
-                }
-            )
+            # Brands tick on and off (the facet counts what each would add); a category replaces.
+            ticked = facet == "brand" and value in brands
+            if facet == "brand":
+                picked = [b for b in brands if b != value] if ticked else [*brands, value]
+                params = _search_params(q, category, picked, sort)
+            else:
+                params = _search_params(q, value, brands, sort)
+            links.append({"value": value, "n": n, "ticked": ticked, "href": "/search?" + params})
         facet_links[facet] = links
     return _page(
         request,
@@ -190,23 +199,11 @@ def search_page(
             "_fresh": fresh,
             "q": q,
             "category": category,
-            "brand": brand,
+            "brands": brands,
             "page": page,
             "sort": sort,
             "sorts": SORT_LABELS,
-            # the pager's links keep the query, filters and order
-            "page_query": urlencode(
-                {
-                    k: v
-                    for k, v in {
-                        "q": q,
-                        "category": category,
-                        "brand": brand,
-                        "sort": _sort_param(sort),
-                    }.items()
-                    if v
-                }
-            ),
+            "page_query": _search_params(q, category, brands, sort),  # the pager keeps all of it
             "served": served,
             "cards": _cards(served),
             "corrected": corrected if corrected and corrected != understood.get("normalized") else None,
