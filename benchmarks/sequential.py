@@ -89,7 +89,12 @@ Example:
     epoch 26 (26.9 min, early stop), all users 0.122 -> 0.127, exact history 0.144 -> 0.149;
     blended with EASE (share 0.05 again the grid's smallest) 0.136 / 0.164 (CI 0.139-0.191) —
     the best so far, 0.95x of 0.1726. A 14-minute probe with gSASRec's dropout 0.5 learned
-    far slower (validation 0.160 vs 0.188 at epoch 14) and was not run in full.)
+    far slower (validation 0.160 vs 0.188 at epoch 14) and was not run in full. A re-run of
+    this setting (2026-12-07, --save-dir) reproduced every figure to the digit; an exploratory
+    probe on its saved models (not committed, figures indicative) blended in item-kNN's
+    z-scores as well: item-kNN share 0.05 alone had the best validation NDCG@10 of a 4x7 grid
+    (0.1988) but 0.158 exact history, and every EASE/item-kNN mix landed within 0.150-0.165 —
+    no member to add.)
     nice -n 10 python benchmarks/sequential.py --format gsasrec --data-dir ../shared/data/ml-1m \
         --models pop,itemknn,ease,mf-als,mf-bpr --cold-start-frac 0 --threads 2 \
         --out benchmarks/results/sequential_ml-1m_mf.json
