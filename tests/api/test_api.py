@@ -806,3 +806,23 @@ def test_search_sorted_by_price_with_several_brands(shared):
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "sort"
     long = client.get("/v1/search", params=[("q", "jacket"), ("brand", "x" * 201)], headers=SEARCH)
     assert long.status_code == 422 and long.json()["error"]["field"] == "brand.0"
+
+
+def test_a_category_page_over_http(shared):
+    client, engine, _ = shared
+    answer = client.get(
+        "/v1/browse",
+        params=[("category", "Clothing > Jackets"), ("k", "5"), ("user_id", "u-browse"), ("brand", "Northpine")],
+        headers=SEARCH,
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["surface"] == "browse" and body["category"] == "Clothing > Jackets"
+    assert body["items"] and {engine.products[i["item_id"]].brand for i in body["items"]} == {"Northpine"}
+    assert len(body["facets"]["brand"]) > 1
+    assert engine.stores.events.get_impression(body["request_id"]).user_id == "u-browse"
+    missing = client.get("/v1/browse", params={"category": "Spaceships"}, headers=SEARCH)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    blank = client.get("/v1/browse", params={"category": " > "}, headers=SEARCH)
+    assert blank.status_code == 422 and blank.json()["error"]["field"] == "category"
+    assert client.get("/v1/browse", params={"category": "Clothing"}).status_code == 401

@@ -121,6 +121,11 @@ def test_the_client_sends_several_brands_and_an_order(api_and_shop, page):
     assert answer["sort"] == "price_asc"
     assert [p for _, p in answer["items"]] == sorted(p for _, p in answer["items"])
     assert {engine.products[i].brand for i, _ in answer["items"]} == {"Northpine", "Stormline"}
+    category = page.evaluate(
+        """() => window.shop.browse("Clothing > Jackets", { k: 4, page: 2 })
+            .then(r => ({ surface: r.surface, positions: r.items.map(i => i.position) }))"""
+    )
+    assert category == {"surface": "browse", "positions": [5, 6, 7, 8]}
 
 
 def test_the_client_reports_refusals_with_the_field(api_and_shop, page):

@@ -101,6 +101,34 @@ def test_brands_tick_on_and_off_and_the_others_stay_countable(site):
     assert {engine.products[i].brand for i, _ in product_links(client.get(untick).text)} == {second}
 
 
+def test_category_pages_from_the_product_breadcrumbs(site):
+    client, engine, _ = site
+    jacket = next(p for p in engine.products.values() if p.category_path == ("Clothing", "Jackets"))
+    product = client.get(f"/product/{jacket.item_id}").text
+    crumbs = re.findall(r'<a href="(/category\?path=[^"]+)">([^<]+)</a>', product)
+    assert [name for _, name in crumbs] == ["Clothing", "Jackets"]
+    clothing = client.get(crumbs[0][0].replace("&amp;", "&"))
+    assert clothing.status_code == 200 and 'id="category-results"' in clothing.text
+    deeper = re.findall(r'href="(/category\?path=Clothing\+%3E\+[^"&]+)"', clothing.text)
+    assert any("Jackets" in href for href in deeper), "subcategories link to their own pages"
+    page = client.get("/category", params={"path": "Clothing > Jackets"})
+    links = product_links(page.text)
+    assert links and all(q["src"] == "browse" for _, q in links)
+    assert {engine.products[i].category for i, _ in links} == {"Jackets"}
+    rid = links[0][1]["rid"]
+    assert engine.stores.events.get_impression(rid).surface == "browse"
+    assert "search-results" not in page.text, "a category page sends no search event"
+    ticked = brand_facet(page.text)
+    one = min(ticked)
+    narrowed = client.get(ticked[one][1]).text
+    assert {engine.products[i].brand for i, _ in product_links(narrowed)} == {one}
+    by_price = client.get("/category", params={"path": "Clothing > Jackets", "sort": "price_desc"}).text
+    prices = [engine.products[i].price for i, _ in product_links(by_price)]
+    assert prices == sorted(prices, reverse=True)
+    missing = client.get("/category", params={"path": "Space<script"})
+    assert missing.status_code == 404 and "<script" not in missing.text
+
+
 def test_search_box_has_suggestions_as_the_shopper_types(site):
     client, engine, _ = site
     page = client.get("/").text

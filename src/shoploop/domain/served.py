@@ -46,3 +46,5 @@ class ServedList(BaseModel):
     total_candidates: int | None = None
     # The order the shopper asked for ("price_asc", "price_desc"); None = by relevance.
     sort: str | None = None
+    # The category of a category page (surface "browse").
+    category: str | None = None

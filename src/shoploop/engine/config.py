@@ -52,6 +52,10 @@ class ServingSettings:
     # A search sorted by price re-orders this many of the most relevant matches (the head of the
     # relevance order), so an accessory that barely matches the query cannot lead "lowest price".
     sort_pool: int = 100
+    # Category pages (`Engine.browse`): the share of the shopper's recommender scores in the
+    # featured order, next to the category's popularity (see engine/browse.py).
+    browse_model_weight: float = 0.5
+    browse_affinity_weight: float = 1.0  # ... and of the shopper's brand / category affinity
     # Weight of the shopper's category / brand affinity and of the learned per-query
     # click-through in the final search score (relative to the normalised retrieval score).
     personalization_weight: float = 0.15

@@ -26,6 +26,7 @@ import numpy as np
 from shoploop.data.ingest import EventIntake, RowOutcome
 from shoploop.domain import ANONYMOUS_USER, BaseEvent, ImpressionEvent, Product, ShownItem
 from shoploop.domain.served import ServedItem, ServedList
+from shoploop.engine.browse import affinity_scores, best_first, featured_scores, price_first
 from shoploop.engine.config import EngineConfig
 from shoploop.engine.event_follower import EventFollower, OwnWrites
 from shoploop.engine.finetune_gate import gated_finetune
@@ -642,6 +643,118 @@ class Engine:
             order=order,
         )
 
+    def browse(
+        self,
+        category: str,
+        *,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        filters: Filters | Mapping[str, Any] | None = None,
+        k: int | None = None,
+        page: int = 1,
+        sort: str = "relevance",
+        override: ServingOverride | None = None,
+    ) -> ServedList:
+        """A category page: every product under `category` ("Tools > Drills"), featured for the
+        shopper (popularity + their recommender's scores + brand affinity, in stock first; see
+        engine/browse.py) or by price; with facets, rules scoped to the category, exploration
+        and an impression like any served list. NotFound when no product is in the category."""
+        k = self.config.serving.default_k if k is None else k
+        self._check_k(k, page)
+        parts = [part.strip() for part in category.split(">")] if isinstance(category, str) else []
+        if not parts or not all(parts):
+            raise InvalidRequest("category", "must name a category path, e.g. 'Tools > Drills'")
+        if sort not in SEARCH_SORTS:
+            raise InvalidRequest("sort", f"must be one of {', '.join(SEARCH_SORTS)}, got {str(sort)[:40]!r}")
+        user = self._user(user_id)
+        flt = self._filters(filters)
+        if flt is not None and flt.category is not None:
+            raise InvalidRequest(
+                "filters", "category: the page's category is the path; filter by brand, price or stock"
+            )
+        searcher = self.searcher
+        if searcher is None:
+            raise InvalidRequest("catalog", "is empty or the search index is not built yet")
+        cols = searcher.columns_
+        wanted = Filters(**{**(flt.model_dump() if flt else {}), "category": category})
+        in_category = cols.mask(Filters(category=category))
+        if in_category is None or not in_category.any():
+            raise NotFound("category", category)
+        keys = np.flatnonzero(cols.mask(wanted))
+        facets = cols.facets(keys)
+        if wanted.brand is not None:  # the brand facet as if no brand were ticked, as in search
+            facets["brand"] = cols.facets(
+                np.flatnonzero(cols.mask(wanted.model_copy(update={"brand": None})))
+            )["brand"]
+        ids = [searcher.ids_[int(key)] for key in keys]
+        need = k * page
+        order = None if sort == "relevance" else sort
+        if order is not None:
+            picked = price_first(cols.price[keys], order, need)
+            cands = [Candidate(ids[i], 0.0, {"sorted_by": order}) for i in picked]
+        else:
+            cands = self._featured(ids, cols.in_stock[keys], user, override, max(need * 2, 50))
+        return self._serve(
+            "browse",
+            cands,
+            user=user,
+            session_id=session_id,
+            k=k,
+            page=page,
+            categories=tuple(parts),
+            facets=facets,
+            total=len(keys),
+            override=override,
+            order=order,
+            category=" > ".join(parts),
+        )
+
+    def _featured(
+        self, ids: list[str], in_stock: np.ndarray, user: str | None, override: ServingOverride | None, n: int
+    ) -> list[Candidate]:
+        """The `n` best of a category's products in the featured order (engine/browse.py)."""
+        trend = dict(self._trending_snapshot())
+        popularity = np.array([trend.get(i, 0.0) for i in ids], dtype=np.float64)
+        profile = self.online.profile(user)
+        model = affinity = None
+        if profile.is_known:
+            products = [self.products.get(i) for i in ids]
+            affinity = affinity_scores(
+                [p.brand if p else None for p in products],
+                [p.category if p else None for p in products],
+                profile.brand_affinity,
+                profile.category_affinity,
+                [i in profile.disliked for i in ids],
+            )
+            if self.recs is not None:
+                bundle, _ = self._recommender(override)
+                history = [bundle.items.get(i) for i in profile.recent_items if i in bundle.items]
+                if history:
+                    row = bundle.model.score([history])[0]
+                    model = row[[bundle.items.get(i) for i in ids]]
+        scores = featured_scores(
+            popularity,
+            in_stock,
+            model=model,
+            model_weight=self.config.serving.browse_model_weight,
+            affinity=affinity,
+            affinity_weight=self.config.serving.browse_affinity_weight,
+        )
+        cands = []
+        for i in best_first(scores, n):
+            expl: dict[str, Any] = {"popularity": float(popularity[i])}
+            if model is not None:
+                expl["model_score"] = float(model[i])
+            reason = (
+                "picked for you"
+                if model is not None
+                else "popular here"
+                if popularity[i] > 0
+                else "in this category"
+            )
+            cands.append(Candidate(ids[i], float(scores[i]), expl, [reason]))
+        return cands
+
     def _personal_boost(self, item_id: str, profile: UserProfile, expl: dict[str, Any]) -> float:
         weight = self.config.serving.personalization_weight
         product = self.products.get(item_id)
@@ -900,6 +1013,7 @@ class Engine:
         anchor: str | None = None,
         override: ServingOverride | None = None,
         order: str | None = None,
+        category: str | None = None,
     ) -> ServedList:
         """`order`: the order the shopper chose (e.g. "price_asc"); such a list keeps it, so
         boosts and buries (relevance tweaks) and exploration leave it alone; pins and hides apply."""
@@ -980,6 +1094,7 @@ class Engine:
             redirect=outcome.redirect,
             total_candidates=total if total is not None else len(ranked),
             sort=order,
+            category=category,
         )
         if items:
             self._log_impression(served, user, session_id, now, anchor, exploration_log)
@@ -1011,6 +1126,8 @@ class Engine:
             context["explored"] = exploration
         if served.sort is not None:  # learning to rank leaves these out (training_data.join_logs)
             context["sort"] = served.sort
+        if served.category is not None:  # a category page's category
+            context["category"] = served.category
         event = ImpressionEvent(
             request_id=served.request_id,
             surface=served.surface,

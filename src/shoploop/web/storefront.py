@@ -12,6 +12,8 @@ the product page can report the click against the list it came from.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from html import escape
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -129,16 +131,47 @@ SORT_LABELS = {
 }
 
 
-def _search_params(q: str, category: str | None, brands: list[str], sort: str) -> str:
-    """A search link's query string: the query, filters and order (the default order left out,
-    so plain links stay plain)."""
-    params: list[tuple[str, str]] = [("q", q)]
-    if category:
-        params.append(("category", category))
+def _message_page(status: int, message: str) -> HTMLResponse:
+    """A bare page saying what went wrong, with the way back (the message is escaped)."""
+    body = f"<h1>{escape(message)}</h1><p><a href='/'>back to the shop</a></p>"
+    return HTMLResponse(body, status_code=status)
+
+
+SortParam = Annotated[Literal["relevance", "price_asc", "price_desc"], Query()]
+
+
+def _listing_params(base: dict[str, str | None], brands: list[str], sort: str) -> str:
+    """A listing link's query string: `base` (query or category path), the ticked brands and
+    the order (the default order left out, so plain links stay plain)."""
+    params = [(k, v) for k, v in base.items() if v]
     params.extend(("brand", b) for b in brands)
     if sort != "relevance":
         params.append(("sort", sort))
     return urlencode(params)
+
+
+def _ticked(brand: list[str] | None) -> list[str]:
+    """Ticked brands in order, blanks and repeats dropped (the engine refuses too many, which the
+    page shows as its error)."""
+    return list(dict.fromkeys(b for b in (brand or []) if b.strip()))
+
+
+def _brand_links(
+    counts: dict[str, int], brands: list[str], href: Callable[[list[str]], str]
+) -> list[dict[str, Any]]:
+    """The brand facet as links that tick a brand on or off; the counts say what each would add."""
+    links = []
+    for value, n in sorted(counts.items(), key=lambda kv: -kv[1])[:12]:
+        ticked = value in brands
+        picked = [b for b in brands if b != value] if ticked else [*brands, value]
+        links.append({"value": value, "n": n, "ticked": ticked, "href": href(picked)})
+    return links
+
+
+def _value_links(counts: dict[str, int], href: Callable[[str], str]) -> list[dict[str, Any]]:
+    """A facet whose value replaces the current one (a category), most frequent first."""
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:12]
+    return [{"value": value, "n": n, "ticked": False, "href": href(value)} for value, n in ranked]
 
 
 @router.get("/search", response_class=HTMLResponse)
@@ -148,14 +181,13 @@ def search_page(
     category: Annotated[str | None, Query(max_length=500)] = None,
     brand: Annotated[list[str] | None, Query()] = None,
     page: Annotated[int, Query(ge=1, le=50)] = 1,
-    sort: Annotated[Literal["relevance", "price_asc", "price_desc"], Query()] = "relevance",
+    sort: SortParam = "relevance",
 ) -> Response:
     engine: Engine = request.app.state.engine
     user, session, fresh = _identity(request)
     served = None
     error = None
-    # ticked brands in order (the engine refuses too many, which the page shows as its error)
-    brands = list(dict.fromkeys(b for b in (brand or []) if b.strip()))
+    brands = _ticked(brand)
     if q.strip():
         try:
             served = engine.search(
@@ -175,21 +207,18 @@ def search_page(
         _serve(request, served, user, session)
     understood = (served.understood_query or {}) if served else {}
     corrected = understood.get("corrected")
+    facets = served.facets if served else {}
     facet_links = {}
-    for facet, counts in (served.facets if served else {}).items():
-        if facet not in ("category", "brand"):
-            continue
-        links = []
-        for value, n in sorted(counts.items(), key=lambda kv: -kv[1])[:12]:
-            # Brands tick on and off (the facet counts what each would add); a category replaces.
-            ticked = facet == "brand" and value in brands
-            if facet == "brand":
-                picked = [b for b in brands if b != value] if ticked else [*brands, value]
-                params = _search_params(q, category, picked, sort)
-            else:
-                params = _search_params(q, value, brands, sort)
-            links.append({"value": value, "n": n, "ticked": ticked, "href": "/search?" + params})
-        facet_links[facet] = links
+    if "category" in facets:
+        facet_links["category"] = _value_links(
+            facets["category"], lambda v: "/search?" + _listing_params({"q": q, "category": v}, brands, sort)
+        )
+    if "brand" in facets:
+        facet_links["brand"] = _brand_links(
+            facets["brand"],
+            brands,
+            lambda picked: "/search?" + _listing_params({"q": q, "category": category}, picked, sort),
+        )
     return _page(
         request,
         "search.html",
@@ -203,16 +232,86 @@ def search_page(
             "page": page,
             "sort": sort,
             "sorts": SORT_LABELS,
-            "page_query": _search_params(q, category, brands, sort),  # the pager keeps all of it
+            # the pager keeps all of it
+            "page_query": _listing_params({"q": q, "category": category}, brands, sort),
             "served": served,
             "cards": _cards(served),
             "corrected": corrected if corrected and corrected != understood.get("normalized") else None,
             "facets": facet_links,
-            "other_facets": {
-                k: v for k, v in (served.facets if served else {}).items() if k not in facet_links
-            },
+            "other_facets": {k: v for k, v in facets.items() if k not in facet_links},
             "clear_href": "/search?" + urlencode({"q": q}),
             "error": error,
+        },
+    )
+
+
+@router.get("/category", response_class=HTMLResponse)
+def category_page(
+    request: Request,
+    path: Annotated[str, Query(min_length=1, max_length=500)],
+    brand: Annotated[list[str] | None, Query()] = None,
+    page: Annotated[int, Query(ge=1, le=50)] = 1,
+    sort: SortParam = "relevance",
+) -> Response:
+    """A category page: the category's products featured for the shopper, or by price."""
+    engine: Engine = request.app.state.engine
+    user, session, fresh = _identity(request)
+    brands = _ticked(brand)
+    try:
+        served = engine.browse(
+            path,
+            user_id=user,
+            session_id=session,
+            filters={"brand": brands or None},
+            k=12,
+            page=page,
+            sort=sort,
+        )
+    except NotFound:
+        return _message_page(404, f"No products in the category “{path}”.")
+    except InvalidRequest as err:
+        return _message_page(422, f"{err.field}: {err.reason}")
+    _serve(request, served, user, session)
+    parts = [part.strip() for part in path.split(">")]
+    crumbs = [
+        {"name": name, "href": "/category?" + urlencode({"path": " > ".join(parts[: i + 1])})}
+        for i, name in enumerate(parts)
+    ]
+    here = " > ".join(parts)
+    # deeper categories than this one, as links to their own pages
+    deeper = {p: n for p, n in served.facets.get("category_path", {}).items() if p != here}
+    facet_links = {}
+    if deeper:
+        facet_links["category_path"] = _value_links(
+            deeper, lambda v: "/category?" + _listing_params({"path": v}, brands, sort)
+        )
+    facet_links["brand"] = _brand_links(
+        served.facets.get("brand", {}),
+        brands,
+        lambda picked: "/category?" + _listing_params({"path": here}, picked, sort),
+    )
+    return _page(
+        request,
+        "category.html",
+        {
+            "user_id": user,
+            "session_id": session,
+            "_fresh": fresh,
+            "path": here,
+            "crumbs": crumbs,
+            "brands": brands,
+            "page": page,
+            "sort": sort,
+            "sorts": {**SORT_LABELS, "relevance": "Featured"},
+            "page_query": _listing_params({"path": here}, brands, sort),
+            "served": served,
+            "cards": _cards(served),
+            "facets": facet_links,
+            "other_facets": {
+                k: v for k, v in served.facets.items() if k not in ("category", "category_path", "brand")
+            },
+            "clear_href": "/category?" + urlencode({"path": here}),
+            "error": None,
         },
     )
 
@@ -230,7 +329,7 @@ def product_page(
     try:
         product = engine.get_product(item_id)
     except NotFound:
-        return HTMLResponse("<h1>Not found</h1><p><a href='/'>back to the shop</a></p>", status_code=404)
+        return _message_page(404, "Not found")
     similar = _serve(request, engine.similar(item_id, k=6, user_id=user, session_id=session), user, session)
     together = _serve(
         request, engine.bought_together(item_id, k=6, user_id=user, session_id=session), user, session

@@ -41,6 +41,22 @@ ItemPath = Annotated[
 ]
 
 
+BrandQ = Annotated[
+    list[str] | None,
+    Query(description="a brand; repeat for several, any of which may match", examples=[["Voltix"]]),
+]
+SortQ = Annotated[
+    Literal["relevance", "price_asc", "price_desc"],
+    Query(description="the engine's order, or by price (no exploration, no boosts)"),
+]
+
+
+def _check_brands(brand: list[str] | None) -> None:
+    for i, name in enumerate(brand or ()):
+        if len(name) > 200:
+            raise ApiError(422, "invalid_request", "brand: must be at most 200 characters", f"brand.{i}")
+
+
 def _json(served: ServedList) -> Response:
     """Serialised once by pydantic-core; skips FastAPI re-validating a model we just built."""
     return Response(served.model_dump_json(), media_type="application/json")
@@ -132,10 +148,7 @@ def search(
     category: Annotated[
         str | None, Query(max_length=500, description="category path prefix, 'A > B'", examples=["Tools"])
     ] = None,
-    brand: Annotated[
-        list[str] | None,
-        Query(description="a brand; repeat for several, any of which may match", examples=[["Voltix"]]),
-    ] = None,
+    brand: BrandQ = None,
     min_price: Annotated[float | None, Query(ge=0, le=1e9)] = None,
     max_price: Annotated[float | None, Query(ge=0, le=1e9)] = None,
     in_stock: Annotated[bool | None, Query()] = None,
@@ -143,19 +156,14 @@ def search(
     session_id: SessionQ = None,
     k: KQ = None,
     page: Annotated[int, Query(ge=1, le=1000, description="1-based page of k results")] = 1,
-    sort: Annotated[
-        Literal["relevance", "price_asc", "price_desc"],
-        Query(description="relevance, or the most relevant matches by price (no exploration, no boosts)"),
-    ] = "relevance",
+    sort: SortQ = "relevance",
 ) -> Response:
     if len(q) > settings.max_query_length:
         raise ApiError(
             422, "invalid_request", f"q: must be at most {settings.max_query_length} characters", "q"
         )
     _check_k(settings, k, page)
-    for i, name in enumerate(brand or ()):
-        if len(name) > 200:
-            raise ApiError(422, "invalid_request", "brand: must be at most 200 characters", f"brand.{i}")
+    _check_brands(brand)
     filters = {"category": category, "brand": brand, "min_price": min_price, "max_price": max_price}
     filters["in_stock"] = in_stock
     try:
@@ -176,6 +184,55 @@ def search(
         if err.field == "query":  # the engine's name for what the API calls `q`
             raise InvalidRequest("q", err.reason) from err
         raise
+    after_serve(request, served, user_id, session_id)
+    return _json(served)
+
+
+@router.get(
+    "/v1/browse",
+    response_model=ServedList,
+    responses=NOT_FOUND,
+    summary="A category page",
+    description=(
+        "Every product under `category` ('Clothing > Jackets'), featured for the shopper "
+        "(popularity, their recommender's scores and brand/category affinity, in stock first) or "
+        "by price, with facets and the category's merchandising rules. 404 when no product is in "
+        "the category."
+    ),
+)
+def browse(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    category: Annotated[
+        str, Query(min_length=1, max_length=500, description="category path, 'A > B'", examples=["Tools"])
+    ],
+    brand: BrandQ = None,
+    min_price: Annotated[float | None, Query(ge=0, le=1e9)] = None,
+    max_price: Annotated[float | None, Query(ge=0, le=1e9)] = None,
+    in_stock: Annotated[bool | None, Query()] = None,
+    user_id: UserQ = None,
+    session_id: SessionQ = None,
+    k: KQ = None,
+    page: Annotated[int, Query(ge=1, le=1000, description="1-based page of k products")] = 1,
+    sort: SortQ = "relevance",
+) -> Response:
+    _check_k(settings, k, page)
+    _check_brands(brand)
+    filters = {"brand": brand, "min_price": min_price, "max_price": max_price, "in_stock": in_stock}
+    served = serve_variant(
+        variant_override(request, user_id, "browse"),
+        lambda o: engine.browse(
+            category,
+            user_id=user_id,
+            session_id=session_id,
+            filters=filters,
+            k=k,
+            page=page,
+            override=o,
+            sort=sort,
+        ),
+    )
     after_serve(request, served, user_id, session_id)
     return _json(served)
 

@@ -122,6 +122,15 @@
       return list;
     }
 
+    // A category page ("Clothing > Jackets"): every product of the category, featured for this
+    // shopper or by price; options: k, page, brand, min_price, max_price, in_stock, sort.
+    browse(category, options) {
+      const o = options || {};
+      const params = { category: category, k: o.k };
+      for (const name of SEARCH_PARAMS) if (name !== "category") params[name] = o[name];
+      return this._get("/v1/browse", params);
+    }
+
     async suggest(prefix, options) {
       const o = options || {};
       const answer = await this._get("/v1/suggest", { q: prefix || "", k: o.k || 8 }, false);
