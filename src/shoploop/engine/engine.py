@@ -26,7 +26,7 @@ import numpy as np
 from shoploop.data.ingest import EventIntake, RowOutcome
 from shoploop.domain import ANONYMOUS_USER, BaseEvent, ImpressionEvent, Product, ShownItem
 from shoploop.domain.served import ServedItem, ServedList
-from shoploop.engine.browse import affinity_scores, best_first, featured_scores, price_first
+from shoploop.engine.browse import affinity_scores, best_first, featured_scores, price_first, standardise
 from shoploop.engine.config import EngineConfig
 from shoploop.engine.event_follower import EventFollower, OwnWrites
 from shoploop.engine.finetune_gate import gated_finetune
@@ -731,7 +731,8 @@ class Engine:
                 history = [bundle.items.get(i) for i in profile.recent_items if i in bundle.items]
                 if history:
                     row = bundle.model.score([history])[0]
-                    model = row[[bundle.items.get(i) for i in ids]]
+                    # within the category; items the model does not know (-inf) get 0
+                    model = standardise(row[[bundle.items.get(i) for i in ids]])
         scores = featured_scores(
             popularity,
             in_stock,
@@ -743,15 +744,11 @@ class Engine:
         cands = []
         for i in best_first(scores, n):
             expl: dict[str, Any] = {"popularity": float(popularity[i])}
+            reason = "popular here" if popularity[i] > 0 else "in this category"
             if model is not None:
-                expl["model_score"] = float(model[i])
-            reason = (
-                "picked for you"
-                if model is not None
-                else "popular here"
-                if popularity[i] > 0
-                else "in this category"
-            )
+                expl["model_z"] = float(model[i])
+                if model[i] > 0.5:  # clearly above the category's average for this shopper
+                    reason = "picked for you"
             cands.append(Candidate(ids[i], float(scores[i]), expl, [reason]))
         return cands
 
