@@ -23,7 +23,9 @@ Protocol
    keep-alive, one connection per task), in this order: bare route, search (queries drawn
    from the catalog's titles and the session log, k=20, random user ids), autocomplete
    (`/v1/suggest`, k=8, a random 1-12 character prefix of such a query: a shopper typing), home
-   recommendations (known and unknown shoppers), event intake (`--batch` events per POST:
+   recommendations (known and unknown shoppers), category pages (`/v1/browse`, k=24, a random
+   category path or ancestor of the catalog, pages 1-3, a fifth sorted by price, known and
+   unknown shoppers), event intake (`--batch` events per POST:
    views and clicks of catalog items with fresh event ids, spread over many shoppers so the
    bot detector does not fire). A short warm-up precedes each phase and is not counted.
    Search is also driven at each other client count of `--search-sweep` (default 1, 2, 4,
@@ -307,7 +309,16 @@ def workload(home: Path) -> dict[str, list[str]]:
     for p in rng.sample(products, min(1000, len(products))):
         words = p.title.split()
         queries.append(" ".join(words[: rng.randint(1, min(3, len(words)))]).lower())
-    return {"queries": queries, "items": [p.item_id for p in products], "users": users or ["nobody"]}
+    # every category path and each of its ancestors, as a shop's navigation links them
+    categories = sorted(
+        {" > ".join(p.category_path[:n]) for p in products for n in range(1, len(p.category_path) + 1)}
+    )
+    return {
+        "queries": queries,
+        "items": [p.item_id for p in products],
+        "users": users or ["nobody"],
+        "categories": categories,
+    }
 
 
 def run_async(coro: Any) -> Any:
@@ -338,6 +349,7 @@ def run_phases(
 ) -> dict:
     """Drive each (phase name, request kind, clients) of `plan` in order."""
     queries, items, users = work["queries"], work["items"], work["users"]
+    categories = work["categories"] or ["none"]  # a catalog without categories: every page 404s
 
     def bare(rng: random.Random):
         return "GET", "/bare", {}, 1
@@ -355,6 +367,18 @@ def run_phases(
     def home(rng: random.Random):
         user = rng.choice(users) if rng.random() < 0.7 else f"new-{rng.randrange(10**6)}"
         return "GET", "/v1/recommendations/home", {"params": {"user_id": user, "k": 20}}, 1
+
+    def browse(rng: random.Random):
+        # a shopper on a category page: mostly the first pages, a fifth of them sorted by price
+        params: dict[str, Any] = {
+            "category": rng.choice(categories),
+            "k": 24,
+            "page": rng.choice((1, 1, 1, 2, 3)),
+        }
+        params["user_id"] = rng.choice(users) if rng.random() < 0.7 else f"new-{rng.randrange(10**6)}"
+        if rng.random() < 0.2:
+            params["sort"] = rng.choice(("price_asc", "price_desc"))
+        return "GET", "/v1/browse", {"params": params}, 1
 
     def intake(rng: random.Random):
         now = datetime.now(UTC).isoformat()
@@ -375,6 +399,7 @@ def run_phases(
         "search": (engine_port, search),
         "suggest": (engine_port, suggest),
         "home": (engine_port, home),
+        "browse": (engine_port, browse),
         "intake": (engine_port, intake),
     }
     phases = {}
@@ -520,6 +545,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ("search", "search", n),
             ("suggest", "suggest", n),
             ("home", "home", n),
+            ("browse", "browse", n),
             ("intake", "intake", n),
         ]
         phases = run_phases(args, plan, engine_port, bare_port, work)

@@ -812,7 +812,12 @@ def test_a_category_page_over_http(shared):
     client, engine, _ = shared
     answer = client.get(
         "/v1/browse",
-        params=[("category", "Clothing > Jackets"), ("k", "5"), ("user_id", "u-browse"), ("brand", "Northpine")],
+        params=[
+            ("category", "Clothing > Jackets"),
+            ("k", "5"),
+            ("user_id", "u-browse"),
+            ("brand", "Northpine"),
+        ],
         headers=SEARCH,
     )
     assert answer.status_code == 200, answer.text

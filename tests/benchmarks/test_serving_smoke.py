@@ -33,6 +33,7 @@ def test_serving_benchmark_smoke(tmp_path):
         "search_1_clients",
         "suggest",
         "home",
+        "browse",
         "intake",
     }
     assert result["phases"]["search_1_clients"]["clients"] == 1
