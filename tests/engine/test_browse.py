@@ -8,7 +8,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from shoploop.domain import ClickEvent, ImpressionEvent
+from shoploop.domain import ClickEvent, ImpressionEvent, Product
 from shoploop.engine import InvalidRequest, NotFound
 from shoploop.engine.browse import (
     affinity_scores,
@@ -140,3 +140,18 @@ def test_bad_category_pages_are_clear_errors(engine):
     with pytest.raises(InvalidRequest) as err:
         engine.browse(JACKETS, sort="newest")
     assert err.value.field == "sort"
+
+
+def test_a_category_page_follows_catalog_changes():
+    engine = make_engine(n_products=120)[0]
+    path = next(iter(engine.products.values())).category_path
+    category = " > ".join(path)
+    before = engine.browse(category, k=100)
+    assert engine.browse(category, k=100).total_candidates == before.total_candidates  # cached listing
+    engine.upsert_products([Product(item_id="NEW-1", title="Brand new thing", category_path=path, price=0.5)])
+    after = engine.browse(category, k=100, sort="price_asc")
+    assert after.total_candidates == before.total_candidates + 1 and after.items[0].item_id == "NEW-1"
+    engine.delete_products(["NEW-1"])
+    gone = engine.browse(category, k=100)
+    assert gone.total_candidates == before.total_candidates
+    assert "NEW-1" not in {i.item_id for i in gone.items}

@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
@@ -26,7 +27,15 @@ import numpy as np
 from shoploop.data.ingest import EventIntake, RowOutcome
 from shoploop.domain import ANONYMOUS_USER, BaseEvent, ImpressionEvent, Product, ShownItem
 from shoploop.domain.served import ServedItem, ServedList
-from shoploop.engine.browse import affinity_scores, best_first, featured_scores, price_first, standardise
+from shoploop.engine.browse import (
+    CategoryListing,
+    affinity_scores,
+    best_first,
+    build_listing,
+    featured_scores,
+    price_first,
+    standardise,
+)
 from shoploop.engine.config import EngineConfig
 from shoploop.engine.event_follower import EventFollower, OwnWrites
 from shoploop.engine.finetune_gate import gated_finetune
@@ -138,6 +147,9 @@ class Engine:
         self._requests = 0
         self._explorations = 0
         self._trending: tuple[float, list[tuple[str, float]]] | None = None
+        # category pages' shopper-independent parts, newest last (Engine._listing)
+        self._listings: OrderedDict[tuple[int, int, str], CategoryListing] = OrderedDict()
+        self._listings_lock = threading.Lock()
         # Autocomplete learns from the same event stream as the online state.
         self.suggester = QuerySuggester(config.suggest, clock=lambda: self.clock().timestamp())
         self.suggest_blocklist = CheckedTextFile(stores.home, BLOCKLIST_FILE, parse_blocklist)
@@ -676,24 +688,18 @@ class Engine:
         if searcher is None:
             raise InvalidRequest("catalog", "is empty or the search index is not built yet")
         cols = searcher.columns_
-        wanted = Filters(**{**(flt.model_dump() if flt else {}), "category": category})
         in_category = cols.mask(Filters(category=category))
         if in_category is None or not in_category.any():
             raise NotFound("category", category)
-        keys = np.flatnonzero(cols.mask(wanted))
-        facets = cols.facets(keys)
-        if wanted.brand is not None:  # the brand facet as if no brand were ticked, as in search
-            facets["brand"] = cols.facets(
-                np.flatnonzero(cols.mask(wanted.model_copy(update={"brand": None})))
-            )["brand"]
-        ids = [searcher.ids_[int(key)] for key in keys]
+        wanted = Filters(**{**(flt.model_dump() if flt else {}), "category": category})
+        listing = self._listing(searcher, wanted)
         need = k * page
         order = None if sort == "relevance" else sort
         if order is not None:
-            picked = price_first(cols.price[keys], order, need)
-            cands = [Candidate(ids[i], 0.0, {"sorted_by": order}) for i in picked]
+            picked = price_first(listing.prices, order, need)
+            cands = [Candidate(listing.ids[i], 0.0, {"sorted_by": order}) for i in picked]
         else:
-            cands = self._featured(ids, cols.in_stock[keys], user, override, max(need * 2, 50))
+            cands = self._featured(listing, user, override, max(need * 2, 50))
         return self._serve(
             "browse",
             cands,
@@ -702,29 +708,53 @@ class Engine:
             k=k,
             page=page,
             categories=tuple(parts),
-            facets=facets,
-            total=len(keys),
+            facets=listing.facets,
+            total=len(listing.ids),
             override=override,
             order=order,
             category=" > ".join(parts),
         )
 
+    def _listing(self, searcher: HybridSearcher, wanted: Filters) -> CategoryListing:
+        """The shopper-independent part of a category page, from a small LRU cache that a
+        catalog change invalidates (the columns' generation is part of the key)."""
+        cols = searcher.columns_
+        key = (id(cols), cols.generation, wanted.model_dump_json())
+        with self._listings_lock:
+            listing = self._listings.get(key)
+            if listing is not None:
+                self._listings.move_to_end(key)
+                return listing
+        listing = build_listing(cols, searcher.ids_, wanted)
+        with self._listings_lock:
+            self._listings[key] = listing
+            while len(self._listings) > LISTING_CACHE_SIZE:
+                self._listings.popitem(last=False)
+        return listing
+
     def _featured(
-        self, ids: list[str], in_stock: np.ndarray, user: str | None, override: ServingOverride | None, n: int
+        self, listing: CategoryListing, user: str | None, override: ServingOverride | None, n: int
     ) -> list[Candidate]:
         """The `n` best of a category's products in the featured order (engine/browse.py)."""
-        trend = dict(self._trending_snapshot())
-        popularity = np.array([trend.get(i, 0.0) for i in ids], dtype=np.float64)
+        ids = listing.ids
+        ranked = self._trending_snapshot()
+        stamp = self._trending[0] if self._trending is not None else 0.0
+        cached = listing.popularity
+        if cached is not None and cached[0] == stamp:
+            popularity = cached[1]
+        else:
+            trend = dict(ranked)
+            popularity = np.array([trend.get(i, 0.0) for i in ids], dtype=np.float64)
+            listing.popularity = (stamp, popularity)
         profile = self.online.profile(user)
         model = affinity = None
         if profile.is_known:
-            products = [self.products.get(i) for i in ids]
             affinity = affinity_scores(
-                [p.brand if p else None for p in products],
-                [p.category if p else None for p in products],
+                listing.brands,
+                listing.leaves,
                 profile.brand_affinity,
                 profile.category_affinity,
-                [i in profile.disliked for i in ids],
+                [i in profile.disliked for i in ids] if profile.disliked else np.zeros(len(ids), dtype=bool),
             )
             if self.recs is not None:
                 bundle, _ = self._recommender(override)
@@ -732,10 +762,10 @@ class Engine:
                 if history:
                     row = bundle.model.score([history])[0]
                     # within the category; items the model does not know (-inf) get 0
-                    model = standardise(row[[bundle.items.get(i) for i in ids]])
+                    model = standardise(row[self._model_index(listing, bundle.items)])
         scores = featured_scores(
             popularity,
-            in_stock,
+            listing.in_stock,
             model=model,
             model_weight=self.config.serving.browse_model_weight,
             affinity=affinity,
@@ -751,6 +781,16 @@ class Engine:
                     reason = "picked for you"
             cands.append(Candidate(ids[i], float(scores[i]), expl, [reason]))
         return cands
+
+    @staticmethod
+    def _model_index(listing: CategoryListing, items: Any) -> np.ndarray:
+        """Each listed product's index in the recommender's item table, cached on the listing."""
+        cached = listing.model_index.get(id(items))
+        if cached is not None and cached[0] is items:
+            return cached[1]
+        index = np.array([items.get(i) for i in listing.ids], dtype=np.int64)
+        listing.model_index[id(items)] = (items, index)
+        return index
 
     def _personal_boost(self, item_id: str, profile: UserProfile, expl: dict[str, Any]) -> float:
         weight = self.config.serving.personalization_weight
@@ -1392,6 +1432,7 @@ def _hit_detail(hit: SearchHit) -> Callable[[], dict[str, Any]]:
 
 
 SEARCH_SORTS = ("relevance", "price_asc", "price_desc")
+LISTING_CACHE_SIZE = 128  # category pages x filter combinations kept (each ~1 MB at 10k products)
 
 
 def by_price(cands: list[Candidate], products: Mapping[str, Product], order: str) -> list[Candidate]:

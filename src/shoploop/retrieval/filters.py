@@ -99,6 +99,8 @@ class CatalogColumns:
         self.category: list[tuple[str, ...]] = []
         self._by_prefix: dict[str, set[int]] = {}
         self._by_brand: dict[str, set[int]] = {}
+        # Bumped by every change, so derived views (a category page's listing) know when to rebuild.
+        self.generation = 0
 
     def __len__(self) -> int:
         return len(self.present)
@@ -121,6 +123,7 @@ class CatalogColumns:
             self._by_brand.get(self.brand[key].casefold(), set()).discard(key)
 
     def set(self, key: int, product: Product) -> None:
+        self.generation += 1
         self._grow(key + 1)
         if self.present[key]:
             self._unindex(key)
@@ -135,6 +138,7 @@ class CatalogColumns:
             self._by_brand.setdefault(product.brand.casefold(), set()).add(key)
 
     def remove(self, key: int) -> None:
+        self.generation += 1
         if key < len(self.present) and self.present[key]:
             self._unindex(key)
             self.present[key] = False
