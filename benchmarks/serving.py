@@ -44,6 +44,11 @@ client + framework impose. Targets (issue 5) on 2 cores: search p99 <= 30 ms and
 requests/s; intake >= 5,000 events/s; server RSS <= 2 GiB.
 
 Outputs JSON + a Markdown table to `benchmarks/results/serving.{json,md}` (or `--out`).
+
+Side runs: `serving_browse.json` measures category pages, which the retrotech catalog cannot
+(it has no categories): `--generate --products 50000 --home var/bench-serving-generated
+--out benchmarks/results/serving_browse.json` (the committed one with `--reuse-home`, after a
+first run had built the home and trained its models).
 """
 
 from __future__ import annotations
