@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -99,6 +100,15 @@ def test_brands_tick_on_and_off_and_the_others_stay_countable(site):
     assert f"by {first} or {second}" in both
     untick = brand_facet(both)[first][1]
     assert {engine.products[i].brand for i, _ in product_links(client.get(untick).text)} == {second}
+
+
+def test_home_links_every_top_level_category_with_its_size(site):
+    client, engine, _ = site
+    html = client.get("/").text
+    menu = html.split('<nav id="categories"')[1].split("</nav>")[0]
+    found = dict(re.findall(r'<a href="/category\?path=[^"]+">([^<]+) <small>\((\d+)\)</small></a>', menu))
+    expected = Counter(p.category_path[0] for p in engine.products.values() if p.category_path)
+    assert {name: int(n) for name, n in found.items()} == dict(expected)
 
 
 def test_category_pages_from_the_product_breadcrumbs(site):

@@ -150,6 +150,7 @@ class Engine:
         # category pages' shopper-independent parts, newest last (Engine._listing)
         self._listings: OrderedDict[tuple[int, int, str], CategoryListing] = OrderedDict()
         self._listings_lock = threading.Lock()
+        self._top_categories: tuple[tuple[int, int], dict[str, int]] | None = None
         # Autocomplete learns from the same event stream as the online state.
         self.suggester = QuerySuggester(config.suggest, clock=lambda: self.clock().timestamp())
         self.suggest_blocklist = CheckedTextFile(stores.home, BLOCKLIST_FILE, parse_blocklist)
@@ -714,6 +715,20 @@ class Engine:
             order=order,
             category=" > ".join(parts),
         )
+
+    def top_categories(self) -> dict[str, int]:
+        """Top-level categories and how many products each holds, largest first (a shop's
+        navigation); recounted only after the catalog changed."""
+        searcher = self.searcher
+        if searcher is None:
+            return {}
+        cols = searcher.columns_
+        cached = self._top_categories
+        if cached is not None and cached[0] == (id(cols), cols.generation):
+            return cached[1]
+        counts = cols.facets(np.flatnonzero(cols.present))["category"]
+        self._top_categories = ((id(cols), cols.generation), counts)
+        return counts
 
     def _listing(self, searcher: HybridSearcher, wanted: Filters) -> CategoryListing:
         """The shopper-independent part of a category page, from a small LRU cache that a

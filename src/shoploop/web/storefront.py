@@ -112,6 +112,10 @@ def home(request: Request) -> Response:
             "trending": trend,
             "trend_cards": _cards(trend),
             "personal": bool(recs.items) and not recs.items[0].reasons[0].startswith(("trending", "new in")),
+            "categories": [
+                {"name": name, "n": n, "href": "/category?" + urlencode({"path": name})}
+                for name, n in engine.top_categories().items()
+            ],
         },
     )
 
