@@ -135,6 +135,13 @@ def test_category_pages_from_the_product_breadcrumbs(site):
     by_price = client.get("/category", params={"path": "Clothing > Jackets", "sort": "price_desc"}).text
     prices = [engine.products[i].price for i, _ in product_links(by_price)]
     assert prices == sorted(prices, reverse=True)
+    clothing = client.get("/category", params={"path": "Clothing", "sort": "price_desc"}).text
+    prices = [engine.products[i].price for i, _ in product_links(clothing)]
+    next_page = re.search(r'<a href="\?([^"]+)">next →</a>', clothing).group(1).replace("&amp;", "&")
+    assert "sort=price_desc" in next_page and next_page.endswith("page=2")
+    second = client.get("/category?" + next_page).text
+    more = [engine.products[i].price for i, _ in product_links(second)]
+    assert more and max(more) <= min(prices), "page 2 goes on in the same order"
     missing = client.get("/category", params={"path": "Space<script"})
     assert missing.status_code == 404 and "<script" not in missing.text
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from shoploop.api.deps import EngineDep, ReadAuth, SettingsDep
 from shoploop.api.errors import ERROR_RESPONSES, NOT_FOUND, ApiError
@@ -51,10 +52,25 @@ SortQ = Annotated[
 ]
 
 
-def _check_brands(brand: list[str] | None) -> None:
-    for i, name in enumerate(brand or ()):
-        if len(name) > 200:
-            raise ApiError(422, "invalid_request", "brand: must be at most 200 characters", f"brand.{i}")
+@dataclass
+class FilterParams:
+    """The product filters a search and a category page share (query parameters)."""
+
+    brand: BrandQ = None
+    min_price: Annotated[float | None, Query(ge=0, le=1e9)] = None
+    max_price: Annotated[float | None, Query(ge=0, le=1e9)] = None
+    in_stock: Annotated[bool | None, Query()] = None
+
+    def as_filters(self, **more: Any) -> dict[str, Any]:
+        """The engine's filter mapping; a brand name over 200 characters is refused by index."""
+        for i, name in enumerate(self.brand or ()):
+            if len(name) > 200:
+                raise ApiError(422, "invalid_request", "brand: must be at most 200 characters", f"brand.{i}")
+        values = {"brand": self.brand, "min_price": self.min_price, "max_price": self.max_price}
+        return {**values, "in_stock": self.in_stock, **more}
+
+
+FiltersQ = Annotated[FilterParams, Depends()]
 
 
 def _json(served: ServedList) -> Response:
@@ -145,13 +161,10 @@ def search(
     q: Annotated[
         str, Query(min_length=1, max_length=10_000, description="the query", examples=["cordless drill"])
     ],
+    product_filters: FiltersQ,
     category: Annotated[
         str | None, Query(max_length=500, description="category path prefix, 'A > B'", examples=["Tools"])
     ] = None,
-    brand: BrandQ = None,
-    min_price: Annotated[float | None, Query(ge=0, le=1e9)] = None,
-    max_price: Annotated[float | None, Query(ge=0, le=1e9)] = None,
-    in_stock: Annotated[bool | None, Query()] = None,
     user_id: UserQ = None,
     session_id: SessionQ = None,
     k: KQ = None,
@@ -163,9 +176,7 @@ def search(
             422, "invalid_request", f"q: must be at most {settings.max_query_length} characters", "q"
         )
     _check_k(settings, k, page)
-    _check_brands(brand)
-    filters = {"category": category, "brand": brand, "min_price": min_price, "max_price": max_price}
-    filters["in_stock"] = in_stock
+    filters = product_filters.as_filters(category=category)
     try:
         served = serve_variant(
             variant_override(request, user_id, "search"),
@@ -207,10 +218,7 @@ def browse(
     category: Annotated[
         str, Query(min_length=1, max_length=500, description="category path, 'A > B'", examples=["Tools"])
     ],
-    brand: BrandQ = None,
-    min_price: Annotated[float | None, Query(ge=0, le=1e9)] = None,
-    max_price: Annotated[float | None, Query(ge=0, le=1e9)] = None,
-    in_stock: Annotated[bool | None, Query()] = None,
+    product_filters: FiltersQ,
     user_id: UserQ = None,
     session_id: SessionQ = None,
     k: KQ = None,
@@ -218,8 +226,7 @@ def browse(
     sort: SortQ = "relevance",
 ) -> Response:
     _check_k(settings, k, page)
-    _check_brands(brand)
-    filters = {"brand": brand, "min_price": min_price, "max_price": max_price, "in_stock": in_stock}
+    filters = product_filters.as_filters()
     served = serve_variant(
         variant_override(request, user_id, "browse"),
         lambda o: engine.browse(
