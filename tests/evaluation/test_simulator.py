@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from shoploop.evaluation.simulator import (
     BrowsingShopperConfig,
     BrowsingShoppers,
+    CategoryShopperConfig,
+    CategoryShoppers,
     SearchShopperConfig,
     SearchShoppers,
     SimulatedClock,
@@ -49,6 +51,9 @@ class FakeEngine:
 
     def recommend(self, user_id, *, k=None):
         return self._serve(k or 10)
+
+    def browse(self, category, *, user_id=None, k=None):
+        return self._serve(k or 24)
 
     def ingest_events(self, rows):
         self.received.extend(rows)
@@ -218,3 +223,30 @@ def test_shoppers_stamp_events_with_the_clock_they_are_given():
     stamps = [r["timestamp"] for r in engine.received]
     # one reading per reaction: both search clicks share the first, the browse click the second
     assert stamps == ["2026-03-01T00:00:00+00:00"] * 2 + ["2026-03-01T00:00:01+00:00"]
+
+
+def test_category_shoppers_click_their_favourite_brands_with_the_page_request_id():
+    brands = {"a": "Acme", "b": "Bolt", "c": "Acme", "d": "Crux"}
+    always = CategoryShopperConfig(eta=0.0, favourite_click=1.0, other_click=0.0, k=4)
+    shoppers = CategoryShoppers({"u": frozenset({"Acme"})}, brands, config=always)
+    engine = FakeEngine(["a", "b", "c", "d"])
+    visit = shoppers.visit(engine, "u", "Tools", np.random.default_rng(0))
+    assert visit.clicks.tolist() == [1, 0, 1, 0] and visit.favourite_shown == 2
+    assert [(r["item_id"], r["position"], r["request_id"]) for r in engine.received] == [
+        ("a", 1, "r1"),
+        ("c", 3, "r1"),
+    ]
+    stranger = shoppers.visit(engine, "nobody", "Tools", np.random.default_rng(0))
+    assert stranger.clicks.sum() == 0 and stranger.favourite_shown == 0
+
+
+def test_category_shoppers_scan_a_page_from_the_top():
+    brands = {f"i{n}": "Acme" for n in range(24)}
+    shoppers = CategoryShoppers(
+        {"u": frozenset({"Acme"})}, brands, config=CategoryShopperConfig(favourite_click=1.0)
+    )
+    engine = FakeEngine([f"i{n}" for n in range(24)])
+    rng = np.random.default_rng(1)
+    clicks = sum(shoppers.visit(engine, "u", "Tools", rng).clicks for _ in range(2000))
+    expected = np.arange(1, 25) ** -0.7  # examination 1/r^0.7, every examined item clicked
+    assert np.allclose(clicks / 2000, expected, atol=0.04)

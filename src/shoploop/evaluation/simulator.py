@@ -1,8 +1,8 @@
 """Shopper simulator: drives a real engine through its public library calls and reacts like shoppers.
 
 The loop under test is the production loop: the simulator only calls `search`,
-`recommend` and `ingest_events` (the `ShopEngine` protocol below, which the engine
-satisfies structurally; evaluation never imports the engine), and every click, cart or
+`recommend`, `browse` and `ingest_events` (the `ShopEngine` / `CategoryEngine` protocols
+below, which the engine satisfies structurally; evaluation never imports the engine), and every click, cart or
 purchase it sends carries the served list's `request_id`, exactly as a shop's front end
 would.
 
@@ -11,6 +11,10 @@ would.
   up to `patience` slots), clicks an examined item with a probability that rises with
   its true grade (1 = irrelevant .. 3 = exact), and sometimes buys (less often, also
   rising with the grade). Items without a judgment count as irrelevant (grade 1).
+* `CategoryShoppers` (synthetic taste over a real or generated catalog): each shopper has
+  favourite brands the engine does not know; on a category page they examine slot r with
+  probability 1/r^eta and click a favourite-brand product more often than any other, so
+  an order that learns the taste from their clicks earns more clicks per page.
 * `BrowsingShoppers` (Amazon Industrial & Scientific sequences): a shopper wants their
   real held-out future (the items they really consumed next) and, less strongly, items
   like those (an interest neighbourhood, e.g. `text_neighbourhoods`): the interest stays
@@ -299,6 +303,77 @@ class BrowsingShoppers:
                 ]
             )
         return BrowseOutcome(user_id, served.request_id, items, clicks, hits, interest_hits)
+
+
+class CategoryEngine(Protocol):
+    """What `CategoryShoppers` calls: category pages and event intake."""
+
+    def browse(self, category: str, *, user_id: str | None = None, k: int | None = None) -> Any: ...
+
+    def ingest_events(self, rows: Sequence[Mapping[str, Any]]) -> Sequence[Any]: ...
+
+
+@dataclass(frozen=True)
+class CategoryShopperConfig:
+    eta: float = 0.7  # a page is scanned further down than a feed: examination 1 / rank^eta
+    patience: int = 24
+    favourite_click: float = 0.25  # click probability of an examined product of a favourite brand
+    other_click: float = 0.03  # ... of any other examined product
+    k: int = 24
+
+
+@dataclass
+class CategoryVisit:
+    user_id: str
+    category: str
+    items: list[str]
+    clicks: np.ndarray
+    favourite_shown: int  # favourite-brand products among the first 10 shown
+
+
+@dataclass
+class CategoryShoppers:
+    """Shoppers with favourite brands (their lasting taste, unknown to the engine) who open
+    category pages, scan them from the top and click what they like more often."""
+
+    favourites: Mapping[str, frozenset[str]]  # user -> brands they prefer
+    brand_of: Mapping[str, str | None]  # item -> brand
+    config: CategoryShopperConfig = field(default_factory=CategoryShopperConfig)
+    clock: Callable[[], datetime] = wall_clock
+
+    def visit(
+        self, engine: CategoryEngine, user_id: str, category: str, rng: np.random.Generator
+    ) -> CategoryVisit:
+        c = self.config
+        served = engine.browse(category, user_id=user_id, k=c.k)
+        items = [i.item_id for i in served.items]
+        liked = self.favourites.get(user_id, frozenset())
+        u_exam, u_click = rng.random((2, c.k))  # drawn whatever the list, for common random numbers
+        clicks = np.zeros(len(items), dtype=int)
+        for n, item in enumerate(items):
+            rank = n + 1
+            if rank > c.patience or u_exam[n] >= rank ** (-c.eta):
+                continue
+            p = c.favourite_click if self.brand_of.get(item) in liked else c.other_click
+            clicks[n] = int(u_click[n] < p)
+        if clicks.any():
+            now = self.clock().isoformat()
+            engine.ingest_events(
+                [
+                    {
+                        "type": "click",
+                        "user_id": user_id,
+                        "item_id": item.item_id,
+                        "request_id": served.request_id,
+                        "position": item.position,
+                        "timestamp": now,
+                    }
+                    for item, clicked in zip(served.items, clicks, strict=True)
+                    if clicked
+                ]
+            )
+        shown = sum(self.brand_of.get(i) in liked for i in items[:10])
+        return CategoryVisit(user_id, category, items, clicks, shown)
 
 
 def text_neighbourhoods(
