@@ -46,6 +46,7 @@ SHOP_PAGE = """<!doctype html>
     ul.dataset.requestId = last.request_id;
     shop.bind(ul, last);
   }});
+  window.lastList = () => last;
   window.buy = (itemId) =>
     shop.purchase([{{ item_id: itemId, price: 10, quantity: 1 }}], {{ list: last, order_id: "o-1" }});
 </script></body></html>"""
@@ -94,8 +95,21 @@ def test_a_shop_page_on_another_origin_searches_and_reports_back(api_and_shop, p
     wait_sent(page)
     page.evaluate("id => window.buy(id)", item)
     wait_sent(page)
+    # every feedback call the client offers is accepted as it builds it (unknown fields are refused)
+    answers = page.evaluate(
+        """id => Promise.all([
+            window.shop.view(id, { list: { request_id: "carried-over", position: 2 } }),
+            window.shop.addToCart(id, { list: window.lastList(), price: 10 }),
+            window.shop.dislike(id, { list: window.lastList() }),
+            window.shop.rate(id, 4),
+            window.shop.track("remove_from_cart", { item_id: id }),
+        ]).then(all => all.map(a => a.accepted))""",
+        item,
+    )
+    assert answers == [1, 1, 1, 1, 1]
 
     stored = {e.type: e for e in engine.stores.events.scan(user_id=user) if e.type != "impression"}
+    assert stored["add_to_cart"].request_id == rid and stored["view"].request_id == "carried-over"
     assert stored["search"].request_id == rid and stored["search"].query == "jacket"
     click = stored["click"]
     assert (click.request_id, click.item_id, click.position) == (rid, item, 2)

@@ -607,7 +607,7 @@ class HybridSearcher:
 
 
 def _top_positive(scores: np.ndarray, n: int) -> np.ndarray:
-    """Keys of the (at most) `n` highest positive `scores`, best first (ties in key order)."""
+    """Keys of the (at most) `n` highest positive `scores`, best first."""
     kk = min(n, int((scores > 0).sum()))
     if kk <= 0:
         return np.zeros(0, dtype=np.int64)

@@ -161,13 +161,14 @@
       return this.track("click", Object.assign({ item_id: itemId }, linkTo(list, itemId)));
     }
 
+    // Only a click carries the position; the other events name the list by its request_id.
     view(itemId, options) {
-      return this.track("view", Object.assign({ item_id: itemId }, linkTo((options || {}).list, itemId)));
+      return this.track("view", Object.assign({ item_id: itemId }, listOf((options || {}).list)));
     }
 
     addToCart(itemId, options) {
       const o = options || {};
-      const fields = Object.assign({ item_id: itemId, quantity: o.quantity || 1 }, linkTo(o.list, itemId));
+      const fields = Object.assign({ item_id: itemId, quantity: o.quantity || 1 }, listOf(o.list));
       if (o.price) fields.price = o.price;
       return this.track("add_to_cart", fields);
     }
@@ -178,7 +179,7 @@
       const fields = { items: lines };
       if (o.order_id) fields.order_id = o.order_id;
       if (o.currency) fields.currency = o.currency;
-      if (o.list && o.list.request_id) fields.request_id = o.list.request_id;
+      Object.assign(fields, listOf(o.list));
       // an order id makes a re-sent purchase (reload of the thank-you page) a duplicate, not a second order
       return this.track("purchase", fields, o.order_id ? "order-" + o.order_id : undefined);
     }
@@ -188,7 +189,7 @@
     }
 
     dislike(itemId, options) {
-      return this.track("dislike", Object.assign({ item_id: itemId }, linkTo((options || {}).list, itemId)));
+      return this.track("dislike", Object.assign({ item_id: itemId }, listOf((options || {}).list)));
     }
 
     // Any event type of docs/events.md; user, session, time and a fresh event_id are added.
@@ -287,6 +288,11 @@
       }
       return data;
     }
+  }
+
+  // {request_id} of a served list (or of a carried-over {request_id, position}), else {}.
+  function listOf(list) {
+    return list && list.request_id ? { request_id: list.request_id } : {};
   }
 
   // The request_id and 1-based position of `itemId` in a served list (empty when not in it).
