@@ -56,6 +56,19 @@ def test_the_brand_facet_counts_what_the_other_brands_would_add(searcher, others
     assert sum(ticked.facets["in_stock"].values()) == ticked.n_candidates
 
 
+def test_the_category_facet_still_offers_the_other_categories(searcher):
+    """A shopper who narrowed to one top-level category can switch: that facet is counted as if
+    no category were chosen; the results and the leaf paths obey the filter."""
+    without = searcher.search("drill paint sofa", k=10)
+    assert len(without.facets["category"]) > 1
+    picked = sorted(without.facets["category"])[0]
+    narrowed = searcher.search("drill paint sofa", filters=Filters(category=picked), k=10)
+    assert narrowed.facets["category"] == without.facets["category"]
+    assert all(path.split(" > ")[0] == picked for path in narrowed.facets["category_path"])
+    tops = {searcher.columns_.category[searcher.key_of_[h.item_id]][0] for h in narrowed.items}
+    assert tops == {picked}
+
+
 @pytest.mark.parametrize("bad", ["", "   ", "\n\t"])
 def test_empty_queries_are_a_clear_error(searcher, bad):
     with pytest.raises(InvalidQuery) as err:

@@ -40,8 +40,8 @@ class Candidates:
     keys: (n,) int item keys. scores: (n, R) raw score of each retriever for each candidate.
     ranks: (n, R) 1-based rank in that retriever's own top list, 0 = not in its list.
     prior: (n,) category-intent boost in [0, 1].
-    brand_facet_keys: for a brand-filtered query, the keys found without the brand filter (the
-        brand facet is counted over them); None otherwise.
+    facet_keys: per facet ("brand", "category") of a query filtered by it, the keys found without
+        that filter; the facet is counted over them (disjunctive faceting).
     """
 
     keys: np.ndarray
@@ -49,7 +49,7 @@ class Candidates:
     ranks: np.ndarray
     retrievers: tuple[str, ...]
     prior: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    brand_facet_keys: np.ndarray | None = None
+    facet_keys: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def rrf_scores(ranks: np.ndarray, weights: Sequence[float], rrf_k: float = 60.0) -> np.ndarray:

@@ -427,8 +427,11 @@ class HybridSearcher:
             for r, k in enumerate(d_keys.tolist(), 1):
                 ranks[pos[k], 1] = r
         cands = Candidates(keys, scores, ranks, retrievers, self._prior(keys, uq.predicted_categories))
-        if eff is not None and eff.brand is not None:
-            cands.brand_facet_keys = self._keys_without_brand(eff, bm25_raw, qvec, candidates)
+        # Disjunctive facets: a brand or top-level category the shopper picked is counted as if
+        # it were not, so the facet still shows what the other brands / categories would give.
+        for name in ("brand", "category"):
+            if eff is not None and getattr(eff, name) is not None:
+                cands.facet_keys[name] = self._keys_without(name, eff, bm25_raw, qvec, candidates)
         t4 = time.perf_counter()
         timings = {
             "understand": (t1 - t0) * 1e3,
@@ -438,14 +441,14 @@ class HybridSearcher:
         }
         return uq, cands, timings
 
-    def _keys_without_brand(
-        self, eff: Filters, bm25_raw: np.ndarray, qvec: np.ndarray | None, candidates: int
+    def _keys_without(
+        self, name: str, eff: Filters, bm25_raw: np.ndarray, qvec: np.ndarray | None, candidates: int
     ) -> np.ndarray:
-        """The candidate keys the same query finds with every filter but the brand: the brand
-        facet is counted over these, so a shopper who ticked one brand still sees how many
-        matches the others have (disjunctive faceting). A second pass of each retriever over the
-        same scores and query vector, paid only by brand-filtered searches."""
-        mask = self.columns_.mask(eff.model_copy(update={"brand": None}))
+        """The candidate keys the same query finds with every filter but `name` ("brand" or
+        "category"): that facet is counted over these, so a shopper who ticked one brand still
+        sees how many matches the others have (disjunctive faceting). Another pass of each
+        retriever over the same scores and query vector, paid only by searches filtered by it."""
+        mask = self.columns_.mask(eff.model_copy(update={name: None}))
         live = self.columns_.present if mask is None else mask
         keys = [_top_positive(np.where(live[: len(bm25_raw)], bm25_raw, 0.0), candidates)]
         if qvec is not None and self.dense_ is not None:
@@ -462,8 +465,8 @@ class HybridSearcher:
         fused = fuse(c, self.fusion_)
         order = np.argsort(-fused, kind="stable")
         facets = self.columns_.facets(c.keys)
-        if c.brand_facet_keys is not None:
-            facets["brand"] = self.columns_.facets(c.brand_facet_keys)["brand"]
+        for name, keys in c.facet_keys.items():
+            facets[name] = self.columns_.facets(keys)[name]
         qset = set(uq.bm25_tokens)
         hits = [
             SearchHit(
