@@ -67,6 +67,25 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+def click_rows(
+    served: ServedListLike, user_id: str, clicks: np.ndarray, now: datetime
+) -> list[dict[str, Any]]:
+    """The click events a front end sends for the clicked slots of `served`: each with the
+    list's request_id and the slot's position."""
+    return [
+        {
+            "type": "click",
+            "user_id": user_id,
+            "item_id": item.item_id,
+            "request_id": served.request_id,
+            "position": item.position,
+            "timestamp": now.isoformat(),
+        }
+        for item, clicked in zip(served.items, clicks, strict=True)
+        if clicked
+    ]
+
+
 class SimulatedClock:
     """A clock that starts at `start` and moves `step` forward on every reading.
 
@@ -287,21 +306,7 @@ class BrowsingShoppers:
                 elif interesting:
                     interest_hits += 1
         if feedback and clicks.any():
-            now = self.clock().isoformat()
-            engine.ingest_events(
-                [
-                    {
-                        "type": "click",
-                        "user_id": user_id,
-                        "item_id": item.item_id,
-                        "request_id": served.request_id,
-                        "position": item.position,
-                        "timestamp": now,
-                    }
-                    for item, clicked_here in zip(served.items, clicks, strict=True)
-                    if clicked_here
-                ]
-            )
+            engine.ingest_events(click_rows(served, user_id, clicks, self.clock()))
         return BrowseOutcome(user_id, served.request_id, items, clicks, hits, interest_hits)
 
 
@@ -357,21 +362,7 @@ class CategoryShoppers:
             p = c.favourite_click if self.brand_of.get(item) in liked else c.other_click
             clicks[n] = int(u_click[n] < p)
         if clicks.any():
-            now = self.clock().isoformat()
-            engine.ingest_events(
-                [
-                    {
-                        "type": "click",
-                        "user_id": user_id,
-                        "item_id": item.item_id,
-                        "request_id": served.request_id,
-                        "position": item.position,
-                        "timestamp": now,
-                    }
-                    for item, clicked in zip(served.items, clicks, strict=True)
-                    if clicked
-                ]
-            )
+            engine.ingest_events(click_rows(served, user_id, clicks, self.clock()))
         shown = sum(self.brand_of.get(i) in liked for i in items[:10])
         return CategoryVisit(user_id, category, items, clicks, shown)
 
