@@ -51,7 +51,7 @@ def test_featured_scores_add_up_and_put_out_of_stock_last():
     pop = np.array([0.0, math.e - 1, math.e**2 - 1])
     model = np.array([3.0, 1.0, 2.0])  # z = [1.2247, -1.2247, 0]
     got = featured_scores(
-        pop, np.array([True, True, False]), model=model, model_weight=0.5, affinity=np.zeros(3)
+        pop, np.array([True, True, False]), model_z=standardise(model), model_weight=0.5, affinity=np.zeros(3)
     )
     z = 1.5 / math.sqrt(1.5)
     assert np.allclose(got, [0.5 * z, 0.5 - 0.5 * z, 1.0 - 10.0])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -59,10 +59,11 @@ def parse_origin(text: str) -> str:
     return f"{scheme}://{host}"
 
 
-def parse_origins(spec: str) -> tuple[str, ...]:
-    """Comma- or space-separated origins -> their `parse_origin` forms, duplicates dropped."""
-    found = (parse_origin(part) for part in spec.replace(",", " ").split())
-    return tuple(dict.fromkeys(found))
+def parse_origins(spec: str | Iterable[object]) -> tuple[str, ...]:
+    """Origins -> their `parse_origin` forms, duplicates dropped. A string holds them comma- or
+    space-separated (the environment variable's form)."""
+    parts = spec.replace(",", " ").split() if isinstance(spec, str) else [str(v) for v in spec]
+    return tuple(dict.fromkeys(parse_origin(part) for part in parts))
 
 
 class ApiSettings(BaseModel):
@@ -124,12 +125,10 @@ class ApiSettings(BaseModel):
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _origins_valid(cls, value: object) -> tuple[str, ...]:
-        if isinstance(value, str):
-            value = value.replace(",", " ").split()
-        if not isinstance(value, list | tuple | set | frozenset):
+        if not isinstance(value, str | list | tuple | set | frozenset):
             raise ValueError("allowed_origins: expected a list of origins such as https://shop.example")
         try:
-            return tuple(dict.fromkeys(parse_origin(str(v)) for v in value))
+            return parse_origins(value)
         except ValueError as err:
             raise ValueError(f"allowed_origins: {err}") from None
 

@@ -24,12 +24,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 
 from shoploop.retrieval.filters import CatalogColumns, Filters
 
 OUT_OF_STOCK_PENALTY = 10.0  # larger than any in-stock score can differ by
+
+# The orders a shopper may ask a search or a category page for ("relevance" = the engine's).
+ListOrder = Literal["relevance", "price_asc", "price_desc"]
+LIST_ORDERS: tuple[str, ...] = get_args(ListOrder)
 
 
 @dataclass
@@ -46,11 +51,13 @@ class CategoryListing:
     brands: list[str | None]
     leaves: list[str | None]
     facets: dict[str, dict[str, int]]
+    # the columns it was built from: a cache keyed by their id must not trust a recycled id
+    source: CatalogColumns | None = None
     # per recommender item table (by id, kept alongside so a recycled id cannot match): each
     # product's index in that table (0 = unknown to the model)
     model_index: dict[int, tuple[object, np.ndarray]] = field(default_factory=dict)
-    # (trending snapshot time, popularity per product)
-    popularity: tuple[float, np.ndarray] | None = None
+    # (the trending snapshot it was read from, popularity per product)
+    popularity: tuple[object, np.ndarray] | None = None
 
 
 def build_listing(columns: CatalogColumns, ids: Sequence[str], filters: Filters) -> CategoryListing:
@@ -69,6 +76,7 @@ def build_listing(columns: CatalogColumns, ids: Sequence[str], filters: Filters)
         brands=[columns.brand[k] for k in key_list],
         leaves=[columns.category[k][-1] if columns.category[k] else None for k in key_list],
         facets=facets,
+        source=columns,
     )
 
 
@@ -117,15 +125,16 @@ def featured_scores(
     popularity: np.ndarray,
     in_stock: np.ndarray,
     *,
-    model: np.ndarray | None = None,
+    model_z: np.ndarray | None = None,
     model_weight: float = 0.5,
     affinity: np.ndarray | None = None,
     affinity_weight: float = 1.0,
 ) -> np.ndarray:
-    """The featured order's score per product (see the module doc); higher first."""
+    """The featured order's score per product (see the module doc); higher first. `model_z`:
+    the shopper's model scores already standardised within the category (`standardise`)."""
     score = popularity_scale(popularity)
-    if model is not None:
-        score = score + model_weight * standardise(model)
+    if model_z is not None:
+        score = score + model_weight * np.asarray(model_z, dtype=np.float64)
     if affinity is not None:
         score = score + affinity_weight * np.asarray(affinity, dtype=np.float64)
     return score - OUT_OF_STOCK_PENALTY * ~np.asarray(in_stock, dtype=bool)

@@ -28,6 +28,7 @@ from shoploop.data.ingest import EventIntake, RowOutcome
 from shoploop.domain import ANONYMOUS_USER, BaseEvent, ImpressionEvent, Product, ShownItem
 from shoploop.domain.served import ServedItem, ServedList
 from shoploop.engine.browse import (
+    LIST_ORDERS,
     CategoryListing,
     affinity_scores,
     best_first,
@@ -150,7 +151,7 @@ class Engine:
         # category pages' shopper-independent parts, newest last (Engine._listing)
         self._listings: OrderedDict[tuple[int, int, str], CategoryListing] = OrderedDict()
         self._listings_lock = threading.Lock()
-        self._top_categories: tuple[tuple[int, int], dict[str, int]] | None = None
+        self._top_categories: tuple[object, int, dict[str, int]] | None = None
         # Autocomplete learns from the same event stream as the online state.
         self.suggester = QuerySuggester(config.suggest, clock=lambda: self.clock().timestamp())
         self.suggest_blocklist = CheckedTextFile(stores.home, BLOCKLIST_FILE, parse_blocklist)
@@ -588,8 +589,7 @@ class Engine:
         self._check_k(k, page)
         if not isinstance(query, str):
             raise InvalidRequest("query", "must be a string")
-        if sort not in SEARCH_SORTS:
-            raise InvalidRequest("sort", f"must be one of {', '.join(SEARCH_SORTS)}, got {str(sort)[:40]!r}")
+        _check_order(sort)
         user = self._user(user_id)
         flt = self._filters(filters)
         searcher = self.searcher
@@ -677,8 +677,7 @@ class Engine:
         parts = [part.strip() for part in category.split(">")] if isinstance(category, str) else []
         if not parts or not all(parts):
             raise InvalidRequest("category", "must name a category path, e.g. 'Tools > Drills'")
-        if sort not in SEARCH_SORTS:
-            raise InvalidRequest("sort", f"must be one of {', '.join(SEARCH_SORTS)}, got {str(sort)[:40]!r}")
+        _check_order(sort)
         user = self._user(user_id)
         flt = self._filters(filters)
         if flt is not None and flt.category is not None:
@@ -688,12 +687,12 @@ class Engine:
         searcher = self.searcher
         if searcher is None:
             raise InvalidRequest("catalog", "is empty or the search index is not built yet")
-        cols = searcher.columns_
-        in_category = cols.mask(Filters(category=category))
-        if in_category is None or not in_category.any():
-            raise NotFound("category", category)
         wanted = Filters(**{**(flt.model_dump() if flt else {}), "category": category})
         listing = self._listing(searcher, wanted)
+        if not listing.ids:  # the filters left nothing, or there is no such category at all
+            in_category = searcher.columns_.mask(Filters(category=category))
+            if in_category is None or not in_category.any():
+                raise NotFound("category", category)
         need = k * page
         order = None if sort == "relevance" else sort
         if order is not None:
@@ -724,10 +723,10 @@ class Engine:
             return {}
         cols = searcher.columns_
         cached = self._top_categories
-        if cached is not None and cached[0] == (id(cols), cols.generation):
-            return cached[1]
+        if cached is not None and cached[0] is cols and cached[1] == cols.generation:
+            return cached[2]
         counts = cols.facets(np.flatnonzero(cols.present))["category"]
-        self._top_categories = ((id(cols), cols.generation), counts)
+        self._top_categories = (cols, cols.generation, counts)
         return counts
 
     def _listing(self, searcher: HybridSearcher, wanted: Filters) -> CategoryListing:
@@ -737,7 +736,7 @@ class Engine:
         key = (id(cols), cols.generation, wanted.model_dump_json())
         with self._listings_lock:
             listing = self._listings.get(key)
-            if listing is not None:
+            if listing is not None and listing.source is cols:
                 self._listings.move_to_end(key)
                 return listing
         listing = build_listing(cols, searcher.ids_, wanted)
@@ -752,15 +751,14 @@ class Engine:
     ) -> list[Candidate]:
         """The `n` best of a category's products in the featured order (engine/browse.py)."""
         ids = listing.ids
-        ranked = self._trending_snapshot()
-        stamp = self._trending[0] if self._trending is not None else 0.0
+        ranked = self._trending_snapshot()  # the same list object until the snapshot refreshes
         cached = listing.popularity
-        if cached is not None and cached[0] == stamp:
+        if cached is not None and cached[0] is ranked:
             popularity = cached[1]
         else:
             trend = dict(ranked)
             popularity = np.array([trend.get(i, 0.0) for i in ids], dtype=np.float64)
-            listing.popularity = (stamp, popularity)
+            listing.popularity = (ranked, popularity)
         profile = self.online.profile(user)
         model = affinity = None
         if profile.is_known:
@@ -781,7 +779,7 @@ class Engine:
         scores = featured_scores(
             popularity,
             listing.in_stock,
-            model=model,
+            model_z=model,
             model_weight=self.config.serving.browse_model_weight,
             affinity=affinity,
             affinity_weight=self.config.serving.browse_affinity_weight,
@@ -1446,21 +1444,19 @@ def _hit_detail(hit: SearchHit) -> Callable[[], dict[str, Any]]:
     return lambda: hit.explanation
 
 
-SEARCH_SORTS = ("relevance", "price_asc", "price_desc")
+def _check_order(sort: str) -> None:
+    if sort not in LIST_ORDERS:
+        raise InvalidRequest("sort", f"must be one of {', '.join(LIST_ORDERS)}, got {str(sort)[:40]!r}")
+
+
 LISTING_CACHE_SIZE = 128  # category pages x filter combinations kept (each ~1 MB at 10k products)
 
 
 def by_price(cands: list[Candidate], products: Mapping[str, Product], order: str) -> list[Candidate]:
     """`cands` by price (`order` "price_asc" or "price_desc"); unpriced products last, and equal
-    prices keep their relevance order (the sort is stable)."""
-    sign = -1.0 if order == "price_desc" else 1.0
-
-    def key(c: Candidate) -> tuple[bool, float]:
-        product = products.get(c.item_id)
-        price = product.price if product is not None else None
-        return (price is None, sign * price if price is not None else 0.0)
-
-    ranked = sorted(cands, key=key)
+    prices keep their relevance order (browse.price_first's rule)."""
+    prices = [getattr(products.get(c.item_id), "price", None) for c in cands]
+    ranked = [cands[i] for i in price_first(np.array(prices, dtype=np.float64), order, len(cands))]
     for c in ranked:
         c.explanation["sorted_by"] = order
     return ranked

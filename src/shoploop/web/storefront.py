@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from html import escape
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from shoploop.api.routers.serving import after_serve
 from shoploop.domain.served import ServedList
 from shoploop.engine import Engine, InvalidRequest, NotFound
+from shoploop.engine.browse import ListOrder
 
 router = APIRouter(include_in_schema=False)
 USER_COOKIE = "sl_user"
@@ -141,7 +142,7 @@ def _message_page(status: int, message: str) -> HTMLResponse:
     return HTMLResponse(body, status_code=status)
 
 
-SortParam = Annotated[Literal["relevance", "price_asc", "price_desc"], Query()]
+SortParam = Annotated[ListOrder, Query()]
 
 
 def _listing_params(base: dict[str, str | None], brands: list[str], sort: str) -> str:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
@@ -24,6 +24,7 @@ from shoploop.api.settings import ApiSettings
 from shoploop.domain import Product
 from shoploop.domain.served import ServedList
 from shoploop.engine import InvalidRequest
+from shoploop.engine.browse import ListOrder
 from shoploop.engine.variants import ServingOverride, VariantSpecError, serving_override
 
 log = logging.getLogger("shoploop.api")
@@ -47,7 +48,7 @@ BrandQ = Annotated[
     Query(description="a brand; repeat for several, any of which may match", examples=[["Voltix"]]),
 ]
 SortQ = Annotated[
-    Literal["relevance", "price_asc", "price_desc"],
+    ListOrder,
     Query(description="the engine's order, or by price (no exploration, no boosts)"),
 ]
 
