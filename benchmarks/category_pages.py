@@ -3,7 +3,9 @@
 Question: does the featured order of `Engine.browse` (popularity + the shopper's recommender
 scores + brand/category affinity learned from their clicks) earn more clicks per category page
 than ordering each category by popularity — what a shop gets from sorting its search engine's
-category listing by a sales field (the named baseline)?
+category listing by a sales field (the named baseline)? And does the category pages' learned
+ranker (`browse_ranker`, trained and gated by the retraining loop from the pages' own clicks)
+earn more than the hand-set featured weights it starts from?
 
 Protocol
 --------
@@ -22,12 +24,16 @@ Protocol
 * Sequence: `--visits` visits, each by a shopper drawn uniformly; the same shoppers, visit
   order and random draws in both arms (common random numbers).
 * Arms: `popularity` (ServingSettings browse_model_weight=0, browse_affinity_weight=0: the
-  category ordered by the shop's decayed clicks, carts and purchases) and `featured` (the
-  defaults).
+  category ordered by the shop's decayed clicks, carts and purchases), `featured` (the
+  defaults), and `learned`: the defaults plus the retraining loop (`RetrainLoop`, default
+  settings, search ranker off) run every `--retrain-every` visits, whose gate decides whether a
+  `browse_ranker` learned from the category pages' logged lists re-orders the featured head.
 * Metrics over the visits after each shopper's first (the first visit of a new shopper is
   the same cold start for both): clicks per page, favourite-brand products among the first 10,
   with 95% bootstrap intervals over visits, and the paired difference (featured - popularity)
-  with its interval; page latency p50/p99 in the featured arm.
+  with its interval, also over the second half of the visits (after the loop had data to learn
+  from); page latency p50/p99 per arm (the learned arm's includes its re-ranking, not the
+  retraining, which a server runs in the background).
 
 What it shows and what it does not: the simulated taste is brand-shaped, which is what the
 featured order's affinity term models, so the run shows that the loop works end to end (clicks
@@ -45,7 +51,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +62,16 @@ from shoploop.data.ingest import import_records
 from shoploop.engine import EngineConfig, RecommenderSettings, build_engine
 from shoploop.engine.config import ServingSettings
 from shoploop.evaluation.ope import bootstrap_ci
-from shoploop.evaluation.simulator import CategoryShoppers
+from shoploop.evaluation.simulator import CategoryShopperConfig, CategoryShoppers
+from shoploop.feedback.retrain import RetrainConfig, RetrainLoop
 from shoploop.retrieval.config import HybridConfig
 
 
 def say(msg: str) -> None:
     print(f"[category_pages {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+ARMS = ("popularity", "featured", "learned")
 
 
 def build(arm: str, bundle: Any, seed: int) -> Any:
@@ -114,8 +124,15 @@ def run_arm(
     arm: str, bundle: Any, favourites: dict[str, frozenset[str]], plan: list[tuple[str, str]], args: Any
 ) -> dict[str, Any]:
     engine = build(arm, bundle, args.seed)
-    shoppers = CategoryShoppers(favourites, {p.item_id: p.brand for p in bundle.products})
+    shoppers = CategoryShoppers(
+        favourites,
+        {p.item_id: p.brand for p in bundle.products},
+        CategoryShopperConfig(appeal_sigma=args.appeal_sigma),
+    )
     rng = np.random.default_rng(args.seed + 1)  # the same stream in every arm
+    # Only category pages are learned here: the generated history's searches stay out.
+    loop = RetrainLoop(engine, RetrainConfig(surfaces=()), say=lambda m: None) if arm == "learned" else None
+    rounds: list[dict[str, Any]] = []
     clicks, shown, first, ms = [], [], [], []
     seen: set[str] = set()
     started = time.perf_counter()
@@ -127,6 +144,11 @@ def run_arm(
         shown.append(visit.favourite_shown)
         first.append(user not in seen)
         seen.add(user)
+        if loop is not None and n % args.retrain_every == 0:
+            found = loop.run_once().browse
+            if found is not None:
+                rounds.append({"after_visits": n, **{k: v for k, v in asdict(found).items() if k != "curve"}})
+                say(f"{arm}: browse_ranker after {n} visits: {found.reason}")
         if n % max(1, len(plan) // 10) == 0:
             rate = n / (time.perf_counter() - started)
             say(f"{arm}: {n}/{len(plan)} visits, {rate:.0f}/s, ETA {(len(plan) - n) / rate:.0f} s")
@@ -135,33 +157,45 @@ def run_arm(
         "favourite_shown": np.array(shown, dtype=float),
         "first": np.array(first, dtype=bool),
         "visit_ms": np.array(ms),
+        "retrain_rounds": rounds,
     }
+
+
+def _mean_ci(values: np.ndarray, seed: int) -> dict[str, Any]:
+    ci = bootstrap_ci(lambda d: float(d["v"].mean()), {"v": values}, n_boot=1000, seed=seed)
+    return {"mean": ci.estimate, "ci95": [ci.low, ci.high]}
 
 
 def summarise(runs: dict[str, dict[str, Any]], seed: int) -> dict[str, Any]:
     later = ~runs["popularity"]["first"]
-    out: dict[str, Any] = {"n_visits_measured": int(later.sum())}
+    second_half = later & (np.arange(len(later)) >= len(later) // 2)
+    out: dict[str, Any] = {"n_visits_measured": int(later.sum()), "n_second_half": int(second_half.sum())}
     for arm, run in runs.items():
-        row = {}
-        for metric in ("clicks", "favourite_shown"):
-            values = run[metric][later]
-            ci = bootstrap_ci(lambda d: float(d["v"].mean()), {"v": values}, n_boot=1000, seed=seed)
-            row[metric] = {"mean": ci.estimate, "ci95": [ci.low, ci.high]}
+        row = {metric: _mean_ci(run[metric][later], seed) for metric in ("clicks", "favourite_shown")}
+        row["clicks_second_half"] = _mean_ci(run["clicks"][second_half], seed)
         row["page_ms_p50"] = float(np.percentile(run["visit_ms"], 50))
         row["page_ms_p99"] = float(np.percentile(run["visit_ms"], 99))
         out[arm] = row
-    diff = runs["featured"]["clicks"][later] - runs["popularity"]["clicks"][later]
-    ci = bootstrap_ci(lambda d: float(d["v"].mean()), {"v": diff}, n_boot=1000, seed=seed)
-    base = out["popularity"]["clicks"]["mean"]
-    out["clicks_difference"] = {"mean": ci.estimate, "ci95": [ci.low, ci.high]}
-    out["clicks_lift"] = ci.estimate / base if base else float("nan")
+    for arm, base_arm in (("featured", "popularity"), ("learned", "featured")):
+        if arm not in runs:
+            continue
+        for part, mask in (("", later), ("_second_half", second_half)):
+            diff = _mean_ci(runs[arm]["clicks"][mask] - runs[base_arm]["clicks"][mask], seed)
+            base = float(runs[base_arm]["clicks"][mask].mean())
+            out[f"{arm}_vs_{base_arm}{part}"] = {
+                **diff,
+                "lift": diff["mean"] / base if base else float("nan"),
+            }
+    if "learned" in runs:
+        out["retrain_rounds"] = runs["learned"]["retrain_rounds"]
     return out
 
 
 def markdown(result: dict[str, Any]) -> str:
     cfg, s = result["config"], result["summary"]
     lines = [
-        "# Category pages: featured (learns the shopper's taste) vs popularity",
+        "# Category pages: featured (learns the shopper's taste) and learned (its ranker trained "
+        "from the pages' clicks) vs popularity",
         "",
         f"Generated shop: {cfg['products']} products, {cfg['history_users']} shoppers of history; "
         f"{cfg['shoppers']} simulated shoppers with favourite brands, {cfg['visits']} category-page visits "
@@ -169,25 +203,41 @@ def markdown(result: dict[str, Any]) -> str:
         "(each shopper's first left out). "
         f"Machine: {result['machine']}.",
         "",
-        "| order | clicks per page | 95% CI | favourite-brand products in the top 10 | 95% CI "
-        "| page p50 ms | page p99 ms |",
-        "|---|---|---|---|---|---|---|",
+        "| order | clicks per page | 95% CI | second half | favourite-brand products in the top 10 "
+        "| 95% CI | page p50 ms | page p99 ms |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for arm in ("popularity", "featured"):
+    for arm in ARMS:
+        if arm not in s:
+            continue
         r = s[arm]
         lines.append(
             f"| {arm} | {r['clicks']['mean']:.3f} "
             f"| {r['clicks']['ci95'][0]:.3f}-{r['clicks']['ci95'][1]:.3f} "
+            f"| {r['clicks_second_half']['mean']:.3f} "
             f"| {r['favourite_shown']['mean']:.2f} | {r['favourite_shown']['ci95'][0]:.2f}-"
             f"{r['favourite_shown']['ci95'][1]:.2f} | {r['page_ms_p50']:.1f} | {r['page_ms_p99']:.1f} |"
         )
-    d = s["clicks_difference"]
-    lines += [
-        "",
-        f"Paired difference in clicks per page (featured - popularity): {d['mean']:+.3f} "
-        f"(95% CI {d['ci95'][0]:+.3f}..{d['ci95'][1]:+.3f}), lift {s['clicks_lift']:+.1%}.",
-        f"Run time {result['seconds']:.0f} s.",
-    ]
+    lines.append("")
+    for key, label in (
+        ("featured_vs_popularity", "featured - popularity"),
+        ("learned_vs_featured", "learned - featured"),
+    ):
+        for part, when in (("", "all measured visits"), ("_second_half", "second half")):
+            d = s.get(key + part)
+            if d is not None:
+                lines.append(
+                    f"- Paired difference in clicks per page ({label}, {when}): {d['mean']:+.3f} "
+                    f"(95% CI {d['ci95'][0]:+.3f}..{d['ci95'][1]:+.3f}), lift {d['lift']:+.1%}."
+                )
+    rounds = s.get("retrain_rounds") or []
+    promoted = [r["after_visits"] for r in rounds if r["promoted"]]
+    if rounds:
+        lines += [
+            f"- Learned arm: {len(rounds)} retraining rounds (every {cfg['retrain_every']} visits); "
+            f"browse_ranker promoted after visits {promoted or 'none'}; last round: {rounds[-1]['reason']}.",
+        ]
+    lines += ["", f"Run time {result['seconds']:.0f} s."]
     return "\n".join(lines) + "\n"
 
 
@@ -198,6 +248,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--shoppers", type=int, default=400)
     parser.add_argument("--visits", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--appeal-sigma", type=float, default=0.0, help="products' log-normal appeal to everyone (0 = none)"
+    )
+    parser.add_argument("--retrain-every", type=int, default=500, help="visits between retraining rounds")
     parser.add_argument("--out", default="benchmarks/results/category_pages.json")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -206,7 +260,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         DemoConfig(n_products=args.products, n_users=args.history_users, days=14, n_bots=0, seed=args.seed)
     )
     favourites, plan = plan_visits(bundle, args.shoppers, args.visits, args.seed)
-    runs = {arm: run_arm(arm, bundle, favourites, plan, args) for arm in ("popularity", "featured")}
+    runs = {arm: run_arm(arm, bundle, favourites, plan, args) for arm in ARMS}
     result = {
         "config": {k: v for k, v in vars(args).items() if k != "out"},
         "summary": summarise(runs, args.seed),

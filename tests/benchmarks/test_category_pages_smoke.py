@@ -20,15 +20,22 @@ def test_category_pages_benchmark_smoke(tmp_path):
             "10",
             "--visits",
             "60",
+            "--retrain-every",
+            "20",
             "--out",
             str(out),
         ]
     )
     summary = result["summary"]
     assert summary["n_visits_measured"] == 60 - 10 or summary["n_visits_measured"] > 0
-    for arm in ("popularity", "featured"):
+    for arm in ("popularity", "featured", "learned"):
         assert 0 <= summary[arm]["clicks"]["mean"] <= 24
         low, high = summary[arm]["clicks"]["ci95"]
         assert low <= summary[arm]["clicks"]["mean"] <= high
-    assert json.loads(out.read_text())["summary"]["clicks_difference"]["ci95"]
-    assert "| featured |" in out.with_suffix(".md").read_text()
+    saved = json.loads(out.read_text())["summary"]
+    assert saved["featured_vs_popularity"]["ci95"] and saved["learned_vs_featured_second_half"]["ci95"]
+    rounds = saved["retrain_rounds"]
+    assert [r["after_visits"] for r in rounds] == [20, 40, 60]
+    assert all(r["reason"] and r["lists"] >= 20 for r in rounds), "every round saw the pages served so far"
+    table = out.with_suffix(".md").read_text()
+    assert "| featured |" in table and "| learned |" in table and "3 retraining rounds" in table

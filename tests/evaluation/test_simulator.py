@@ -20,6 +20,7 @@ from shoploop.evaluation.simulator import (
     SearchShoppers,
     SimulatedClock,
     arrival_schedule,
+    item_appeal,
     text_neighbourhoods,
 )
 
@@ -238,6 +239,27 @@ def test_category_shoppers_click_their_favourite_brands_with_the_page_request_id
     ]
     stranger = shoppers.visit(engine, "nobody", "Tools", np.random.default_rng(0))
     assert stranger.clicks.sum() == 0 and stranger.favourite_shown == 0
+
+
+def test_product_appeal_is_fixed_per_product_with_mean_one():
+    assert item_appeal("SKU-1", 0.0) == 1.0
+    assert item_appeal("SKU-1", 1.0) == item_appeal("SKU-1", 1.0) != item_appeal("SKU-2", 1.0)
+    factors = np.array([item_appeal(f"SKU-{n}", 1.0) for n in range(20_000)])
+    assert factors.mean() == pytest.approx(1.0, abs=0.05)  # E[exp(sigma z - sigma^2 / 2)] = 1
+    assert np.log(factors).std() == pytest.approx(1.0, abs=0.03)
+
+
+def test_appealing_products_are_clicked_more_by_everyone():
+    brands = {"dull": "Acme", "bright": "Acme"}
+    dull, bright = sorted(brands, key=lambda i: item_appeal(i, 1.0))
+    config = CategoryShopperConfig(eta=0.0, favourite_click=0.1, other_click=0.1, k=2, appeal_sigma=1.0)
+    shoppers = CategoryShoppers({}, brands, config=config)
+    engine = FakeEngine([dull, bright])
+    rng = np.random.default_rng(3)
+    clicks = sum(shoppers.visit(engine, "u", "Tools", rng).clicks for _ in range(4000)) / 4000
+    assert clicks == pytest.approx(
+        [0.1 * item_appeal(dull, 1.0), min(1.0, 0.1 * item_appeal(bright, 1.0))], abs=0.02
+    )
 
 
 def test_category_shoppers_scan_a_page_from_the_top():

@@ -29,6 +29,7 @@ from shoploop.domain import ANONYMOUS_USER, BaseEvent, ImpressionEvent, Product,
 from shoploop.domain.served import ServedItem, ServedList
 from shoploop.engine.browse import (
     LIST_ORDERS,
+    OUT_OF_STOCK_PENALTY,
     CategoryListing,
     affinity_scores,
     best_first,
@@ -65,7 +66,7 @@ from shoploop.feedback.gate import GateDecision
 from shoploop.feedback.ltr import LearnedRanker
 from shoploop.feedback.online import OnlineState, UserProfile
 from shoploop.feedback.search_gate import SearchGateConfig
-from shoploop.feedback.training_data import LIST_EVENT_TYPES, join_logs
+from shoploop.feedback.training_data import BASE_SCORES_KEY, LIST_EVENT_TYPES, join_logs
 from shoploop.privacy import Pseudonymizer, shop_pseudonymizer
 from shoploop.privacy.access import quarantined_rows_naming, shopper_document_from_stores
 from shoploop.ranking.cross_encoder import CrossEncoderConfig, CrossEncoderReranker, blend_with_first_stage
@@ -138,6 +139,7 @@ class Engine:
         self.surfaces: Surfaces | None = None
         self.cross_encoder: CrossEncoderReranker | None = None  # fine-tuned from feedback, optional
         self.ranker: LearnedRanker | None = None  # learned re-ranker; None = heuristic scores
+        self.browse_ranker: LearnedRanker | None = None  # category pages' own; None = featured order
         self.versions: dict[str, int] = {}
         # Model versions that A/B variants serve instead of the active ones, loaded on first
         # use: (name, version) -> model (for the recommender: its bundle and surfaces).
@@ -187,6 +189,7 @@ class Engine:
             self._load_or_train("recommender", train_if_missing, say)
             self._load_or_train("cross_encoder", False, say)  # fine-tuned on demand (`shoploop train`)
             self._load_or_train("ranker", False, say)  # learned from feedback, never on start-up
+            self._load_or_train("browse_ranker", False, say)
         n = self.online.replay(self._also_to_suggester(self.stores.events.scan(exclude_flagged=True)))
         self.suggester.rebuild()
         # Follow the log from here (events another process appends during the replay itself
@@ -467,6 +470,11 @@ class Engine:
                 # Its click-through features were built over this curve's expected examinations
                 # (None: raw CTR); count live impressions the same way from now on.
                 self.online.set_examination(ranker.examination)
+        elif version.name == "browse_ranker":
+            # Trained on features counted the search ranker's way, so it leaves the counting alone.
+            browse_ranker = LearnedRanker.load(version.path)
+            with self._lock:
+                self.browse_ranker = browse_ranker
         self.versions[version.name] = version.version
 
     def _replay_catalog(self, searcher: HybridSearcher, since: int) -> None:
@@ -493,6 +501,7 @@ class Engine:
         """The `name` model to serve with: the active one, or the variant's version (None = without)."""
         active = {
             "ranker": self.ranker,
+            "browse_ranker": self.browse_ranker,
             "cross_encoder": self.cross_encoder,
             "recommender": (self.recs, self.surfaces),
         }[name]
@@ -527,7 +536,7 @@ class Engine:
                 if name == "recommender":
                     bundle = RecommenderBundle.load(mv.path)
                     model = (bundle, self._surfaces_for(bundle))
-                elif name == "ranker":
+                elif name in ("ranker", "browse_ranker"):
                     model = LearnedRanker.load(mv.path)
                 else:
                     model = CrossEncoderReranker.load(mv.path)
@@ -700,6 +709,7 @@ class Engine:
             cands = [Candidate(listing.ids[i], 0.0, {"sorted_by": order}) for i in picked]
         else:
             cands = self._featured(listing, user, override, max(need * 2, 50))
+            cands = self._browse_rerank(cands, user, override)
         return self._serve(
             "browse",
             cands,
@@ -746,6 +756,31 @@ class Engine:
                 self._listings.popitem(last=False)
         return listing
 
+    def _browse_rerank(
+        self, cands: list[Candidate], user: str | None, override: ServingOverride | None
+    ) -> list[Candidate]:
+        """The featured head re-ordered by the learned category-page ranker, when one is active
+        (trained from category pages' clicks by the retraining loop); in-stock products stay
+        ahead of out-of-stock ones, as in the featured order."""
+        ranker = self._model("browse_ranker", override)
+        if ranker is None or not cands:
+            return cands
+        profile = self.online.profile(user)
+        ctx = FeatureContext(self.online, self.products.get, profile=profile, surface="browse")
+        ranked = ranker.rerank(cands, ctx, max_promotion=self.config.serving.ranker_max_promotion)
+        stocked = [c for c in ranked if (p := self.products.get(c.item_id)) is not None and p.in_stock]
+        if len(stocked) == len(ranked):
+            return ranked
+        # Served scores stay non-increasing down the list, so later stable re-sorts (rules) keep it.
+        floor = min((c.score for c in stocked), default=0.0)
+        held = {c.item_id for c in stocked}
+        rest = [
+            replace(c, score=min(c.score, floor) - OUT_OF_STOCK_PENALTY)
+            for c in ranked
+            if c.item_id not in held
+        ]
+        return stocked + rest
+
     def _featured(
         self, listing: CategoryListing, user: str | None, override: ServingOverride | None, n: int
     ) -> list[Candidate]:
@@ -786,7 +821,8 @@ class Engine:
         )
         cands = []
         for i in best_first(scores, n):
-            expl: dict[str, Any] = {"popularity": float(popularity[i])}
+            # featured_score: the learned category-page ranker's input, logged with the impression
+            expl: dict[str, Any] = {"popularity": float(popularity[i]), "featured_score": float(scores[i])}
             reason = "popular here" if popularity[i] > 0 else "in this category"
             if model is not None:
                 expl["model_z"] = float(model[i])
@@ -1178,6 +1214,8 @@ class Engine:
             context["sort"] = served.sort
         if served.category is not None:  # a category page's category
             context["category"] = served.category
+            if served.sort is None:  # the learned ranker's inputs cannot be recomputed later
+                context[BASE_SCORES_KEY] = [i.explanation.get("featured_score") for i in served.items]
         event = ImpressionEvent(
             request_id=served.request_id,
             surface=served.surface,
@@ -1280,7 +1318,7 @@ class Engine:
         if self.suggest_blocklist.reload():
             self.suggester.set_blocked(self.suggest_blocklist.value)
             changed["suggest_blocklist"] = 1
-        for name in ("search", "recommender", "cross_encoder", "ranker"):
+        for name in ("search", "recommender", "cross_encoder", "ranker", "browse_ranker"):
             active = self.stores.registry.active(name)
             if active is not None and active.version != self.versions.get(name):
                 self._activate(active)

@@ -11,7 +11,8 @@ An experiment's variant (`shoploop.evaluation.ab.Variant`) names a `model_versio
 * `policy`: `deterministic` (never explore: every list in the ranker's order) or `explore`
   (the engine's exploration policy, the default).
 
-Search honours the re-rankers (`ranker`, `cross_encoder`), the home feed the `recommender`.
+Search honours the re-rankers (`ranker`, `cross_encoder`), the home feed the `recommender`,
+category pages the `browse_ranker` and the `recommender` (whose scores feed the featured order).
 The search index cannot be swapped per request: it is the largest model, and it changes
 through retraining and promotion instead.
 """
@@ -23,7 +24,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-SWAPPABLE_MODELS = ("cross_encoder", "ranker", "recommender")
+SWAPPABLE_MODELS = ("browse_ranker", "cross_encoder", "ranker", "recommender")
 _REQUIRED = ("recommender",)  # a feed cannot be served without one
 POLICIES = ("deterministic", "explore")
 _PART = re.compile(r"^(?P<name>[a-z_]+):(?:v?(?P<version>\d+)|(?P<none>none))$")

@@ -32,7 +32,9 @@ two runs of the same seed differ; with a simulated clock they are identical.
 
 from __future__ import annotations
 
+import math
 import threading
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -325,6 +327,19 @@ class CategoryShopperConfig:
     favourite_click: float = 0.25  # click probability of an examined product of a favourite brand
     other_click: float = 0.03  # ... of any other examined product
     k: int = 24
+    # Products differ in appeal to everyone (pictures, reviews, value): each product's click
+    # probability is multiplied by a log-normal factor with this sigma and mean 1 (0 = no such
+    # differences, the taste is brand only). Drawn from the product id, so every arm and run
+    # meets the same appeal.
+    appeal_sigma: float = 0.0
+
+
+def item_appeal(item_id: str, sigma: float) -> float:
+    """A product's fixed log-normal appeal factor (mean 1), a pure function of its id."""
+    if sigma <= 0:
+        return 1.0
+    z = float(np.random.default_rng(zlib.crc32(item_id.encode())).standard_normal())
+    return math.exp(sigma * z - sigma * sigma / 2)
 
 
 @dataclass
@@ -360,7 +375,7 @@ class CategoryShoppers:
             if rank > c.patience or u_exam[n] >= rank ** (-c.eta):
                 continue
             p = c.favourite_click if self.brand_of.get(item) in liked else c.other_click
-            clicks[n] = int(u_click[n] < p)
+            clicks[n] = int(u_click[n] < min(1.0, p * item_appeal(item, c.appeal_sigma)))
         if clicks.any():
             engine.ingest_events(click_rows(served, user_id, clicks, self.clock()))
         shown = sum(self.brand_of.get(i) in liked for i in items[:10])

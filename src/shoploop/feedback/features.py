@@ -30,7 +30,7 @@ from shoploop.domain import Product
 from shoploop.feedback.online import OnlineState, UserProfile
 
 FEATURE_NAMES: tuple[str, ...] = (
-    "fused",  # hybrid retrieval score (or the recommender's score on feeds)
+    "fused",  # hybrid retrieval score (the recommender's on feeds, the featured score on category pages)
     "bm25",
     "dense",
     "cross_encoder",
@@ -118,7 +118,7 @@ class FeatureAssembler:
         surface = ctx.surface
         for row, (item_id, expl) in enumerate(zip(item_ids, explanations, strict=True)):
             f = out[row]
-            f[0] = _first(expl, ("retrieval_score",), ("model_score",))
+            f[0] = _first(expl, ("retrieval_score",), ("model_score",), ("featured_score",))
             f[1] = _first(expl, ("scores", "bm25"))
             f[2] = _first(expl, ("scores", "dense"))
             f[3] = _first(expl, ("cross_encoder",), ("cross_encoder_score",))

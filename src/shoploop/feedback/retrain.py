@@ -91,6 +91,7 @@ class LoopEngine(Protocol):
     products: dict[str, Product]
     searcher: Any
     ranker: LearnedRanker | None
+    browse_ranker: LearnedRanker | None
 
     def train(self, name: str, *, promote: bool = False) -> ModelVersion: ...
     def promote(self, name: str, version: int, *, reason: str = "manual promotion") -> ModelVersion: ...
@@ -105,6 +106,10 @@ class RetrainConfig:
     every_minutes: float = 10.0
     correction: Literal["ipw", "none"] = "ipw"
     surfaces: tuple[str, ...] = ("search",)
+    # Also learn category pages' own ranker ("browse_ranker") from the lists served there,
+    # behind the same gate; its input is each product's featured score plus the shopper and
+    # item features (engine/browse.py), so it learns how much each should weigh.
+    browse_ranker: bool = True
     n_positions: int = 10
     # The gate's held-out lists: "recent" holds out the most recent lists; "queries" a stable
     # share of queries (of shoppers, for lists without one), asking whether a candidate
@@ -135,6 +140,21 @@ class RetrainConfig:
 
 
 @dataclass
+class RankerRound:
+    """What one ranker's part of a round found and decided."""
+
+    lists: int
+    clicked_lists: int
+    train_lists: int
+    held_out_lists: int
+    version: int | None = None
+    promoted: bool = False
+    reason: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    curve: dict[str, Any] | None = None
+
+
+@dataclass
 class RetrainReport:
     at: float
     events: int
@@ -150,6 +170,7 @@ class RetrainReport:
     metrics: dict[str, Any] = field(default_factory=dict)
     recommender: dict[str, Any] | None = None
     finetune: list[dict[str, Any]] = field(default_factory=list)
+    browse: RankerRound | None = None  # the category pages' ranker (RetrainConfig.browse_ranker)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -225,24 +246,61 @@ class RetrainLoop:
         self._events_at_last = len(engine.stores.events)
         self._last_run = time.monotonic()
         lists = join_logs(events, surfaces=cfg.surfaces)
-        clicked = [lst for lst in lists if lst.clicked]
-        report = RetrainReport(time.time(), len(events), len(lists), len(clicked), 0, 0)
+        report = RetrainReport(time.time(), len(events), len(lists), sum(lst.clicked for lst in lists), 0, 0)
         self.reports.append(report)
         if lists:
             self.curve_ = self._examination_curve(lists, report)
             report.curve = self.curve_.to_dict()
+        # The corrected loop also debiases its click-through features with the curve it just
+        # estimated (clicks over expected examinations); naive training keeps raw CTR.
+        examination = self.curve_.theta if cfg.correction == "ipw" and self.curve_ is not None else None
+        found = self._ranker_round("ranker", events, lists, self.curve_, engine.ranker, examination)
+        report.train_lists, report.held_out_lists = found.train_lists, found.held_out_lists
+        report.version, report.promoted, report.reason = found.version, found.promoted, found.reason
+        report.metrics = found.metrics
+        if cfg.browse_ranker:
+            report.browse = self._browse_round(events)
+        self._maybe_recommender(events, report)
+        self._maybe_finetune(lists, report)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _browse_round(self, events: Sequence[Any]) -> RankerRound:
+        """Category pages' own ranker: the same learning and gate on the lists served there, with
+        their own examination curve (a product grid is scanned differently from a result list).
+        Its click-through features are counted over the active search ranker's examination
+        curve, because that is how the engine's online state counts them while serving."""
+        lists = join_logs(events, surfaces=("browse",))
+        curve = self._examination_curve(lists, None) if lists else None
+        search_ranker = self.engine.ranker
+        examination = search_ranker.examination if search_ranker is not None else None
+        active = self.engine.browse_ranker
+        found = self._ranker_round("browse_ranker", events, lists, curve, active, examination)
+        found.curve = curve.to_dict() if curve is not None else None
+        return found
+
+    def _ranker_round(
+        self,
+        name: str,
+        events: Sequence[Any],
+        lists: Sequence[LoggedList],
+        curve_: ExaminationCurve | None,
+        active: LearnedRanker | None,
+        examination: tuple[float, ...] | None,
+    ) -> RankerRound:
+        """Learn the `name` ranker from `lists` (one surface's), register it and gate it against
+        `active` (or, before the first one, against the logged order)."""
+        cfg = self.config
+        engine = self.engine
+        clicked = [lst for lst in lists if lst.clicked]
+        found = RankerRound(len(lists), len(clicked), 0, 0)
         usable = [lst for lst in clicked if self.include is None or self.include(lst)][-cfg.max_lists :]
         train_lists, held = split_for_gate(usable, cfg.holdout, cfg.holdout_fraction)
-        report.train_lists, report.held_out_lists = len(train_lists), len(held)
-        if len(train_lists) < cfg.min_train_lists or self.curve_ is None:
-            report.reason = (
-                f"skipped: {len(train_lists)} training lists with clicks (< {cfg.min_train_lists})"
-            )
-            self._maybe_recommender(events, report)
-            self._maybe_finetune(lists, report)
-            report.seconds = time.perf_counter() - started
-            self.say(report.reason)
-            return report
+        found.train_lists, found.held_out_lists = len(train_lists), len(held)
+        if len(train_lists) < cfg.min_train_lists or curve_ is None:
+            found.reason = f"skipped: {len(train_lists)} training lists with clicks (< {cfg.min_train_lists})"
+            self.say(f"{name}: {found.reason}")
+            return found
         searcher = engine.searcher
         explain: Callable[[str, Sequence[str]], list[dict[str, Any]]] | None = None
         if searcher is not None:
@@ -250,9 +308,7 @@ class RetrainLoop:
             def explain(q: str, items: Sequence[str]) -> list[dict[str, Any]]:
                 return retrieval_explanations(searcher, q, items)
 
-        # The corrected loop also debiases its click-through features with the curve it just
-        # estimated (clicks over expected examinations); naive training keeps raw CTR.
-        examination = self.curve_.theta if cfg.correction == "ipw" else None
+        started = time.perf_counter()
         feats = featurize(
             events,
             usable,
@@ -263,48 +319,46 @@ class RetrainLoop:
         by_id = {f.logged.request_id: f for f in feats}
         train_f = [by_id[lst.request_id] for lst in train_lists]
         held_f = [by_id[lst.request_id] for lst in held]
-        curve = self.curve_ if cfg.correction == "ipw" else None
+        curve = curve_ if cfg.correction == "ipw" else None
         ts = training_set(train_f, curve, cfg.weighting)
         model = LambdaMARTRanker(cfg.ranker).fit(ts.X, ts.y, ts.group, weight=ts.weight)
         metrics = {
             **model.metrics_,
             "correction": cfg.correction,
-            "examination_curve": self.curve_.to_dict(),
+            "examination_curve": curve_.to_dict(),
             "train_lists": len(train_f),
             "held_out_lists": len(held_f),
             "max_ipw_weight": float(ts.weight.max(initial=1.0)),
             "feature_importance": model.feature_importance(),
         }
-        with tempfile.TemporaryDirectory(prefix="shoploop-ranker-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"shoploop-{name}-") as tmp:
             LearnedRanker(model, examination=examination).save(Path(tmp))
             version = engine.stores.registry.register(
-                "ranker",
+                name,
                 Path(tmp),
                 metrics=metrics,
                 config={**asdict(cfg.ranker), "correction": cfg.correction},
             )
-        active = engine.ranker
         decision = self.gate.evaluate(
-            held_f, model.predict, active.model.predict if active is not None else None, self.curve_
+            held_f, model.predict, active.model.predict if active is not None else None, curve_
         )
 
-        def promote(name: str, v: int, reason: str) -> ModelVersion:
-            return engine.promote(name, v, reason=reason)
+        def promote(model_name: str, v: int, reason: str) -> ModelVersion:
+            return engine.promote(model_name, v, reason=reason)
 
         self.gate.record(engine.stores.registry, version, decision, promote=promote)
-        report.version, report.promoted, report.reason = version.version, decision.promote, decision.reason
-        report.metrics = {k: v for k, v in decision.metrics.items() if k not in ("gate", "examination_curve")}
-        self._maybe_recommender(events, report)
-        self._maybe_finetune(lists, report)
-        report.seconds = time.perf_counter() - started
+        found.version, found.promoted, found.reason = version.version, decision.promote, decision.reason
+        found.metrics = {k: v for k, v in decision.metrics.items() if k not in ("gate", "examination_curve")}
         verdict = "promoted" if decision.promote else "rejected"
         self.say(
-            f"ranker v{version.version}: {verdict} ({decision.reason}); "
-            f"{len(train_f)} train / {len(held_f)} held-out lists, {report.seconds:.1f}s"
+            f"{name} v{version.version}: {verdict} ({decision.reason}); "
+            f"{len(train_f)} train / {len(held_f)} held-out lists, {time.perf_counter() - started:.1f}s"
         )
-        return report
+        return found
 
-    def _examination_curve(self, lists: Sequence[LoggedList], report: RetrainReport) -> ExaminationCurve:
+    def _examination_curve(
+        self, lists: Sequence[LoggedList], report: RetrainReport | None
+    ) -> ExaminationCurve:
         """From the exploration's randomisation when it has logged enough clicks (unbiased), else
         EM over every list (biased towards flat deep slots on a learned ranker's logs)."""
         cfg = self.config
@@ -323,7 +377,8 @@ class RetrainLoop:
         if deep_clicks >= cfg.min_explored_clicks and (clicked & (slots == 1)).any():
             return examination_from_randomisation(slots, prob, clicked, n_positions=cfg.n_positions)
         pair, pos, clicks = click_rows(lists)
-        report.harvested_curve = harvest_position_bias(pair, pos, clicks, cfg.n_positions).to_dict()
+        if report is not None:  # the search round's report shows the harvested curve for comparison
+            report.harvested_curve = harvest_position_bias(pair, pos, clicks, cfg.n_positions).to_dict()
         pbm = PositionBasedModel(replace(cfg.pbm, n_positions=cfg.n_positions))
         return pbm.fit(pair, pos, clicks).curve()
 

@@ -45,6 +45,9 @@ from shoploop.feedback.online import OnlineConfig, OnlineState
 log = logging.getLogger("shoploop.feedback.training_data")
 
 GRADE = {"click": 1, "add_to_cart": 2, "purchase": 3}
+# The impression context key under which a list's per-item base scores are logged (see
+# `LoggedList.base_scores`), and the explanation key the feature assembler reads them from.
+BASE_SCORES_KEY = "base_scores"
 # What `join_logs` reads: the served lists and the graded responses to them.
 LIST_EVENT_TYPES = ("impression", *GRADE)
 
@@ -68,6 +71,10 @@ class LoggedList:
     explored_ranks: np.ndarray | None = None
     explored_probabilities: np.ndarray | None = None
     full_support_ranks: int = 0
+    # Per shown item, the heuristic score the learned ranker takes as its input feature, as it
+    # was when the list was served (a category page's featured score; logged because it cannot
+    # be recomputed later). None for lists whose inputs are rebuilt from the searcher instead.
+    base_scores: np.ndarray | None = None
 
     @property
     def explored(self) -> bool:
@@ -102,6 +109,7 @@ def join_logs(
                 positions=np.array([s.position for s in ev.items], dtype=np.int64),
                 propensities=np.array([s.propensity or 1.0 for s in ev.items], dtype=float),
                 labels=np.zeros(len(items), dtype=np.int64),
+                base_scores=_base_scores(ev.context.get(BASE_SCORES_KEY), len(items)),
                 **_exploration_fields(ev.context.get("explored")),
             )
             slot[ev.request_id] = {item: i for i, item in enumerate(items)}
@@ -115,6 +123,17 @@ def join_logs(
             labels = lists[request_id].labels
             labels[where] = max(labels[where], grade)
     return sorted(lists.values(), key=lambda x: x.timestamp)
+
+
+def _base_scores(logged: Any, n: int) -> np.ndarray | None:
+    """An impression's logged base scores, NaN for an item without one (a pinned product);
+    None when absent, malformed or of the wrong length."""
+    if not isinstance(logged, list) or len(logged) != n:
+        return None
+    try:
+        return np.array([np.nan if v is None else float(v) for v in logged], dtype=float)
+    except (TypeError, ValueError):
+        return None
 
 
 def _exploration_fields(logged: Any) -> dict[str, Any]:
@@ -193,7 +212,11 @@ def featurize(
                 surface=lst.surface,
             )
             q = lst.query or ""
-            X = assembler.transform(lst.items, [expl.get((q, i), empty) for i in lst.items], ctx)
+            if lst.base_scores is not None:
+                given = [{"featured_score": float(v)} if np.isfinite(v) else empty for v in lst.base_scores]
+            else:
+                given = [expl.get((q, i), empty) for i in lst.items]
+            X = assembler.transform(lst.items, given, ctx)
             out.append(FeaturizedList(lst, X))
         state.update(ev)
     if progress:
