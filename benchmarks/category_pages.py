@@ -22,7 +22,8 @@ Protocol
   go back to the engine with the page's request_id and position, as a shop's front end sends
   them.
 * Sequence: `--visits` visits, each by a shopper drawn uniformly; the same shoppers, visit
-  order and random draws in both arms (common random numbers).
+  order and random draws in every arm (common random numbers), on a simulated clock that
+  starts a day after the generated history (so a seed replays exactly).
 * Arms: `popularity` (ServingSettings browse_model_weight=0, browse_affinity_weight=0: the
   category ordered by the shop's decayed clicks, carts and purchases), `featured` (the
   defaults), and `learned`: the defaults plus the retraining loop (`RetrainLoop`, default
@@ -33,15 +34,21 @@ Protocol
   with 95% bootstrap intervals over visits, and the paired difference (featured - popularity)
   with its interval, also over the second half of the visits (after the loop had data to learn
   from); page latency p50/p99 per arm (the learned arm's includes its re-ranking, not the
-  retraining, which a server runs in the background).
+  retraining, which a server runs in the background; every arm's includes reading popularity
+  afresh, see `build` — serving speed is `benchmarks/serving.py`'s to measure).
 
 What it shows and what it does not: the simulated taste is brand-shaped, which is what the
 featured order's affinity term models, so the run shows that the loop works end to end (clicks
 -> online profile -> the next page's order) and what it is worth when taste is of that kind;
 it does not show that real shoppers' taste is brand-shaped.
 
-Usage:
+Usage (the committed runs):
     python benchmarks/category_pages.py --out benchmarks/results/category_pages.json
+    python benchmarks/category_pages.py --seed 1 --out benchmarks/results/category_pages_seed1.json
+    python benchmarks/category_pages.py --appeal-sigma 0.5 \
+        --out benchmarks/results/category_pages_appeal_half.json
+    python benchmarks/category_pages.py --appeal-sigma 1 [--seed 1|2] \
+        --out benchmarks/results/category_pages_appeal[_seed1|_seed2].json
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +70,7 @@ from shoploop.data.ingest import import_records
 from shoploop.engine import EngineConfig, RecommenderSettings, build_engine
 from shoploop.engine.config import ServingSettings
 from shoploop.evaluation.ope import bootstrap_ci
-from shoploop.evaluation.simulator import CategoryShopperConfig, CategoryShoppers
+from shoploop.evaluation.simulator import CategoryShopperConfig, CategoryShoppers, SimulatedClock
 from shoploop.feedback.retrain import RetrainConfig, RetrainLoop
 from shoploop.retrieval.config import HybridConfig
 
@@ -76,7 +84,10 @@ ARMS = ("popularity", "featured", "learned")
 
 def build(arm: str, bundle: Any, seed: int) -> Any:
     """A fresh engine over in-memory stores holding the generated shop."""
-    serving = ServingSettings()
+    # Popularity is read fresh on every page (the server refreshes it every few wall-clock
+    # seconds), so arms that take different times do not see different snapshots and the run
+    # reproduces: with the refresh, two arms serving the same pages differed by up to 0.01.
+    serving = ServingSettings(trending_refresh_seconds=0.0)
     if arm == "popularity":
         serving = replace(serving, browse_model_weight=0.0, browse_affinity_weight=0.0)
     config = EngineConfig(
@@ -124,10 +135,15 @@ def run_arm(
     arm: str, bundle: Any, favourites: dict[str, frozenset[str]], plan: list[tuple[str, str]], args: Any
 ) -> dict[str, Any]:
     engine = build(arm, bundle, args.seed)
+    # One simulated clock per arm, read by the engine and its shoppers alike, starting a day
+    # after the generated history: every arm sees the same times and the run replays exactly.
+    clock = SimulatedClock(start=max(e.timestamp for e in bundle.events) + timedelta(days=1))
+    engine.clock = clock
     shoppers = CategoryShoppers(
         favourites,
         {p.item_id: p.brand for p in bundle.products},
         CategoryShopperConfig(appeal_sigma=args.appeal_sigma),
+        clock=clock,
     )
     rng = np.random.default_rng(args.seed + 1)  # the same stream in every arm
     # Only category pages are learned here: the generated history's searches stay out.

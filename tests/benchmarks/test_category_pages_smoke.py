@@ -37,5 +37,7 @@ def test_category_pages_benchmark_smoke(tmp_path):
     rounds = saved["retrain_rounds"]
     assert [r["after_visits"] for r in rounds] == [20, 40, 60]
     assert all(r["reason"] and r["lists"] >= 20 for r in rounds), "every round saw the pages served so far"
+    if not any(r["promoted"] for r in rounds):  # too few lists to learn from: the arms serve alike
+        assert summary["learned"]["clicks"] == summary["featured"]["clicks"], "common random numbers"
     table = out.with_suffix(".md").read_text()
     assert "| featured |" in table and "| learned |" in table and "3 retraining rounds" in table

@@ -12,6 +12,8 @@ One `run_once()`:
 4. register the candidate as `ranker`, run the promotion gate against the active ranker
    (or, before the first one, against the logged order), then promote (the engine swaps
    it in at once) or reject; the registry records the decision and its metrics;
+   steps 1-4 run again for category pages' own ranker (`browse_ranker`) on the lists served
+   there, with their own examination curve (`RetrainConfig.browse_ranker`);
 5. when enough new interactions have arrived, retrain the engine's recommender too and
    promote it only if its validation NDCG did not drop;
 6. when enough new clicked searches have arrived, fine-tune the search models named in
