@@ -159,6 +159,37 @@ def test_the_client_reports_refusals_with_the_field(api_and_shop, page):
     assert bad_key == {"status": 401, "field": "X-API-Key"}
 
 
+def test_events_the_server_could_not_take_are_sent_later_exactly_once(api_and_shop, page):
+    _, shop, engine = api_and_shop
+    page.goto(shop.base + "/")
+    user = page.evaluate("window.shop.userId")
+    items = sorted(engine.products)[:3]
+    page.context.set_offline(True)
+    answers = page.evaluate("ids => Promise.all(ids.map(id => window.shop.rate(id, 5)))", items)
+    assert [a["queued"] for a in answers] == [1, 1, 1]
+    assert page.evaluate("window.shop.queued") == 3
+    page.context.set_offline(False)  # the browser says it is online again: the outbox goes
+    page.wait_for_function("window.shop.queued === 0 && window.shop.pending === 0")
+    rated = sorted(e.item_id for e in engine.stores.events.scan(user_id=user) if e.type == "rating")
+    assert rated == items
+
+    # A page that closed with events still queued: the next page of the shop sends them, and
+    # sending the same event twice (two tabs, a retry) stores it once.
+    event = {
+        "type": "view",
+        "user_id": user,
+        "item_id": items[0],
+        "timestamp": "2026-12-07T10:00:00+00:00",
+        "event_id": "ev-left-behind-1",
+    }
+    for _ in range(2):
+        page.evaluate("ev => localStorage.setItem('shoploop_outbox', JSON.stringify([ev]))", event)
+        page.reload()
+        page.wait_for_function("window.shop.queued === 0 && window.shop.pending === 0")
+    views = [e for e in engine.stores.events.scan(user_id=user) if e.event_id == "ev-left-behind-1"]
+    assert len(views) == 1 and views[0].item_id == items[0]
+
+
 def test_a_page_from_an_origin_the_shop_did_not_allow_gets_nothing(api_and_shop, page):
     api, _, _ = api_and_shop
     stranger = ServerThread(Starlette(routes=[Route("/", _blank)])).start()

@@ -17,6 +17,12 @@
   const SESSION_KEY = "shoploop_session";
   const SESSION_IDLE_MS = 30 * 60 * 1000; // a visit ends after 30 idle minutes, as analytics tools count it
   const SEARCH_PARAMS = ["category", "brand", "min_price", "max_price", "in_stock", "page", "sort"];
+  // Events that could not be delivered (offline, timed out, the server busy or down) wait here
+  // and go again later; their event_id makes a second delivery a duplicate, never a second event.
+  const OUTBOX_KEY = "shoploop_outbox";
+  const OUTBOX_MAX = 500; // beyond it the oldest go first: a page offline for days must not fill storage
+  const BATCH_MAX = 100; // events per POST when the outbox is sent
+  const RETRY_STATUS = [0, 408, 429, 500, 502, 503, 504]; // no answer, or "try again later"
 
   function randomId(prefix) {
     const c = root.crypto;
@@ -75,6 +81,13 @@
       }
       this._sessionId = o.sessionId || null;
       this.pending = 0; // event posts in flight (tests and pages waiting to navigate read it)
+      this.dropped = 0; // queued events pushed out of a full outbox by this page
+      this._flushing = null;
+      // What an earlier page could not send goes now; and again when the browser is back online.
+      if (this.queued > 0) this.flush().catch(() => {});
+      if (typeof root.addEventListener === "function" && o.flushOnOnline !== false) {
+        root.addEventListener("online", () => this.flush().catch(() => {}));
+      }
     }
 
     get userId() {
@@ -195,7 +208,9 @@
     // Any event type of docs/events.md; user, session, time and a fresh event_id are added.
     // Resolves to the server's answer ({accepted, duplicate, rejected, results}); rejects with a
     // ShoploopError whose `field` names the bad input. keepalive lets it finish while the page
-    // navigates away (a click on a product link).
+    // navigates away (a click on a product link). When the server cannot be reached or asks to
+    // come back later, the event is kept in the outbox and sent by a later call, a later page
+    // or the browser coming back online; the promise then resolves to {queued: 1}.
     track(type, fields, eventId) {
       const event = Object.assign(
         {
@@ -209,16 +224,54 @@
       );
       this.pending += 1;
       return this._send("POST", "/v1/events", null, { events: [event] }, true)
-        .then((answer) => {
-          const first = answer.results && answer.results[0];
-          if (first && first.status === "rejected") {
-            throw new ShoploopError(422, "rejected", first.reason || "event rejected", null);
+        .then(
+          (answer) => {
+            const first = answer.results && answer.results[0];
+            if (first && first.status === "rejected") {
+              throw new ShoploopError(422, "rejected", first.reason || "event rejected", null);
+            }
+            if (this.queued > 0) this.flush().catch(() => {}); // the server answers again
+            return answer;
+          },
+          (err) => {
+            if (!(err instanceof ShoploopError) || RETRY_STATUS.indexOf(err.status) < 0) throw err;
+            this._enqueue([event]);
+            return { accepted: 0, duplicate: 0, rejected: 0, queued: 1, results: [] };
           }
-          return answer;
-        })
+        )
         .finally(() => {
           this.pending -= 1;
         });
+    }
+
+    // Events waiting in the outbox (of every page of this shop in this browser).
+    get queued() {
+      return this._outbox().length;
+    }
+
+    // Send the outbox now, BATCH_MAX events per request, oldest first. Resolves to the number
+    // sent (accepted, duplicates and refused alike: a refused event would be refused again);
+    // stops at the first delivery that fails and keeps the rest for later.
+    flush() {
+      if (this._flushing) return this._flushing;
+      this._flushing = (async () => {
+        let sent = 0;
+        this.pending += 1;
+        try {
+          for (;;) {
+            const batch = this._outbox().slice(0, BATCH_MAX);
+            if (!batch.length) return sent;
+            await this._send("POST", "/v1/events", null, { events: batch }, true);
+            const gone = new Set(batch.map((e) => e.event_id));
+            this._saveOutbox(this._outbox().filter((e) => !gone.has(e.event_id)));
+            sent += batch.length;
+          }
+        } finally {
+          this.pending -= 1;
+          this._flushing = null;
+        }
+      })();
+      return this._flushing;
     }
 
     // Clicks on elements with data-shoploop-item="<item_id>" inside `container` are sent as
@@ -237,6 +290,31 @@
     }
 
     // ---- transport ----
+
+    _outbox() {
+      try {
+        const stored = JSON.parse(this.storage.getItem(OUTBOX_KEY) || "[]");
+        return Array.isArray(stored) ? stored : [];
+      } catch (e) {
+        return [];
+      }
+    }
+
+    _saveOutbox(events) {
+      try {
+        if (events.length) this.storage.setItem(OUTBOX_KEY, JSON.stringify(events));
+        else this.storage.removeItem(OUTBOX_KEY);
+      } catch (e) {
+        // storage full or refused: what is not stored cannot be sent later
+      }
+    }
+
+    _enqueue(events) {
+      const all = this._outbox().concat(events);
+      const over = Math.max(0, all.length - OUTBOX_MAX);
+      this.dropped += over;
+      this._saveOutbox(all.slice(over));
+    }
 
     _get(path, params, personal) {
       const query = new URLSearchParams();
