@@ -255,16 +255,15 @@
     flush() {
       if (this._flushing) return this._flushing;
       this._flushing = (async () => {
-        let sent = 0;
+        const done = new Set(); // sent in this flush, even if storage refuses to forget them
         this.pending += 1;
         try {
           for (;;) {
-            const batch = this._outbox().slice(0, BATCH_MAX);
-            if (!batch.length) return sent;
+            const batch = this._outbox().filter((e) => !done.has(e.event_id)).slice(0, BATCH_MAX);
+            if (!batch.length) return done.size;
             await this._send("POST", "/v1/events", null, { events: batch }, true);
-            const gone = new Set(batch.map((e) => e.event_id));
-            this._saveOutbox(this._outbox().filter((e) => !gone.has(e.event_id)));
-            sent += batch.length;
+            for (const e of batch) done.add(e.event_id);
+            this._saveOutbox(this._outbox().filter((e) => !done.has(e.event_id)));
           }
         } finally {
           this.pending -= 1;
