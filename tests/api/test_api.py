@@ -421,6 +421,7 @@ def test_models_list_promote_and_rollback(fresh):
     assert set(after) == set(before)
     assert client.post("/v1/models/recommender/99/promote", headers=ADMIN).status_code == 404
     assert client.post("/v1/models/search/rollback", headers=ADMIN).status_code == 409
+    assert client.post("/v1/models/ranker/rollback", headers=ADMIN).status_code == 409, "none to switch off"
     assert error(client.post("/v1/models/recommender/zero/promote", headers=ADMIN))["field"] == "version"
 
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
 
 from shoploop.domain import Product
 from shoploop.engine import build_engine
+from shoploop.feedback.features import FEATURE_NAMES
+from shoploop.feedback.ltr import LambdaMARTRanker, LearnedRanker, RankerConfig
 from tests.engine.conftest import FAST, make_engine
 
 
@@ -33,6 +39,27 @@ def test_catalog_changes_and_model_promotions_from_another_process_reach_a_runni
     other.stores.registry.rollback("recommender", reason="test")
     assert server.sync_with_stores() == {"recommender": first}
     assert server.recommend(None, k=3).model_version.count(f"recommender:v{first}") == 1
+
+    # A re-ranker switched off elsewhere (`shoploop rollback` of its first version) stops serving here.
+    ranker = _tiny_ranker(server)
+    with tempfile.TemporaryDirectory() as tmp:
+        ranker.save(Path(tmp))
+        version = other.stores.registry.register("browse_ranker", Path(tmp), metrics={})
+    other.stores.registry.promote("browse_ranker", version.version, reason="test")
+    assert server.sync_with_stores() == {"browse_ranker": version.version}
+    assert server.browse_ranker is not None
+    other.rollback("browse_ranker", reason="test")
+    assert server.sync_with_stores() == {"browse_ranker": 0}
+    assert server.browse_ranker is None and "browse_ranker" not in server.versions
+    assert server.sync_with_stores() == {}
+
+
+def _tiny_ranker(engine) -> LearnedRanker:
+    rng = np.random.default_rng(0)
+    X = rng.random((40, len(FEATURE_NAMES))).astype(np.float32)
+    y = (X[:, 0] > 0.5).astype(int)
+    model = LambdaMARTRanker(RankerConfig(n_estimators=5, valid_fraction=0.0, bags=1))
+    return LearnedRanker(model.fit(X, y, np.array([10, 10, 10, 10])))
 
 
 def test_events_another_process_appends_reach_a_running_engine_once(tmp_path):

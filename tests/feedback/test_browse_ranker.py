@@ -158,6 +158,23 @@ def test_the_learned_ranker_orders_pages_by_what_shoppers_clicked(browsed):
     assert all("ltr" not in i.explanation for i in by_price.items), "a shopper's own order is kept"
 
 
+def test_rolling_back_the_first_category_ranker_returns_pages_to_the_featured_order(browsed):
+    engine, _, _ = browsed
+    for version in engine.stores.registry.versions("browse_ranker"):  # start from none active
+        if version.status in ("active", "retired"):
+            engine.stores.registry.reject("browse_ranker", version.version, reason="test reset")
+    engine.sync_with_stores()
+    v = _promote(engine, _ranker_from_logs(engine))
+    assert "ltr" in engine.browse(PAGES[0], k=5).items[0].explanation
+    off = engine.rollback("browse_ranker", reason="merchandiser prefers the featured order")
+    assert (off.version, off.status) == (v, "rejected")
+    assert engine.browse_ranker is None and "browse_ranker" not in engine.versions
+    page = engine.browse(PAGES[0], k=5)
+    assert "ltr" not in page.items[0].explanation and "browse_ranker" not in page.model_version
+    with pytest.raises(LookupError):
+        engine.rollback("recommender")  # a model the engine cannot serve without is never switched off
+
+
 def test_a_category_ranker_leaves_out_of_stock_products_last(browsed):
     engine, _, _ = browsed
     _promote(engine, _ranker_from_logs(engine))

@@ -13,6 +13,7 @@ from shoploop.data.demo import DemoConfig, generate_demo_store
 from shoploop.data.ingest import import_records
 from shoploop.engine import build_engine
 from shoploop.feedback.exploration import ExplorationConfig
+from shoploop.store.home import open_stores
 from tests.engine.conftest import FAST
 
 runner = CliRunner()
@@ -36,6 +37,18 @@ def test_train_then_rollback(tmp_path: Path, traffic):
     # There is no earlier ranker to go back to: a clear error, not a traceback.
     none = runner.invoke(app, ["rollback", "recommender", "--home", str(home)])
     assert none.exit_code == 1 and "error" in none.output
+    # A re-ranker's first version rolls back to none: the shop is served without it again.
+    artifact = tmp_path / "artifact"
+    artifact.mkdir()
+    (artifact / "model.txt").write_text("stand-in: rollback never loads it")
+    with open_stores(home) as stores:
+        only = stores.registry.register("browse_ranker", artifact)
+        stores.registry.promote("browse_ranker", only.version)
+    off = runner.invoke(app, ["rollback", "browse_ranker", "--home", str(home), "--reason", "too eager"])
+    assert off.exit_code == 0 and f"browse_ranker: v{only.version} switched off" in off.output
+    with open_stores(home) as stores:
+        assert stores.registry.active("browse_ranker") is None
+        assert stores.registry.decisions("browse_ranker")[-1].reason == "rolled back to none: too eager"
     missing = runner.invoke(app, ["train", "--home", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2
 

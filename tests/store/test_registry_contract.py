@@ -103,6 +103,26 @@ def test_rollback_restores_previous_version(registry, model_dir):
     assert registry.active("m").version == 1
 
 
+def test_rollback_of_a_first_version_to_none_only_when_asked(registry, model_dir):
+    registry.register("m", model_dir)
+    with pytest.raises(LookupError):
+        registry.rollback("m", to_none=True)  # nothing active, nothing retired
+    registry.promote("m", 1)
+    with pytest.raises(LookupError):
+        registry.rollback("m")  # a model that must always have a version stays as it is
+    assert registry.active("m").version == 1
+    off = registry.rollback("m", reason="clicks fell", to_none=True)
+    assert (off.version, off.status) == (1, "rejected") and registry.active("m") is None
+    last = registry.decisions("m")[-1]
+    assert (last.action, last.reason) == ("reject", "rolled back to none: clicks fell")
+    registry.register("m", model_dir)
+    registry.promote("m", 2)
+    registry.register("m", model_dir)
+    registry.promote("m", 3)
+    assert registry.rollback("m", to_none=True).version == 2, "a retired version comes back first"
+    assert registry.active("m").version == 2
+
+
 def test_update_metrics_merges(registry, model_dir):
     registry.register("m", model_dir, metrics={"a": 1})
     updated = registry.update_metrics("m", 1, {"b": 2.5, "a": 3})

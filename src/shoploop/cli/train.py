@@ -184,17 +184,24 @@ def _gated(engine, model: str) -> None:
 
 
 def rollback(
-    name: Annotated[str, typer.Argument(help="Model name: ranker, search or recommender.")],
+    name: Annotated[
+        str, typer.Argument(help="Model name: ranker, browse_ranker, cross_encoder, search or recommender.")
+    ],
     home: HomeOption = None,
     reason: Annotated[str, typer.Option("--reason", help="Recorded in the registry's audit log.")] = "manual",
 ) -> None:
-    """Re-activate the previous version of a model (the current one is marked rejected)."""
+    """Re-activate the previous version of a model (the current one is marked rejected). A
+    re-ranker's first version rolls back to none: lists are served as before it existed."""
+    from shoploop.engine.variants import OPTIONAL_MODELS
     from shoploop.store.home import open_stores
 
     with open_stores(_home(home)) as stores:
         try:
-            restored = stores.registry.rollback(name, reason=reason)
+            restored = stores.registry.rollback(name, reason=reason, to_none=name in OPTIONAL_MODELS)
         except (LookupError, KeyError) as err:
             typer.secho(f"error: {err}", err=True, fg="red")
             raise typer.Exit(1) from None
-    typer.echo(f"{name}: v{restored.version} is active again")
+    if restored.status == "active":
+        typer.echo(f"{name}: v{restored.version} is active again")
+    else:
+        typer.echo(f"{name}: v{restored.version} switched off; lists are served without a {name}")

@@ -55,7 +55,7 @@ from shoploop.engine.training import (
     train_recommender,
     train_searcher,
 )
-from shoploop.engine.variants import ServingOverride, VariantSpecError
+from shoploop.engine.variants import OPTIONAL_MODELS, ServingOverride, VariantSpecError
 from shoploop.evaluation.ab import ExperimentStore
 from shoploop.evaluation.search_queries import QueryRow, query_report_from_log
 from shoploop.feedback.click_models import ExaminationCurve
@@ -1288,7 +1288,8 @@ class Engine:
         """Pick up what another process wrote to this shop's home since the last look: catalog
         changes and shopper events (a `shoploop import` while the server runs, another server
         on the same home) and model promotions or rollbacks (the CLI, a retraining job).
-        Returns what changed: {"catalog": n items, "events": n applied, model: version}.
+        Returns what changed: {"catalog": n items, "events": n applied, model: version (0 = rolled
+        back to none)}.
         Servers call this every few seconds, so nothing written elsewhere needs a restart."""
         changed: dict[str, int] = {}
         if applied := self._events.follow():
@@ -1319,11 +1320,14 @@ class Engine:
         if self.suggest_blocklist.reload():
             self.suggester.set_blocked(self.suggest_blocklist.value)
             changed["suggest_blocklist"] = 1
-        for name in ("search", "recommender", "cross_encoder", "ranker", "browse_ranker"):
+        for name in ("search", "recommender", *OPTIONAL_MODELS):
             active = self.stores.registry.active(name)
             if active is not None and active.version != self.versions.get(name):
                 self._activate(active)
                 changed[name] = active.version
+            elif active is None and name in OPTIONAL_MODELS and name in self.versions:
+                self._deactivate(name)  # rolled back to none by another process
+                changed[name] = 0
         return changed
 
     # ------------------------------------------------------------------ privacy
@@ -1448,9 +1452,24 @@ class Engine:
         return promoted
 
     def rollback(self, name: str, *, reason: str = "manual rollback") -> ModelVersion:
-        restored = self.stores.registry.rollback(name, reason=reason)
-        self._activate(restored)
+        """Re-activate the previous version of `name`. A re-ranker whose first version is active
+        rolls back to none: lists are served as they were before it (the returned version is
+        the one switched off, now rejected)."""
+        optional = name in OPTIONAL_MODELS
+        restored = self.stores.registry.rollback(name, reason=reason, to_none=optional)
+        if restored.status == "active":
+            self._activate(restored)
+        else:
+            self._deactivate(name)
         return restored
+
+    def _deactivate(self, name: str) -> None:
+        """Serve without the optional model `name` (its registry has no active version)."""
+        with self._lock:
+            setattr(self, name, None)
+            if name == "ranker":  # live impressions are counted raw again, as before any ranker
+                self.online.set_examination(None)
+            self.versions.pop(name, None)
 
     # ------------------------------------------------------------------ operations
     def health(self) -> dict[str, Any]:

@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 
 SWAPPABLE_MODELS = ("browse_ranker", "cross_encoder", "ranker", "recommender")
 _REQUIRED = ("recommender",)  # a feed cannot be served without one
+# Re-rankers the engine serves without until one is trained and promoted (Engine attribute =
+# name); rolling back their first version returns to serving without them.
+OPTIONAL_MODELS = ("cross_encoder", "ranker", "browse_ranker")
 POLICIES = ("deterministic", "explore")
 _PART = re.compile(r"^(?P<name>[a-z_]+):(?:v?(?P<version>\d+)|(?P<none>none))$")
 

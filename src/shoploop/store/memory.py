@@ -585,13 +585,17 @@ class MemoryArtifactStore:
             self._decide(entry.version, "reject", reason, metrics)
             return entry.version
 
-    def rollback(self, name: str, *, reason: str = "") -> ModelVersion:
+    def rollback(self, name: str, *, reason: str = "", to_none: bool = False) -> ModelVersion:
         with self._lock:
             retired = [e for e in self._models.get(name, {}).values() if e.version.status == "retired"]
-            if not retired:
-                raise LookupError(f"no retired version of {name!r} to roll back to")
-            target = max(retired, key=lambda e: e.status_seq)
             current = self._active_entry(name)
+            if not retired:
+                if not to_none or current is None:
+                    raise LookupError(f"no retired version of {name!r} to roll back to")
+                self._set(current, "rejected")
+                self._decide(current.version, "reject", f"rolled back to none: {reason}".rstrip(": "))
+                return current.version
+            target = max(retired, key=lambda e: e.status_seq)
             if current is not None:
                 # The rolled-back version is marked rejected (not retired) so that a second
                 # rollback walks further back instead of flipping between two versions.

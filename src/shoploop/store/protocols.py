@@ -278,8 +278,10 @@ class ArtifactStore(Protocol):
         self, name: str, version: int, *, reason: str, metrics: Mapping[str, Any] | None = None
     ) -> ModelVersion: ...
 
-    def rollback(self, name: str, *, reason: str = "") -> ModelVersion:
-        """Re-activate the most recently retired version; raises if there is none."""
+    def rollback(self, name: str, *, reason: str = "", to_none: bool = False) -> ModelVersion:
+        """Re-activate the most recently retired version and return it. With none retired:
+        raises LookupError, unless `to_none` — then the active version is rejected and returned
+        (no version of `name` is active any more; for a model the engine can serve without)."""
         ...
 
     def update_metrics(self, name: str, version: int, metrics: Mapping[str, Any]) -> ModelVersion: ...

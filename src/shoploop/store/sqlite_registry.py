@@ -174,16 +174,20 @@ class SqliteArtifactStore:
             self._decide(conn, updated, "reject", reason, metrics)
             return updated
 
-    def rollback(self, name: str, *, reason: str = "") -> ModelVersion:
+    def rollback(self, name: str, *, reason: str = "", to_none: bool = False) -> ModelVersion:
         with self._db.write() as conn:
             row = conn.execute(
                 "SELECT version FROM models WHERE name = ? AND status = 'retired'"
                 " ORDER BY status_seq DESC LIMIT 1",
                 (name,),
             ).fetchone()
-            if row is None:
-                raise LookupError(f"no retired version of {name!r} to roll back to")
             current = self._active(conn, name)
+            if row is None:
+                if not to_none or current is None:
+                    raise LookupError(f"no retired version of {name!r} to roll back to")
+                self._set_status(conn, name, current.version, "rejected")
+                self._decide(conn, current, "reject", f"rolled back to none: {reason}".rstrip(": "))
+                return self._fetch(conn, name, current.version)
             if current is not None:
                 # Rejected rather than retired, so a second rollback walks further back.
                 self._set_status(conn, name, current.version, "rejected")

@@ -208,6 +208,8 @@ def rollback(request: Request, name: str) -> Response:
         restored = request.app.state.engine.rollback(name, reason="dashboard")
     except (KeyError, LookupError, ValueError) as exc:
         return _back(f"could not roll back {name}: {exc}", ok=False)
+    if restored.status != "active":
+        return _back(f"{name} v{restored.version} switched off: lists are served without it")
     return _back(f"{name} rolled back to v{restored.version}")
 
 

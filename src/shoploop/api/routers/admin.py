@@ -118,7 +118,7 @@ def promote(
     response_model=ModelInfo,
     responses={**NOT_FOUND, **CONFLICT},
     tags=["models"],
-    summary="Re-activate the previously active version",
+    summary="Re-activate the previously active version (a re-ranker's first: switch it off)",
 )
 def rollback(engine: EngineDep, name: ModelName, body: Reason | None = None) -> ModelInfo:
     reason = body.reason if body else "manual, via the API"
