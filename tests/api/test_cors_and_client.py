@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+import shoploop.api
 from shoploop.api import ApiSettings, create_app
 from shoploop.api.settings import ENV_ORIGINS, parse_origin, parse_origins, settings_for_home
 from tests.api.conftest import SEARCH, make_client, make_settings
@@ -166,3 +168,32 @@ def test_the_client_script_is_served_with_an_etag_even_without_the_storefront():
         assert again.status_code == 304 and again.content == b""
         changed = client.get("/v1/client.js", headers={"If-None-Match": '"other"'})
         assert changed.status_code == 200
+        types = client.get("/v1/client.d.ts")
+        assert types.status_code == 200 and types.headers["content-type"].startswith("application/typescript")
+        assert "declare namespace Shoploop" in types.text and types.headers["etag"] != etag
+        unchanged = client.get("/v1/client.d.ts", headers={"If-None-Match": types.headers["etag"]})
+        assert unchanged.status_code == 304
+
+
+STATIC = Path(shoploop.api.__file__).parent / "static"
+
+
+def _class_body(text: str, opening: str) -> str:
+    start = text.index(opening)
+    end = text.index("\n  }\n", start)  # the class's closing brace, at two spaces
+    return text[start:end]
+
+
+def test_the_typescript_declarations_name_every_client_method_and_no_other():
+    script = _class_body((STATIC / "shoploop.js").read_text(), "  class Client {")
+    offered = set(re.findall(r"^    (?:async )?(?:get )?([a-zA-Z]\w*)\(", script, re.MULTILINE))
+    offered -= {"constructor"}
+    fields = set(re.findall(r"^      this\.([a-zA-Z]\w*) = ", script, re.MULTILINE))
+    declared = _class_body((STATIC / "shoploop.d.ts").read_text(), "  class Client {")
+    methods = set(re.findall(r"^    ([a-zA-Z]\w*)\(", declared, re.MULTILINE)) - {"constructor"}
+    readonly = set(re.findall(r"^    readonly ([a-zA-Z]\w*):", declared, re.MULTILINE))
+    assert {"search", "browse", "click", "flush", "bind"} <= offered
+    getters = set(re.findall(r"^    get ([a-zA-Z]\w*)\(", script, re.MULTILINE))
+    assert methods == offered - getters, "every method the script offers is declared, and no other"
+    assert readonly == getters | (readonly & fields), "read-only members are getters or fields it sets"
+    assert getters <= readonly
