@@ -399,16 +399,17 @@ def test_the_learned_ranker_is_held_to_the_configured_promotion_bound(engine):
 
     seen = []
 
-    class RecordingRanker:  # stands in for LearnedRanker: records the bound, keeps the order
-        def rerank(self, cands, ctx, *, max_promotion=None):
-            seen.append(max_promotion)
+    class RecordingRanker:  # stands in for LearnedRanker: records the settings, keeps the order
+        def rerank(self, cands, ctx, *, max_promotion=None, explain_top=None):
+            seen.append((max_promotion, explain_top))
             return list(cands)
 
     engine.ranker = RecordingRanker()
     engine.search("drill", k=5)
-    engine.config = replace(engine.config, serving=replace(engine.config.serving, ranker_max_promotion=3))
+    serving = replace(engine.config.serving, ranker_max_promotion=3, ranker_explain_top=7)
+    engine.config = replace(engine.config, serving=serving)
     engine.search("drill", k=5)
-    assert seen == [None, 3]
+    assert seen == [(None, 3), (3, 7)]
 
 
 def test_a_negative_promotion_bound_is_refused_by_name():
@@ -416,3 +417,5 @@ def test_a_negative_promotion_bound_is_refused_by_name():
 
     with pytest.raises(ValueError, match="ranker_max_promotion"):
         ServingSettings(ranker_max_promotion=-1)
+    with pytest.raises(ValueError, match="ranker_explain_top"):
+        ServingSettings(ranker_explain_top=-1)

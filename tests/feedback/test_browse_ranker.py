@@ -143,6 +143,9 @@ def test_the_learned_ranker_orders_pages_by_what_shoppers_clicked(browsed):
         learned = engine.browse(page, k=10, user_id="newcomer", override=replace(without, models={}))
         featured = engine.browse(page, k=10, user_id="newcomer", override=without)
         assert "ltr" in learned.items[0].explanation and "ltr" not in featured.items[0].explanation
+        # the contributions cost ~2 ms an item at full size: only the top few carry them
+        explained = ["contributions" in i.explanation["ltr"] for i in learned.items]
+        assert explained == [n < engine.config.serving.ranker_explain_top for n in range(len(explained))]
         stock = [engine.products[i.item_id].in_stock for i in learned.items]
         assert stock == sorted(stock, reverse=True), "in stock first, as in the featured order"
         scores = [i.score for i in learned.items]

@@ -64,6 +64,11 @@ class ServingSettings:
     # than this many places above its place in the heuristic order (retrieval + the real-time
     # lifts), a trust region for a ranker trained on few lists (see docs/feedback-loop.md).
     ranker_max_promotion: int | None = None
+    # Items of a learned ranker's list that carry its per-feature contributions (TreeSHAP) in
+    # their explanation; the rest carry its score. Measured on a full-size ranker (5 bags x 300
+    # trees): 2.4 ms of CPU per explained item, 3.6 ms to score 50 candidates; explaining 20
+    # items made category pages 5x slower (benchmarks/results/serving_browse_ranker.md).
+    ranker_explain_top: int = 3
     cross_encoder_top: int = 30  # candidates the fine-tuned cross-encoder re-scores (cost is per pair)
     cross_encoder_weight: float = 0.5  # its share of the head's final score
     cross_encoder_minutes: float = 10.0  # training budget for `train("cross_encoder")`
@@ -83,6 +88,8 @@ class ServingSettings:
     def __post_init__(self) -> None:
         if self.ranker_max_promotion is not None and self.ranker_max_promotion < 0:
             raise ValueError(f"ranker_max_promotion must be None or >= 0, got {self.ranker_max_promotion}")
+        if self.ranker_explain_top < 0:
+            raise ValueError(f"ranker_explain_top must be >= 0, got {self.ranker_explain_top}")
 
 
 @dataclass(frozen=True)

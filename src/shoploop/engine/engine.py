@@ -645,7 +645,12 @@ class Engine:
             for cand in cands:  # its features read the retrievers' scores in the explanation
                 cand.full_explanation()
             ctx = FeatureContext(self.online, self.products.get, query=query, profile=profile)
-            cands = ranker.rerank(cands, ctx, max_promotion=self.config.serving.ranker_max_promotion)
+            cands = ranker.rerank(
+                cands,
+                ctx,
+                max_promotion=self.config.serving.ranker_max_promotion,
+                explain_top=self.config.serving.ranker_explain_top,
+            )
         categories = tuple(c for c, _ in result.understood.predicted_categories)
         if flt and flt.category:
             categories += tuple(part.strip() for part in flt.category.split(">"))
@@ -767,7 +772,10 @@ class Engine:
             return cands
         profile = self.online.profile(user)
         ctx = FeatureContext(self.online, self.products.get, profile=profile, surface="browse")
-        ranked = ranker.rerank(cands, ctx, max_promotion=self.config.serving.ranker_max_promotion)
+        serving = self.config.serving
+        ranked = ranker.rerank(
+            cands, ctx, max_promotion=serving.ranker_max_promotion, explain_top=serving.ranker_explain_top
+        )
         stocked = [c for c in ranked if (p := self.products.get(c.item_id)) is not None and p.in_stock]
         if len(stocked) == len(ranked):
             return ranked

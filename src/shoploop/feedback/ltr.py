@@ -304,9 +304,15 @@ class LearnedRanker:
         return X, self.model.predict(X)
 
     def rerank(
-        self, cands: Sequence[Candidate], ctx: FeatureContext, *, max_promotion: int | None = None
+        self,
+        cands: Sequence[Candidate],
+        ctx: FeatureContext,
+        *,
+        max_promotion: int | None = None,
+        explain_top: int | None = None,
     ) -> list[Candidate]:
-        """Candidates sorted by the learned score; the top ones carry their feature contributions.
+        """Candidates sorted by the learned score; the top `explain_top` (default: the ranker's
+        own setting) carry their feature contributions, which cost far more than the scores.
 
         `max_promotion`: no candidate rises more than this many places above its place in
         `cands` (see `bounded_promotion`); the served scores are then made non-increasing down
@@ -322,7 +328,7 @@ class LearnedRanker:
             order = bounded_promotion(learned, max_promotion)
             scores = learned.copy()
             scores[order] = np.minimum.accumulate(learned[order])
-        top = order[: self.explain_top]
+        top = order[: self.explain_top if explain_top is None else explain_top]
         contrib = self.model.contributions(X[top])
         names = self.model.feature_names_
         explained: dict[int, dict[str, Any]] = {}
