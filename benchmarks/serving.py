@@ -48,7 +48,12 @@ Outputs JSON + a Markdown table to `benchmarks/results/serving.{json,md}` (or `-
 Side runs: `serving_browse.json` measures category pages, which the retrotech catalog cannot
 (it has no categories): `--generate --products 50000 --home var/bench-serving-generated
 --out benchmarks/results/serving_browse.json` (the committed one with `--reuse-home`, after a
-first run had built the home and trained its models).
+first run had built the home and trained its models). `--browse-ranker stand-in` serves
+category pages re-ordered by a learned ranker of the largest size the loop trains (see
+`set_browse_ranker`), to measure what that re-ranking costs a page:
+`serving_browse_ranker.json`, run back to back with `serving_browse_featured.json` (the same
+home and day, `--browse-ranker none`), and `serving_browse_ranker_explain20.json` with
+`--ranker-explain-top 20` (every item of the first page explained, the default before it).
 """
 
 from __future__ import annotations
@@ -126,7 +131,7 @@ def free_port() -> int:
 
 
 def engine_config(args: argparse.Namespace) -> Any:
-    from shoploop.engine import EngineConfig, RecommenderSettings
+    from shoploop.engine import EngineConfig, RecommenderSettings, ServingSettings
     from shoploop.retrieval.config import HybridConfig
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -137,6 +142,9 @@ def engine_config(args: argparse.Namespace) -> Any:
             use_dense=args.dense, embedding_cache_dir=str(ROOT / "var" / "cache" / "embeddings")
         ),
         recommender=RecommenderSettings(kind=args.recommender),
+        serving=ServingSettings(
+            **({} if args.ranker_explain_top is None else {"ranker_explain_top": args.ranker_explain_top})
+        ),
     )
 
 
@@ -146,7 +154,42 @@ def train_models(args: argparse.Namespace) -> None:
     only loads models, so its memory peak is the serving peak, not a training peak."""
     from shoploop.engine import build_engine
 
-    build_engine(engine_config(args)).start(train_if_missing=True, progress=say)
+    engine = build_engine(engine_config(args)).start(train_if_missing=True, progress=say)
+    set_browse_ranker(engine, args.browse_ranker)
+
+
+def set_browse_ranker(engine: Any, kind: str) -> None:
+    """`none`: category pages in the featured order (any learned one is rolled back to none).
+    `stand-in`: a learned category-page ranker of the largest size the loop can train (300 trees
+    in each of 5 bagged boosters, no early stopping; a real one stops earlier), fitted to a
+    synthetic target so its trees grow full: what its re-ranking costs a page, not what it knows."""
+    import tempfile
+
+    import numpy as np
+
+    from shoploop.feedback.features import FEATURE_NAMES
+    from shoploop.feedback.ltr import LambdaMARTRanker, LearnedRanker, RankerConfig
+
+    registry = engine.stores.registry
+    if kind == "none":
+        while registry.active("browse_ranker") is not None:
+            engine.rollback("browse_ranker", reason="serving benchmark: featured order")
+        return
+    if registry.active("browse_ranker") is not None:
+        return
+    rng = np.random.default_rng(0)
+    n_lists, size = 400, 24
+    X = rng.gamma(2.0, 1.0, (n_lists * size, len(FEATURE_NAMES))).astype(np.float32)
+    signal = X[:, 0] + 0.5 * np.sin(3 * X[:, 5]) + 0.3 * X[:, 9] * X[:, 11] + rng.normal(0, 0.5, len(X))
+    y = np.digitize(signal, np.quantile(signal, [0.7, 0.9, 0.97]))
+    config = RankerConfig(valid_fraction=0.0)
+    model = LambdaMARTRanker(config).fit(X, y, np.full(n_lists, size))
+    with tempfile.TemporaryDirectory() as tmp:
+        LearnedRanker(model).save(Path(tmp))
+        version = registry.register("browse_ranker", Path(tmp), metrics={"stand_in": True})
+    engine.promote("browse_ranker", version.version, reason="serving benchmark: latency stand-in")
+    trees = f"{config.bags} x {config.n_estimators} trees"
+    say(f"browse_ranker v{version.version}: a full-size stand-in, {trees}")
 
 
 def serve_engine(args: argparse.Namespace) -> None:
@@ -190,6 +233,9 @@ def serve_bare(args: argparse.Namespace) -> None:
 def spawn(mode: str, args: argparse.Namespace, port: int, log: Path) -> subprocess.Popen:
     cmd = [sys.executable, str(Path(__file__).resolve()), mode, "--port", str(port), "--home", str(args.home)]
     cmd += ["--recommender", args.recommender, "--dense" if args.dense else "--no-dense"]
+    cmd += ["--browse-ranker", args.browse_ranker]
+    if args.ranker_explain_top is not None:
+        cmd += ["--ranker-explain-top", str(args.ranker_explain_top)]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TOKENIZERS_PARALLELISM": "false"}
     return subprocess.Popen(
         cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -449,13 +495,27 @@ def search_slo(phases: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ report
+def effective_explain_top(args: argparse.Namespace) -> int:
+    if args.ranker_explain_top is not None:
+        return args.ranker_explain_top
+    from shoploop.engine.config import ServingSettings
+
+    return ServingSettings().ranker_explain_top
+
+
+def _ranker_label(cfg: dict[str, Any]) -> str:
+    kind = cfg.get("browse_ranker", "none")
+    return f"{kind} (explaining its top {cfg['ranker_explain_top']})" if kind == "stand-in" else kind
+
+
 def markdown(result: dict[str, Any]) -> str:
     cfg = result["config"]
     lines = [
         "# Serving benchmark",
         "",
         f"{result['setup']['products']} products ({result['setup']['catalog']}), dense index: "
-        f"{cfg['dense']}, recommender: {cfg['recommender']}; "
+        f"{cfg['dense']}, recommender: {cfg['recommender']}, "
+        f"category-page ranker: {_ranker_label(cfg)}; "
         f"{cfg['concurrency']} concurrent clients, {cfg['duration']:.0f} s per phase, "
         f"intake batches of {cfg['batch']}. Load average at start: {result['load_average_start']}.",
         "",
@@ -513,6 +573,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--startup-timeout", type=float, default=3600.0)
+    parser.add_argument(
+        "--browse-ranker",
+        choices=["none", "stand-in"],
+        default="none",
+        help="category pages in the featured order, or re-ordered by a full-size learned ranker",
+    )
+    parser.add_argument(
+        "--ranker-explain-top",
+        type=int,
+        default=None,
+        help="items of a learned ranker's list explained feature by feature (default: ServingSettings')",
+    )
     args = parser.parse_args(argv)
     if args.serve_flag:
         serve_engine(args)
@@ -582,6 +654,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "config": {
             "dense": args.dense,
             "recommender": args.recommender,
+            "browse_ranker": args.browse_ranker,
+            "ranker_explain_top": effective_explain_top(args),
             "concurrency": args.concurrency,
             "duration": args.duration,
             "batch": args.batch,

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from benchmarks.serving import main
+from shoploop.store.home import open_stores
 
 
 @pytest.mark.slow
@@ -25,6 +26,7 @@ def test_serving_benchmark_smoke(tmp_path):
             "--no-dense",
             "--recommender", "item_knn",
             "--startup-timeout", "300",
+            "--browse-ranker", "stand-in",
         ]
     )  # fmt: skip
     assert set(result["phases"]) == {
@@ -46,3 +48,8 @@ def test_serving_benchmark_smoke(tmp_path):
     assert result["server_memory_mib"]["peak"] > 0
     assert json.loads(out.read_text())["targets"]
     assert "| search |" in out.with_suffix(".md").read_text()
+    # category pages were served re-ordered by the learned stand-in, without an error
+    assert result["config"]["browse_ranker"] == "stand-in"
+    with open_stores(tmp_path / "home") as stores:
+        active = stores.registry.active("browse_ranker")
+        assert active is not None and active.metrics["stand_in"] is True
