@@ -65,9 +65,9 @@ class ServingSettings:
     # lifts), a trust region for a ranker trained on few lists (see docs/feedback-loop.md).
     ranker_max_promotion: int | None = None
     # Items of a learned ranker's list that carry its per-feature contributions (TreeSHAP) in
-    # their explanation; the rest carry its score. Measured on a full-size ranker (5 bags x 300
-    # trees): 2.4 ms of CPU per explained item, 3.6 ms to score 50 candidates; explaining 20
-    # items made category pages 5x slower (benchmarks/results/serving_browse_ranker.md).
+    # their explanation; the rest carry its score. The contributions cost far more than the
+    # scores: with a full-size ranker (5 bags x 300 trees) category pages served 84 requests/s
+    # explaining 3 items and 38 explaining 20 (benchmarks/results/serving_browse_ranker*.md).
     ranker_explain_top: int = 3
     cross_encoder_top: int = 30  # candidates the fine-tuned cross-encoder re-scores (cost is per pair)
     cross_encoder_weight: float = 0.5  # its share of the head's final score

@@ -713,8 +713,9 @@ class Engine:
             picked = price_first(listing.prices, order, need)
             cands = [Candidate(listing.ids[i], 0.0, {"sorted_by": order}) for i in picked]
         else:
-            cands = self._featured(listing, user, override, max(need * 2, 50))
-            cands = self._browse_rerank(cands, user, override)
+            profile = self.online.profile(user)  # built once: both steps read it
+            cands = self._featured(listing, profile, override, max(need * 2, 50))
+            cands = self._browse_rerank(cands, profile, override)
         return self._serve(
             "browse",
             cands,
@@ -762,7 +763,7 @@ class Engine:
         return listing
 
     def _browse_rerank(
-        self, cands: list[Candidate], user: str | None, override: ServingOverride | None
+        self, cands: list[Candidate], profile: UserProfile, override: ServingOverride | None
     ) -> list[Candidate]:
         """The featured head re-ordered by the learned category-page ranker, when one is active
         (trained from category pages' clicks by the retraining loop); in-stock products stay
@@ -770,7 +771,6 @@ class Engine:
         ranker = self._model("browse_ranker", override)
         if ranker is None or not cands:
             return cands
-        profile = self.online.profile(user)
         ctx = FeatureContext(self.online, self.products.get, profile=profile, surface="browse")
         serving = self.config.serving
         ranked = ranker.rerank(
@@ -790,7 +790,7 @@ class Engine:
         return stocked + rest
 
     def _featured(
-        self, listing: CategoryListing, user: str | None, override: ServingOverride | None, n: int
+        self, listing: CategoryListing, profile: UserProfile, override: ServingOverride | None, n: int
     ) -> list[Candidate]:
         """The `n` best of a category's products in the featured order (engine/browse.py)."""
         ids = listing.ids
@@ -802,7 +802,6 @@ class Engine:
             trend = dict(ranked)
             popularity = np.array([trend.get(i, 0.0) for i in ids], dtype=np.float64)
             listing.popularity = (ranked, popularity)
-        profile = self.online.profile(user)
         model = affinity = None
         if profile.is_known:
             affinity = affinity_scores(

@@ -247,7 +247,9 @@ class RetrainLoop:
         events = list(engine.stores.events.scan(exclude_flagged=True))
         self._events_at_last = len(engine.stores.events)
         self._last_run = time.monotonic()
-        lists = join_logs(events, surfaces=cfg.surfaces)
+        # One join for every surface; each ranker takes its own surface's lists from it.
+        every = join_logs(events, surfaces=None)
+        lists = [lst for lst in every if lst.surface in cfg.surfaces]
         report = RetrainReport(time.time(), len(events), len(lists), sum(lst.clicked for lst in lists), 0, 0)
         self.reports.append(report)
         if lists:
@@ -261,18 +263,17 @@ class RetrainLoop:
         report.version, report.promoted, report.reason = found.version, found.promoted, found.reason
         report.metrics = found.metrics
         if cfg.browse_ranker:
-            report.browse = self._browse_round(events)
+            report.browse = self._browse_round(events, [lst for lst in every if lst.surface == "browse"])
         self._maybe_recommender(events, report)
         self._maybe_finetune(lists, report)
         report.seconds = time.perf_counter() - started
         return report
 
-    def _browse_round(self, events: Sequence[Any]) -> RankerRound:
+    def _browse_round(self, events: Sequence[Any], lists: Sequence[LoggedList]) -> RankerRound:
         """Category pages' own ranker: the same learning and gate on the lists served there, with
         their own examination curve (a product grid is scanned differently from a result list).
         Its click-through features are counted over the active search ranker's examination
         curve, because that is how the engine's online state counts them while serving."""
-        lists = join_logs(events, surfaces=("browse",))
         curve = self._examination_curve(lists, None) if lists else None
         search_ranker = self.engine.ranker
         examination = search_ranker.examination if search_ranker is not None else None
@@ -286,7 +287,7 @@ class RetrainLoop:
         name: str,
         events: Sequence[Any],
         lists: Sequence[LoggedList],
-        curve_: ExaminationCurve | None,
+        estimated: ExaminationCurve | None,
         active: LearnedRanker | None,
         examination: tuple[float, ...] | None,
     ) -> RankerRound:
@@ -299,7 +300,7 @@ class RetrainLoop:
         usable = [lst for lst in clicked if self.include is None or self.include(lst)][-cfg.max_lists :]
         train_lists, held = split_for_gate(usable, cfg.holdout, cfg.holdout_fraction)
         found.train_lists, found.held_out_lists = len(train_lists), len(held)
-        if len(train_lists) < cfg.min_train_lists or curve_ is None:
+        if len(train_lists) < cfg.min_train_lists or estimated is None:
             found.reason = f"skipped: {len(train_lists)} training lists with clicks (< {cfg.min_train_lists})"
             self.say(f"{name}: {found.reason}")
             return found
@@ -321,13 +322,13 @@ class RetrainLoop:
         by_id = {f.logged.request_id: f for f in feats}
         train_f = [by_id[lst.request_id] for lst in train_lists]
         held_f = [by_id[lst.request_id] for lst in held]
-        curve = curve_ if cfg.correction == "ipw" else None
-        ts = training_set(train_f, curve, cfg.weighting)
+        weighting = estimated if cfg.correction == "ipw" else None  # None: naive click training
+        ts = training_set(train_f, weighting, cfg.weighting)
         model = LambdaMARTRanker(cfg.ranker).fit(ts.X, ts.y, ts.group, weight=ts.weight)
         metrics = {
             **model.metrics_,
             "correction": cfg.correction,
-            "examination_curve": curve_.to_dict(),
+            "examination_curve": estimated.to_dict(),
             "train_lists": len(train_f),
             "held_out_lists": len(held_f),
             "max_ipw_weight": float(ts.weight.max(initial=1.0)),
@@ -342,7 +343,7 @@ class RetrainLoop:
                 config={**asdict(cfg.ranker), "correction": cfg.correction},
             )
         decision = self.gate.evaluate(
-            held_f, model.predict, active.model.predict if active is not None else None, curve_
+            held_f, model.predict, active.model.predict if active is not None else None, estimated
         )
 
         def promote(model_name: str, v: int, reason: str) -> ModelVersion:
