@@ -32,7 +32,6 @@ Writes JSON to `--out` and a Markdown table beside it (same name, .md).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from results_io import write_results  # a sibling module: benchmarks run as scripts, this folder on sys.path
 from scipy import stats
 
 from shoploop.evaluation.ab.analysis import always_valid_p_values
@@ -383,10 +383,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "naive_peeking_inflated_above_5pct": res["aa"]["naive_peeking"]["rate"] > args.alpha,
         "cuped_msprt_aa_fpr_le_5pct": res["cuped"]["aa"]["msprt_cuped"]["rate"] <= args.alpha,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2))
     md = to_markdown(res)
-    args.out.with_suffix(".md").write_text(md)
+    write_results(args.out, res, md)
     print(md)
     return res
 

@@ -22,7 +22,6 @@ Writes JSON + a Markdown table next to `--out`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -31,6 +30,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+# the sibling module, also when a test imports this as `benchmarks.ann_choice`
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_io import write_results
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -206,8 +209,6 @@ def main(argv: list[str] | None = None) -> dict:
         "params": {"M": 16, "efConstruction": 128, "efSearch": 256},
         "results": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
     kcol = f"recall@{args.k}"
     lines = [
         f"# ANN choice — {len(vecs)} vectors x {vecs.shape[1]}d, {len(terms)} real queries, k={args.k}",
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"| {r['backend']} | {r['build_s']} | {r['p50_ms']} | {r['p99_ms']} | {r[kcol]} | "
             f"{r['memory_mb']} | {r['incremental_delete']} |"
         )
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results(args.out, result, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return result
 

@@ -54,7 +54,6 @@ Usage (the committed runs):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -64,6 +63,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# a sibling program module: benchmarks run as scripts, with this directory on sys.path
+from results_io import write_results
 
 from shoploop.data.demo import DemoConfig, generate_demo_store
 from shoploop.data.ingest import import_records
@@ -284,9 +286,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": f"{os.cpu_count()} CPU cores, no GPU",
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    out.with_suffix(".md").write_text(markdown(result))
+    write_results(out, result, markdown(result))
     say(markdown(result))
     return result
 

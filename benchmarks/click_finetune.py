@@ -41,7 +41,6 @@ Run (by hand, ~10 min on 2 cores with cached product vectors):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
@@ -54,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from feedback_loop import add_world_arguments, make_search_engine, search_world  # noqa: E402
+from results_io import write_results  # noqa: E402
 from search_relevance import searcher_fns  # noqa: E402  (dense retrieval alone, as that benchmark ranks it)
 
 from shoploop.engine.finetune_gate import held_out_searches, judge_candidate  # noqa: E402
@@ -275,9 +275,7 @@ def markdown(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(argv)
     result = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=float))
-    args.out.with_suffix(".md").write_text(markdown(result))
+    write_results(args.out, result, markdown(result))
     print(markdown(result))
     return result
 

@@ -35,7 +35,6 @@ Writes JSON to `--out` and Markdown beside it.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from results_io import write_results  # a sibling module: benchmarks run as scripts, this folder on sys.path
 from scipy import sparse
 
 from shoploop.evaluation.data_value import ShapleyConfig, SliceUtility, exact_slice_shapley, value_slices
@@ -484,10 +484,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--skip-knn", action="store_true")
     args = ap.parse_args(argv)
     res = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2, default=float))
     md = to_markdown(res)
-    args.out.with_suffix(".md").write_text(md)
+    write_results(args.out, res, md)
     print(md)
     return res
 

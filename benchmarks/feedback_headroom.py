@@ -31,7 +31,6 @@ dense encoder, product vectors cached under var/cache).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -47,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from feedback_loop import add_world_arguments, make_search_engine, search_world  # noqa: E402  (same world and engines)
+from results_io import write_results  # noqa: E402
 
 from shoploop.evaluation.simulator import SearchShopperConfig, SearchShoppers, SimulatedClock  # noqa: E402
 from shoploop.feedback.features import FeatureAssembler, FeatureContext  # noqa: E402
@@ -174,9 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(to_markdown(result))
+    write_results(args.out, result, to_markdown(result))
     say(f"wrote {args.out} and {args.out.with_suffix('.md')}")
     return result
 

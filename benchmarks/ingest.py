@@ -62,6 +62,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+# a sibling program module: benchmarks run as scripts, with this directory on sys.path
+from results_io import write_json, write_results
+
 from shoploop.data.ingest import DEFAULT_BATCH_SIZE
 from shoploop.domain import (
     AddToCartEvent,
@@ -416,13 +419,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
         },
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     markdown = _markdown(result)
-    (args.results_dir / f"{args.name}.md").write_text(markdown)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.results_dir / f"{args.name}.json", result, markdown)
+    if args.out is not None:  # an extra copy of the JSON alone
+        write_json(args.out, result)
     print(markdown)
     return result
 

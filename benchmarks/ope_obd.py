@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import sys
 import time
@@ -57,6 +56,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+# a sibling program module: benchmarks run as scripts, with this directory on sys.path
+from results_io import write_results
 
 from shoploop.evaluation import ope
 from shoploop.evaluation.ope_models import CellCTRConfig, CellCTRModel, PBMCTRConfig, PBMCTRModel
@@ -476,10 +478,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
     out = run(args)
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
-    path.with_suffix(".md").write_text(to_markdown(out))
+    write_results(Path(args.out), out, to_markdown(out))
     print(to_markdown(out))
     return out
 

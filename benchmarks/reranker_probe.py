@@ -47,6 +47,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# a sibling program module: benchmarks run as scripts, with this directory on sys.path
+from results_io import write_results
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -611,8 +614,6 @@ def bm25_full_catalog(bm25: Bm25, eval_q: list[str], rels: list[dict[str, float]
 
 
 def write_outputs(out: Path, result: dict) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=float))
     lines = ["| metric | value |", "|---|---|"]
 
     def walk(prefix: str, obj) -> None:
@@ -627,7 +628,7 @@ def write_outputs(out: Path, result: dict) -> None:
             lines.append(f"| {prefix} | {obj} |")
 
     walk("", result)
-    out.with_suffix(".md").write_text("# reranker_probe\n\n" + "\n".join(lines) + "\n")
+    write_results(out, result, "# reranker_probe\n\n" + "\n".join(lines) + "\n")
     log(f"wrote {out} and {out.with_suffix('.md')}")
 
 

@@ -34,7 +34,6 @@ Usage: python benchmarks/retention_purge.py --events 1000000 [--purge-frac 0.5] 
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import platform
@@ -53,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from ingest import generate_events  # noqa: E402  (the sibling benchmark's seeded generator)
+from results_io import write_json, write_results  # noqa: E402
 
 from shoploop.domain import ViewEvent  # noqa: E402
 from shoploop.store.sqlite import SqliteDatabase, SqliteEventLog  # noqa: E402
@@ -268,12 +268,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "load_start": load_start,
         "load_end": round(os.getloadavg()[0], 2),
     }
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(result, indent=2) + "\n"
-    (args.results_dir / f"{args.name}.json").write_text(text)
-    (args.results_dir / f"{args.name}.md").write_text(markdown(result))
-    if args.out is not None:
-        args.out.write_text(text)
+    write_results(args.results_dir / f"{args.name}.json", result, markdown(result))
+    if args.out is not None:  # an extra copy of the JSON alone
+        write_json(args.out, result)
     print(markdown(result))
     return result
 

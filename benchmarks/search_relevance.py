@@ -47,7 +47,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import sys
@@ -63,6 +62,10 @@ import pandas as pd
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the sibling module, also when a test imports this as `benchmarks.search_relevance`
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_io import write_results
 
 from shoploop.domain.products import Product
 from shoploop.retrieval.bm25 import BM25Config, BM25Index
@@ -324,8 +327,6 @@ def _optional(module: str) -> Any:
 
 
 def _save(out: Path, result: dict[str, Any]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str))
     cols = [
         "system",
         "ndcg@10",
@@ -371,7 +372,7 @@ def _save(out: Path, result: dict[str, Any]) -> None:
     if result.get("bm25_tuning"):
         lines += ["", f"BM25 tuned on training queries: {result['bm25_tuning']['best']}"]
     lines += ["", "Notes:"] + [f"- {n}" for n in result.get("notes", [])]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results(out, result, "\n".join(lines) + "\n")
 
 
 class _HashEncoder:

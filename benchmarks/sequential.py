@@ -120,6 +120,7 @@ import numpy as np
 
 # a sibling program module: benchmarks run as scripts, with this directory on sys.path
 from implicit_mf import LADDERS, ImplicitMF, MFConfig, edges, fold_in_check, search_mf
+from results_io import write_results
 
 from shoploop.data.datasets import SequenceSplit, read_gsasrec, read_sequences, read_unisrec
 from shoploop.evaluation.metrics import ndcg_from_rank
@@ -739,9 +740,7 @@ def cold_start_run(
 
 
 def write_outputs(result: dict[str, Any], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=float), encoding="utf-8")
-    out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
+    write_results(out, result, markdown(result))
 
 
 def markdown(result: dict[str, Any]) -> str:

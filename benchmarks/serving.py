@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import signal
@@ -75,6 +74,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# the sibling module, also when a test imports this as `benchmarks.serving`
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from results_io import write_results  # noqa: E402
+
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "retrotech"
 BENCH_KEY = "bench-admin-key-0000"
 TARGETS = {"search_p99_ms": 30.0, "search_rps": 200.0, "intake_events_per_s": 5000.0, "rss_gib": 2.0}
@@ -688,8 +692,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
         ),
     }
-    out.write_text(json.dumps(result, indent=2))
-    out.with_suffix(".md").write_text(markdown(result))
+    write_results(out, result, markdown(result))
     say(f"wrote {out} and {out.with_suffix('.md')}")
     print(markdown(result))
     return result

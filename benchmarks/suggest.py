@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import heapq
-import json
 import os
 import sys
 import time
@@ -52,6 +51,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# a sibling program module: benchmarks run as scripts, with this directory on sys.path
+from results_io import write_results
 
 from shoploop.data.datasets.homedepot import read_homedepot
 from shoploop.domain import Product, SearchEvent
@@ -277,10 +279,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for name, (fn, seconds) in systems.items():
         print(f"evaluating {name}", file=sys.stderr)
         result["systems"][name] = {**evaluate(name, fn, cases, args.k), "build_seconds": round(seconds, 2)}
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     markdown = _markdown(result)
-    (args.results_dir / f"{args.name}.md").write_text(markdown)
+    write_results(args.results_dir / f"{args.name}.json", result, markdown)
     print(markdown)
     return result
 
