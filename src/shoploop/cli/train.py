@@ -185,7 +185,10 @@ def _gated(engine, model: str) -> None:
 
 def rollback(
     name: Annotated[
-        str, typer.Argument(help="Model name: ranker, browse_ranker, cross_encoder, search or recommender.")
+        str,
+        typer.Argument(
+            help="Model name: ranker, browse_ranker, home_ranker, cross_encoder, search or recommender."
+        ),
     ],
     home: HomeOption = None,
     reason: Annotated[str, typer.Option("--reason", help="Recorded in the registry's audit log.")] = "manual",

@@ -55,7 +55,7 @@ from shoploop.engine.training import (
     train_recommender,
     train_searcher,
 )
-from shoploop.engine.variants import OPTIONAL_MODELS, ServingOverride, VariantSpecError
+from shoploop.engine.variants import OPTIONAL_MODELS, SURFACE_RANKERS, ServingOverride, VariantSpecError
 from shoploop.evaluation.ab import ExperimentStore
 from shoploop.evaluation.search_queries import QueryRow, query_report_from_log
 from shoploop.feedback.click_models import ExaminationCurve
@@ -66,7 +66,14 @@ from shoploop.feedback.gate import GateDecision
 from shoploop.feedback.ltr import LearnedRanker
 from shoploop.feedback.online import OnlineState, UserProfile
 from shoploop.feedback.search_gate import SearchGateConfig
-from shoploop.feedback.training_data import BASE_SCORES_KEY, LIST_EVENT_TYPES, join_logs
+from shoploop.feedback.training_data import (
+    BASE_FIELD_KEY,
+    BASE_SCORES_KEY,
+    FEATURED_FIELD,
+    LIST_EVENT_TYPES,
+    MODEL_FIELD,
+    join_logs,
+)
 from shoploop.privacy import Pseudonymizer, shop_pseudonymizer
 from shoploop.privacy.access import quarantined_rows_naming, shopper_document_from_stores
 from shoploop.ranking.cross_encoder import CrossEncoderConfig, CrossEncoderReranker, blend_with_first_stage
@@ -140,6 +147,7 @@ class Engine:
         self.cross_encoder: CrossEncoderReranker | None = None  # fine-tuned from feedback, optional
         self.ranker: LearnedRanker | None = None  # learned re-ranker; None = heuristic scores
         self.browse_ranker: LearnedRanker | None = None  # category pages' own; None = featured order
+        self.home_ranker: LearnedRanker | None = None  # the home feed's own; None = the model's order
         self.versions: dict[str, int] = {}
         # Model versions that A/B variants serve instead of the active ones, loaded on first
         # use: (name, version) -> model (for the recommender: its bundle and surfaces).
@@ -190,6 +198,7 @@ class Engine:
             self._load_or_train("cross_encoder", False, say)  # fine-tuned on demand (`shoploop train`)
             self._load_or_train("ranker", False, say)  # learned from feedback, never on start-up
             self._load_or_train("browse_ranker", False, say)
+            self._load_or_train("home_ranker", False, say)
         n = self.online.replay(self._also_to_suggester(self.stores.events.scan(exclude_flagged=True)))
         self.suggester.rebuild()
         # Follow the log from here (events another process appends during the replay itself
@@ -372,6 +381,16 @@ class Engine:
         head.sort(key=lambda c: -c.score)
         return head + tail
 
+    def item_vector(self, item_id: str) -> np.ndarray | None:
+        """A product's text vector from the search index (L2-normalised), None without one; the
+        learned rankers' "similar to recently viewed" feature reads it, in training and serving."""
+        searcher = self.searcher
+        if searcher is None or searcher.dense_ is None:
+            return None
+        key = searcher.key_of_.get(item_id)
+        vectors = searcher.dense_.vectors_
+        return vectors[key] if key is not None and key < len(vectors) else None
+
     def _text_vectors(self, products: Sequence[Product]) -> np.ndarray | None:
         """Product text vectors aligned with `products` (row 0 = padding), from the search index."""
         searcher = self.searcher
@@ -470,11 +489,11 @@ class Engine:
                 # Its click-through features were built over this curve's expected examinations
                 # (None: raw CTR); count live impressions the same way from now on.
                 self.online.set_examination(ranker.examination)
-        elif version.name == "browse_ranker":
+        elif version.name in SURFACE_RANKERS:
             # Trained on features counted the search ranker's way, so it leaves the counting alone.
-            browse_ranker = LearnedRanker.load(version.path)
+            surface_ranker = LearnedRanker.load(version.path)
             with self._lock:
-                self.browse_ranker = browse_ranker
+                setattr(self, version.name, surface_ranker)
         self.versions[version.name] = version.version
 
     def _replay_catalog(self, searcher: HybridSearcher, since: int) -> None:
@@ -502,6 +521,7 @@ class Engine:
         active = {
             "ranker": self.ranker,
             "browse_ranker": self.browse_ranker,
+            "home_ranker": self.home_ranker,
             "cross_encoder": self.cross_encoder,
             "recommender": (self.recs, self.surfaces),
         }[name]
@@ -536,7 +556,7 @@ class Engine:
                 if name == "recommender":
                     bundle = RecommenderBundle.load(mv.path)
                     model = (bundle, self._surfaces_for(bundle))
-                elif name in ("ranker", "browse_ranker"):
+                elif name == "ranker" or name in SURFACE_RANKERS:
                     model = LearnedRanker.load(mv.path)
                 else:
                     model = CrossEncoderReranker.load(mv.path)
@@ -644,7 +664,9 @@ class Engine:
         if ranker is not None:  # the learned ranker replaces the heuristic scores above
             for cand in cands:  # its features read the retrievers' scores in the explanation
                 cand.full_explanation()
-            ctx = FeatureContext(self.online, self.products.get, query=query, profile=profile)
+            ctx = FeatureContext(
+                self.online, self.products.get, query=query, profile=profile, item_vector=self.item_vector
+            )
             cands = ranker.rerank(
                 cands,
                 ctx,
@@ -715,7 +737,7 @@ class Engine:
         else:
             profile = self.online.profile(user)  # built once: both steps read it
             cands = self._featured(listing, profile, override, max(need * 2, 50))
-            cands = self._browse_rerank(cands, profile, override)
+            cands = self._surface_rerank("browse_ranker", "browse", cands, profile, override)
         return self._serve(
             "browse",
             cands,
@@ -729,6 +751,7 @@ class Engine:
             override=override,
             order=order,
             category=" > ".join(parts),
+            base_field=FEATURED_FIELD if order is None else None,
         )
 
     def top_categories(self) -> dict[str, int]:
@@ -762,16 +785,24 @@ class Engine:
                 self._listings.popitem(last=False)
         return listing
 
-    def _browse_rerank(
-        self, cands: list[Candidate], profile: UserProfile, override: ServingOverride | None
+    def _surface_rerank(
+        self,
+        name: str,
+        surface: str,
+        cands: list[Candidate],
+        profile: UserProfile,
+        override: ServingOverride | None,
     ) -> list[Candidate]:
-        """The featured head re-ordered by the learned category-page ranker, when one is active
-        (trained from category pages' clicks by the retraining loop); in-stock products stay
-        ahead of out-of-stock ones, as in the featured order."""
-        ranker = self._model("browse_ranker", override)
+        """`cands` (the featured head of a category page, or the home feed's model order)
+        re-ordered by that surface's learned ranker `name`, when one is active (trained from
+        the surface's own clicks by the retraining loop); in-stock products stay ahead of
+        out-of-stock ones, as in the order it re-ranks."""
+        ranker = self._model(name, override)
         if ranker is None or not cands:
             return cands
-        ctx = FeatureContext(self.online, self.products.get, profile=profile, surface="browse")
+        ctx = FeatureContext(
+            self.online, self.products.get, profile=profile, surface=surface, item_vector=self.item_vector
+        )
         serving = self.config.serving
         ranked = ranker.rerank(
             cands, ctx, max_promotion=serving.ranker_max_promotion, explain_top=serving.ranker_explain_top
@@ -829,7 +860,7 @@ class Engine:
         cands = []
         for i in best_first(scores, n):
             # featured_score: the learned category-page ranker's input, logged with the impression
-            expl: dict[str, Any] = {"popularity": float(popularity[i]), "featured_score": float(scores[i])}
+            expl: dict[str, Any] = {"popularity": float(popularity[i]), FEATURED_FIELD: float(scores[i])}
             reason = "popular here" if popularity[i] > 0 else "in this category"
             if model is not None:
                 expl["model_z"] = float(model[i])
@@ -937,9 +968,13 @@ class Engine:
             purchased=[index.get(i) for i in profile.purchased if i in index],
             disliked=[index.get(i) for i in profile.disliked if i in index],
         )
-        cands = self._eligible(self._recommended(bundle, recs, "model_score"), flt)
+        cands = self._eligible(self._recommended(bundle, recs, MODEL_FIELD), flt)
+        # The learned feed ranker re-orders what the model found; fatigue then applies to its order.
+        cands = self._surface_rerank("home_ranker", surface, cands, profile, override)
         cands = self._discount_fatigue(cands, profile)
-        return self._serve(surface, cands, user=user, session_id=session_id, k=k, override=override)
+        return self._serve(
+            surface, cands, user=user, session_id=session_id, k=k, override=override, base_field=MODEL_FIELD
+        )
 
     def _discount_fatigue(self, cands: list[Candidate], profile: UserProfile) -> list[Candidate]:
         """Move items this shopper keeps being shown without engaging down their feed.
@@ -1107,9 +1142,12 @@ class Engine:
         override: ServingOverride | None = None,
         order: str | None = None,
         category: str | None = None,
+        base_field: str | None = None,
     ) -> ServedList:
         """`order`: the order the shopper chose (e.g. "price_asc"); such a list keeps it, so
-        boosts and buries (relevance tweaks) and exploration leave it alone; pins and hides apply."""
+        boosts and buries (relevance tweaks) and exploration leave it alone; pins and hides apply.
+        `base_field`: the explanation key of the score a surface ranker re-orders (the featured
+        score, the model's score), logged with the list because it cannot be recomputed later."""
         request_id = uuid.uuid4().hex
         now = self.clock()
         ctx = RuleContext(surface=surface, query=query, categories=categories, now=now)
@@ -1190,7 +1228,7 @@ class Engine:
             category=category,
         )
         if items:
-            self._log_impression(served, user, session_id, now, anchor, exploration_log)
+            self._log_impression(served, user, session_id, now, anchor, exploration_log, base_field)
         return served
 
     def _display(self, item_id: str) -> dict[str, Any]:
@@ -1213,6 +1251,7 @@ class Engine:
         now: datetime,
         anchor: str | None,
         exploration: dict[str, Any] | None = None,
+        base_field: str | None = None,
     ) -> None:
         context: dict[str, Any] = {"anchor_item": anchor} if anchor else {}
         if exploration is not None:
@@ -1221,9 +1260,9 @@ class Engine:
             context["sort"] = served.sort
         if served.category is not None:  # a category page's category
             context["category"] = served.category
-            if served.sort is None:  # the learned ranker's inputs cannot be recomputed later
-                featured = [i.explanation.get("featured_score") for i in served.items]
-                context[BASE_SCORES_KEY] = [_rounded(v) for v in featured]
+        if base_field is not None:  # a surface ranker's inputs cannot be recomputed later
+            context[BASE_SCORES_KEY] = [_rounded(i.explanation.get(base_field)) for i in served.items]
+            context[BASE_FIELD_KEY] = base_field
         event = ImpressionEvent(
             request_id=served.request_id,
             surface=served.surface,

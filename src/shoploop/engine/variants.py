@@ -11,8 +11,9 @@ An experiment's variant (`shoploop.evaluation.ab.Variant`) names a `model_versio
 * `policy`: `deterministic` (never explore: every list in the ranker's order) or `explore`
   (the engine's exploration policy, the default).
 
-Search honours the re-rankers (`ranker`, `cross_encoder`), the home feed the `recommender`,
-category pages the `browse_ranker` and the `recommender` (whose scores feed the featured order).
+Search honours the re-rankers (`ranker`, `cross_encoder`), the home feed the `recommender` and
+the `home_ranker`, category pages the `browse_ranker` and the `recommender` (whose scores feed
+the featured order).
 The search index cannot be swapped per request: it is the largest model, and it changes
 through retraining and promotion instead.
 """
@@ -24,11 +25,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-SWAPPABLE_MODELS = ("browse_ranker", "cross_encoder", "ranker", "recommender")
+SWAPPABLE_MODELS = ("browse_ranker", "cross_encoder", "home_ranker", "ranker", "recommender")
 _REQUIRED = ("recommender",)  # a feed cannot be served without one
+# Learned rankers of one browsing surface each (category pages, the home feed), trained by the
+# retraining loop from that surface's logged lists; the search `ranker` is the third.
+SURFACE_RANKERS = ("browse_ranker", "home_ranker")
 # Re-rankers the engine serves without until one is trained and promoted (Engine attribute =
 # name); rolling back their first version returns to serving without them.
-OPTIONAL_MODELS = ("cross_encoder", "ranker", "browse_ranker")
+OPTIONAL_MODELS = ("cross_encoder", "ranker", *SURFACE_RANKERS)
 POLICIES = ("deterministic", "explore")
 _PART = re.compile(r"^(?P<name>[a-z_]+):(?:v?(?P<version>\d+)|(?P<none>none))$")
 

@@ -12,8 +12,9 @@ One `run_once()`:
 4. register the candidate as `ranker`, run the promotion gate against the active ranker
    (or, before the first one, against the logged order), then promote (the engine swaps
    it in at once) or reject; the registry records the decision and its metrics;
-   steps 1-4 run again for category pages' own ranker (`browse_ranker`) on the lists served
-   there, with their own examination curve (`RetrainConfig.browse_ranker`);
+   steps 1-4 run again for category pages' own ranker (`browse_ranker`) and the home feed's
+   (`home_ranker`) on the lists each surface served, with its own examination curve
+   (`RetrainConfig.browse_ranker`, `RetrainConfig.home_ranker`);
 5. when enough new interactions have arrived, retrain the engine's recommender too and
    promote it only if its validation NDCG did not drop;
 6. when enough new clicked searches have arrived, fine-tune the search models named in
@@ -94,7 +95,9 @@ class LoopEngine(Protocol):
     searcher: Any
     ranker: LearnedRanker | None
     browse_ranker: LearnedRanker | None
+    home_ranker: LearnedRanker | None
 
+    def item_vector(self, item_id: str) -> np.ndarray | None: ...
     def train(self, name: str, *, promote: bool = False) -> ModelVersion: ...
     def promote(self, name: str, version: int, *, reason: str = "manual promotion") -> ModelVersion: ...
     def train_gated(
@@ -112,6 +115,9 @@ class RetrainConfig:
     # behind the same gate; its input is each product's featured score plus the shopper and
     # item features (engine/browse.py), so it learns how much each should weigh.
     browse_ranker: bool = True
+    # And the home feed's own ("home_ranker") from the feeds the recommender served, whose input
+    # is each item's model score (the trending fallback for shoppers without history is left out).
+    home_ranker: bool = True
     n_positions: int = 10
     # The gate's held-out lists: "recent" holds out the most recent lists; "queries" a stable
     # share of queries (of shoppers, for lists without one), asking whether a candidate
@@ -173,6 +179,7 @@ class RetrainReport:
     recommender: dict[str, Any] | None = None
     finetune: list[dict[str, Any]] = field(default_factory=list)
     browse: RankerRound | None = None  # the category pages' ranker (RetrainConfig.browse_ranker)
+    home: RankerRound | None = None  # the home feed's ranker (RetrainConfig.home_ranker)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -263,22 +270,28 @@ class RetrainLoop:
         report.version, report.promoted, report.reason = found.version, found.promoted, found.reason
         report.metrics = found.metrics
         if cfg.browse_ranker:
-            report.browse = self._browse_round(events, [lst for lst in every if lst.surface == "browse"])
+            browsed = [lst for lst in every if lst.surface == "browse"]
+            report.browse = self._surface_round("browse_ranker", events, browsed)
+        if cfg.home_ranker:
+            # Only feeds the model ordered: the trending fallback logs no model scores.
+            fed = [lst for lst in every if lst.surface == "home" and lst.base_scores is not None]
+            report.home = self._surface_round("home_ranker", events, fed)
         self._maybe_recommender(events, report)
         self._maybe_finetune(lists, report)
         report.seconds = time.perf_counter() - started
         return report
 
-    def _browse_round(self, events: Sequence[Any], lists: Sequence[LoggedList]) -> RankerRound:
-        """Category pages' own ranker: the same learning and gate on the lists served there, with
-        their own examination curve (a product grid is scanned differently from a result list).
-        Its click-through features are counted over the active search ranker's examination
-        curve, because that is how the engine's online state counts them while serving."""
+    def _surface_round(self, name: str, events: Sequence[Any], lists: Sequence[LoggedList]) -> RankerRound:
+        """A browsing surface's own ranker (`browse_ranker`, `home_ranker`): the same learning and
+        gate on the lists that surface served, with its own examination curve (a product grid or
+        a feed is scanned differently from a result list). Its click-through features are
+        counted over the active search ranker's examination curve, because that is how the
+        engine's online state counts them while serving."""
         curve = self._examination_curve(lists, None) if lists else None
         search_ranker = self.engine.ranker
         examination = search_ranker.examination if search_ranker is not None else None
-        active = self.engine.browse_ranker
-        found = self._ranker_round("browse_ranker", events, lists, curve, active, examination)
+        active = getattr(self.engine, name)
+        found = self._ranker_round(name, events, lists, curve, active, examination)
         found.curve = curve.to_dict() if curve is not None else None
         return found
 
@@ -318,6 +331,7 @@ class RetrainLoop:
             products=engine.products.get,
             explain=explain,
             online_config=replace(cfg.online, examination=examination),
+            item_vector=engine.item_vector,  # "similar to recently viewed", as the engine serves it
         )
         by_id = {f.logged.request_id: f for f in feats}
         train_f = [by_id[lst.request_id] for lst in train_lists]

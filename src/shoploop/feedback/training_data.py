@@ -45,9 +45,14 @@ from shoploop.feedback.online import OnlineConfig, OnlineState
 log = logging.getLogger("shoploop.feedback.training_data")
 
 GRADE = {"click": 1, "add_to_cart": 2, "purchase": 3}
-# The impression context key under which a list's per-item base scores are logged (see
-# `LoggedList.base_scores`), and the explanation key the feature assembler reads them from.
+# The impression context keys under which a list's per-item base scores are logged (see
+# `LoggedList.base_scores`) and the explanation key they were taken from, which is also where
+# the feature assembler reads them: a category page's featured score or the home feed model's.
 BASE_SCORES_KEY = "base_scores"
+BASE_FIELD_KEY = "base_field"
+FEATURED_FIELD = "featured_score"
+MODEL_FIELD = "model_score"
+_BASE_FIELDS = (FEATURED_FIELD, MODEL_FIELD)
 # What `join_logs` reads: the served lists and the graded responses to them.
 LIST_EVENT_TYPES = ("impression", *GRADE)
 
@@ -71,10 +76,12 @@ class LoggedList:
     explored_ranks: np.ndarray | None = None
     explored_probabilities: np.ndarray | None = None
     full_support_ranks: int = 0
-    # Per shown item, the heuristic score the learned ranker takes as its input feature, as it
-    # was when the list was served (a category page's featured score; logged because it cannot
-    # be recomputed later). None for lists whose inputs are rebuilt from the searcher instead.
+    # Per shown item, the score the learned ranker takes as its input feature, as it was when
+    # the list was served (a category page's featured score, the home feed model's score;
+    # logged because it cannot be recomputed later), and its explanation key. None for lists
+    # whose inputs are rebuilt from the searcher instead.
     base_scores: np.ndarray | None = None
+    base_field: str = FEATURED_FIELD
 
     @property
     def explored(self) -> bool:
@@ -99,6 +106,7 @@ def join_logs(
             if ev.context.get("sort"):  # the shopper chose the order (by price): not the ranker's
                 continue
             items = tuple(s.item_id for s in ev.items)
+            field = _base_field(ev.context.get(BASE_FIELD_KEY))
             lists[ev.request_id] = LoggedList(
                 request_id=ev.request_id,
                 surface=ev.surface,
@@ -109,7 +117,8 @@ def join_logs(
                 positions=np.array([s.position for s in ev.items], dtype=np.int64),
                 propensities=np.array([s.propensity or 1.0 for s in ev.items], dtype=float),
                 labels=np.zeros(len(items), dtype=np.int64),
-                base_scores=_base_scores(ev.context.get(BASE_SCORES_KEY), len(items)),
+                base_scores=_base_scores(ev.context.get(BASE_SCORES_KEY), len(items)) if field else None,
+                base_field=field or FEATURED_FIELD,
                 **_exploration_fields(ev.context.get("explored")),
             )
             slot[ev.request_id] = {item: i for i, item in enumerate(items)}
@@ -123,6 +132,14 @@ def join_logs(
             labels = lists[request_id].labels
             labels[where] = max(labels[where], grade)
     return sorted(lists.values(), key=lambda x: x.timestamp)
+
+
+def _base_field(logged: Any) -> str | None:
+    """The explanation key an impression's base scores came from; category pages logged before
+    the key existed carried featured scores. None: a key this version cannot interpret."""
+    if logged is None:
+        return FEATURED_FIELD
+    return logged if isinstance(logged, str) and logged in _BASE_FIELDS else None
 
 
 def _base_scores(logged: Any, n: int) -> np.ndarray | None:
@@ -178,12 +195,15 @@ def featurize(
     explain: Callable[[str, Sequence[str]], list[dict[str, Any]]] | None,
     online_config: OnlineConfig = OnlineConfig(),
     progress: Callable[[str], None] | None = None,
+    item_vector: Callable[[str], np.ndarray | None] | None = None,
 ) -> list[FeaturizedList]:
     """Point-in-time features for `lists` (a subset of `join_logs(events)`), see module docstring.
 
     explain(query, item_ids) -> per-item explanation dicts with retrieval scores (for
     search lists; e.g. `features.retrieval_explanations` bound to the searcher). It is
     called once per distinct query with every item ever shown for it.
+    item_vector(item_id) -> the item's text vector, for "similar to recently viewed" (the
+    engine's `item_vector`); None leaves that feature 0.
     """
     started = time.perf_counter()
     wanted = {lst.request_id: lst for lst in lists}
@@ -210,10 +230,12 @@ def featurize(
                 query=lst.query,
                 profile=state.profile(lst.user_id),
                 surface=lst.surface,
+                item_vector=item_vector,
             )
             q = lst.query or ""
             if lst.base_scores is not None:
-                given = [{"featured_score": float(v)} if np.isfinite(v) else empty for v in lst.base_scores]
+                field = lst.base_field
+                given = [{field: float(v)} if np.isfinite(v) else empty for v in lst.base_scores]
             else:
                 given = [expl.get((q, i), empty) for i in lst.items]
             X = assembler.transform(lst.items, given, ctx)
