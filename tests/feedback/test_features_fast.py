@@ -83,6 +83,7 @@ def reference_transform(
                 if vec is not None:
                     f[7] = float(np.max(recent_vecs @ vec))
             f[8] = 1.0 if item_id in profile.disliked else 0.0
+            f[21] = math.log1p(profile.fatigue.get(item_id, 0.0))
         shown = online.item_count(item_id, "impression", surface=surface)
         clicks = online.item_count(item_id, "click", surface=surface)
         f[9] = math.log1p(shown)
@@ -260,6 +261,8 @@ profiles = st.one_of(
         brand_affinity=brand_affinities,
         purchased=st.frozensets(st.sampled_from(ITEMS), max_size=3),
         disliked=st.frozensets(st.sampled_from(ITEMS), max_size=3),
+        # decayed, position-weighted showings: never negative
+        fatigue=st.dictionaries(st.sampled_from(ITEMS), st.floats(0, 40), max_size=4),
     ),
 )
 

@@ -23,6 +23,7 @@ from tests.feedback.conftest import liked
 LOOP = RetrainConfig(min_train_lists=20, ranker=RankerConfig(n_estimators=60), gate=GateConfig(min_lists=10))
 FUSED = FEATURE_NAMES.index("fused")
 SEQUENTIAL = FEATURE_NAMES.index("sequential_score")
+FATIGUE = FEATURE_NAMES.index("fatigue")
 
 
 def shoppers_with_history(engine, n: int = 40) -> list[str]:
@@ -118,6 +119,7 @@ def _ranker_from_logs(engine) -> LambdaMARTRanker:
         lst for lst in join_logs(events, surfaces=("home",)) if lst.clicked and lst.base_scores is not None
     ]
     ts = training_set(featurize(events, lists, products=engine.products.get, explain=None), None)
+    assert (ts.X[:, FATIGUE] > 0).any(), "feeds show items a shopper was shown before"
     return LambdaMARTRanker(RankerConfig(n_estimators=60, valid_fraction=0.0)).fit(ts.X, ts.y, ts.group)
 
 
@@ -138,7 +140,7 @@ def test_the_learned_ranker_orders_feeds_by_what_shoppers_clicked(fed):
     v = _promote(engine, _ranker_from_logs(engine))
     assert engine.versions["home_ranker"] == v
     without = ServingOverride(label="t/model", models={"home_ranker": None}, policy="deterministic")
-    learned_gain, model_gain = [], []
+    learned_gain, model_gain, discounted = [], [], []
     for user in users[:12]:
         learned = engine.recommend(user, k=10, override=replace(without, models={}))
         model = engine.recommend(user, k=10, override=without)
@@ -148,12 +150,17 @@ def test_the_learned_ranker_orders_feeds_by_what_shoppers_clicked(fed):
         assert scores == sorted(scores, reverse=True)
         learned_gain.append(_liked_dcg(learned.items))
         model_gain.append(_liked_dcg(model.items))
+        # the hand-set fatigue discount applies to the model's order only: the ranker weighs
+        # being passed over itself (its "fatigue" input)
+        discounted.append(any("fatigue" in i.explanation for i in model.items))
+        assert not any("fatigue" in i.explanation for i in learned.items)
         logged = engine.stores.events.get_impression(learned.request_id)
         # the input it learns from next time is the model's score, not its own output
         assert logged.context["base_scores"] == pytest.approx(
             [i.explanation["model_score"] for i in learned.items], abs=1e-6
         )
     assert np.mean(learned_gain) > np.mean(model_gain), (learned_gain, model_gain)
+    assert any(discounted), "these shoppers were shown items before: the model's order was discounted"
     assert parse_model_version("home_ranker:none") == {"home_ranker": None}
 
 

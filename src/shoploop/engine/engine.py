@@ -737,7 +737,7 @@ class Engine:
         else:
             profile = self.online.profile(user)  # built once: both steps read it
             cands = self._featured(listing, profile, override, max(need * 2, 50))
-            cands = self._surface_rerank("browse_ranker", "browse", cands, profile, override)
+            cands = self._surface_rerank(self._model("browse_ranker", override), "browse", cands, profile)
         return self._serve(
             "browse",
             cands,
@@ -786,18 +786,12 @@ class Engine:
         return listing
 
     def _surface_rerank(
-        self,
-        name: str,
-        surface: str,
-        cands: list[Candidate],
-        profile: UserProfile,
-        override: ServingOverride | None,
+        self, ranker: LearnedRanker | None, surface: str, cands: list[Candidate], profile: UserProfile
     ) -> list[Candidate]:
         """`cands` (the featured head of a category page, or the home feed's model order)
-        re-ordered by that surface's learned ranker `name`, when one is active (trained from
-        the surface's own clicks by the retraining loop); in-stock products stay ahead of
+        re-ordered by that surface's learned ranker, when one is active (trained from the
+        surface's own clicks by the retraining loop); in-stock products stay ahead of
         out-of-stock ones, as in the order it re-ranks."""
-        ranker = self._model(name, override)
         if ranker is None or not cands:
             return cands
         ctx = FeatureContext(
@@ -969,9 +963,11 @@ class Engine:
             disliked=[index.get(i) for i in profile.disliked if i in index],
         )
         cands = self._eligible(self._recommended(bundle, recs, MODEL_FIELD), flt)
-        # The learned feed ranker re-orders what the model found; fatigue then applies to its order.
-        cands = self._surface_rerank("home_ranker", surface, cands, profile, override)
-        cands = self._discount_fatigue(cands, profile)
+        ranker = self._model("home_ranker", override)
+        if ranker is None:
+            cands = self._discount_fatigue(cands, profile)
+        else:  # it learned from the clicks how much being passed over counts (its "fatigue" input)
+            cands = self._surface_rerank(ranker, surface, cands, profile)
         return self._serve(
             surface, cands, user=user, session_id=session_id, k=k, override=override, base_field=MODEL_FIELD
         )

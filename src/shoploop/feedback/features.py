@@ -51,6 +51,10 @@ FEATURE_NAMES: tuple[str, ...] = (
     "has_price",
     "bm25_rank_log",  # log(1 + BM25's full-catalog rank); 0 rank (not retrieved) -> a deep rank
     "matched_terms",  # query terms found in the item's text
+    # How often this shopper was shown the item on the home feed without engaging (decayed,
+    # position-weighted; `UserProfile.fatigue`), log1p-squashed. New features go last: a ranker
+    # trained before one existed still serves, reading its own columns by name.
+    "fatigue",
 )
 
 _NOT_RETRIEVED_RANK = 1000.0
@@ -151,6 +155,7 @@ class FeatureAssembler:
         profile = ctx.profile if ctx.profile is not None and ctx.profile.is_known else None
         recent_vecs = self._recent_vectors(ctx) if profile is not None else None
         item_vector = ctx.item_vector if recent_vecs is not None else None
+        fatigue = profile.fatigue if profile is not None else {}
         surface = ctx.surface
         products = ctx.products
         log1p = math.log1p
@@ -161,7 +166,7 @@ class FeatureAssembler:
         rows: list[tuple[float, ...]] = []
         for item_id, expl in zip(item_ids, explanations, strict=True):
             product = products(item_id)
-            cat = brand = similar = disliked = 0.0
+            cat = brand = similar = disliked = tired = 0.0
             if profile is not None:
                 if product is not None:
                     by_category = profile.category_affinity
@@ -174,6 +179,7 @@ class FeatureAssembler:
                     if vec is not None:
                         similar = float(np.max(recent_vecs @ vec))
                 disliked = 1.0 if item_id in profile.disliked else 0.0
+                tired = log1p(fatigue.get(item_id, 0.0))
             q_shown = q_clicks = q_rate = 0.0
             if qkey:
                 q_shown = log1p(q_signal(qkey, item_id, "impression"))
@@ -206,6 +212,7 @@ class FeatureAssembler:
                     1.0 if priced else 0.0,
                     log1p(rank if rank else _NOT_RETRIEVED_RANK),
                     float(len(matched)) if isinstance(matched, list | tuple) else 0.0,
+                    tired,
                 )
             )
         out = np.array(rows, dtype=np.float64).astype(np.float32)

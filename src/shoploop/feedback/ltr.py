@@ -291,17 +291,37 @@ class LearnedRanker:
         explain_top: int = 20,
         top_contributions: int = 5,
     ) -> None:
-        if tuple(model.feature_names_) != FeatureAssembler.names:
-            raise ValueError("ranker was trained on a different feature set; retrain it")
+        names = tuple(model.feature_names_)
+        if not set(names) <= set(FeatureAssembler.names):
+            unknown = sorted(set(names) - set(FeatureAssembler.names))
+            raise ValueError(
+                f"ranker was trained on features this version does not build ({unknown}); retrain it"
+            )
+        # A ranker trained before features were added still serves: it reads the columns it
+        # knows, by name (None: the assembler's columns exactly, the usual case).
+        self._columns = (
+            None
+            if names == FeatureAssembler.names
+            else np.array([FeatureAssembler.names.index(n) for n in names])
+        )
         self.model = model
         self.examination = None if examination is None else tuple(float(t) for t in examination)
         self.assembler = FeatureAssembler()
         self.explain_top = explain_top
         self.top_contributions = top_contributions
 
+    def own_columns(self, X: np.ndarray) -> np.ndarray:
+        """The columns of the assembler's features `X` (n, len(FEATURE_NAMES)) this ranker reads."""
+        return X if self._columns is None else X[:, self._columns]
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Scores for rows of the assembler's features (as the promotion gate replays them)."""
+        return self.model.predict(self.own_columns(X))
+
     def scores(self, cands: Sequence[Candidate], ctx: FeatureContext) -> tuple[np.ndarray, np.ndarray]:
-        """(features (n, d), scores (n,)) for candidates."""
+        """(the features the ranker reads (n, d), scores (n,)) for candidates."""
         X = self.assembler.transform([c.item_id for c in cands], [c.explanation for c in cands], ctx)
+        X = self.own_columns(X)
         return X, self.model.predict(X)
 
     def rerank(

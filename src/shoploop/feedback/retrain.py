@@ -357,7 +357,7 @@ class RetrainLoop:
                 config={**asdict(cfg.ranker), "correction": cfg.correction},
             )
         decision = self.gate.evaluate(
-            held_f, model.predict, active.model.predict if active is not None else None, estimated
+            held_f, model.predict, active.predict if active is not None else None, estimated
         )
 
         def promote(model_name: str, v: int, reason: str) -> ModelVersion:
