@@ -91,6 +91,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from results_io import write_results  # a sibling module: benchmarks run as scripts, this folder on sys.path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -173,12 +174,44 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--browse-retrain-every", type=int, default=5000)
     p.add_argument(
+        "--browse-ranker-every",
+        type=int,
+        default=1000,
+        help="the ranked arm's learned feed ranker (home_ranker) retrains every this many visits; "
+        "0: no ranked arm",
+    )
+    p.add_argument(
+        "--browse-dense",
+        action="store_true",
+        help="build the engines' dense (MiniLM) index too: the learned feed ranker's 'similar to "
+        "recently viewed' feature reads its text vectors (off: BM25 only, faster)",
+    )
+    p.add_argument(
+        "--browse-ranker-min-lists",
+        type=int,
+        default=RetrainConfig.min_train_lists,
+        help="clicked training feeds the feed ranker needs before it trains (RetrainConfig.min_train_lists)",
+    )
+    p.add_argument(
+        "--browse-ranker-gate",
+        choices=("on", "off"),
+        default="on",
+        help="off: promote every feed-ranker candidate (what serving it without the gate would do)",
+    )
+    p.add_argument(
         "--browse-interest-size",
         type=int,
         default=20,
         help="items like each real next item (TF-IDF neighbours) that a shopper also likes; 0: none",
     )
     p.add_argument("--browse-interest-click", type=float, default=0.2)
+    p.add_argument(
+        "--browse-appeal-sigma",
+        type=float,
+        default=0.0,
+        help="items also differ in appeal to every shopper: click probability x a log-normal factor "
+        "with this sigma (BrowsingShopperConfig.appeal_sigma); 0: taste only",
+    )
     p.add_argument(
         "--browse-active", type=int, default=200, help="shoppers around at a time (they come and go)"
     )
@@ -558,7 +591,7 @@ def run_browse(args: argparse.Namespace) -> dict[str, Any]:
         for u in users
     }
     config = EngineConfig(
-        search=HybridConfig(use_dense=False),
+        search=HybridConfig(use_dense=args.browse_dense),
         recommender=RecommenderSettings(kind="item_knn"),
         exploration=ExplorationConfig(budget=0.0),
     )
@@ -566,23 +599,40 @@ def run_browse(args: argparse.Namespace) -> dict[str, Any]:
     # not discount items a shopper was shown and passed over (that is feedback too).
     frozen = replace(config, serving=replace(config.serving, fatigue_rank_step=0.0))
     engines = {}
-    clock = SimulatedClock()
-    for arm in ("learning", "frozen"):
-        eng = build_engine(config if arm == "learning" else frozen)
-        eng.clock = clock
+    ranked = args.browse_ranker_every > 0
+    arms = ("learning", "ranked", "frozen") if ranked else ("learning", "frozen")
+    # One simulated clock per arm, read by its engine and its shoppers: an arm's times (which
+    # the online state's decay and the feed's fatigue read) do not depend on what other arms
+    # run beside it, so adding an arm leaves the others' runs exactly as they were.
+    clocks = {arm: SimulatedClock() for arm in arms}
+    for arm in arms:
+        eng = build_engine(frozen if arm == "frozen" else config)
+        eng.clock = clocks[arm]
         import_records(bundle.products, bundle.events, eng.stores, source="sci", progress=False)
         engines[arm] = eng.start(progress=lambda m: None)
     say(f"browse engines ready in {time.perf_counter() - started:.0f}s ({len(futures)} shoppers)")
     texts = {p.item_id: " ".join([p.title, *(p.category_path or ()), p.brand or ""]) for p in bundle.products}
     size = args.browse_interest_size
     interests = text_neighbourhoods(texts, futures, size) if size else {}
-    shopper = BrowsingShopperConfig(interest_click=args.browse_interest_click)
-    sims = {arm: BrowsingShoppers(futures, shopper, interests, clock=clock) for arm in engines}
-    loop = RetrainLoop(
-        engines["learning"],
-        RetrainConfig(min_train_lists=10**9, recommender_every_interactions=1),
-        say=say,
+    shopper = BrowsingShopperConfig(
+        interest_click=args.browse_interest_click, appeal_sigma=args.browse_appeal_sigma
     )
+    sims = {arm: BrowsingShoppers(futures, shopper, interests, clock=clocks[arm]) for arm in engines}
+    # The recommender retrains on the same schedule in both learning arms; the ranked arm also
+    # learns a feed ranker from its own logged feeds (no search or category-page lists here).
+    recommender_only = RetrainConfig(
+        surfaces=(), browse_ranker=False, home_ranker=False, recommender_every_interactions=1
+    )
+    loops = {arm: RetrainLoop(engines[arm], recommender_only, say=say) for arm in engines if arm != "frozen"}
+    ranker_only = RetrainConfig(
+        surfaces=(), browse_ranker=False, home_ranker=True, min_train_lists=args.browse_ranker_min_lists
+    )
+    if args.browse_ranker_gate == "off":  # any loss allowed: every candidate with a clicked list goes live
+        ranker_only = replace(
+            ranker_only, gate=GateConfig(ndcg_tolerance=1.0, ctr_tolerance=1.0, min_lists=1)
+        )
+    ranker_loop = RetrainLoop(engines["ranked"], ranker_only, say=say) if ranked else None
+    learners = [arm for arm in engines if arm != "frozen"]
     n = args.browse_visits
     clicks = {arm: np.zeros(n) for arm in engines}
     targets = {arm: np.zeros(n) for arm in engines}
@@ -601,22 +651,48 @@ def run_browse(args: argparse.Namespace) -> dict[str, Any]:
     if burn:
         say(f"browse burn-in: {burn} visits on the non-learning feed")
     retrains = []
+    ranker_rounds: list[dict[str, Any]] = []
+    first_promoted: int | None = None
     for step in range(n):
         user = schedule[burn + step]
         for arm, eng in engines.items():
             crn = np.random.default_rng([args.seed, 7, step])
-            out = sims[arm].visit(eng, user, crn, feedback=(arm == "learning"))
+            out = sims[arm].visit(eng, user, crn, feedback=(arm != "frozen"))
             clicks[arm][step] = out.clicks.sum()
             targets[arm][step] = out.target_clicks
             liked[arm][step] = out.interest_clicks
         if (step + 1) % args.browse_retrain_every == 0:
-            report = loop.run_once()
-            retrains.append({"after_visits": step + 1, "recommender": report.recommender})
+            reports = {arm: loops[arm].run_once() for arm in learners}
+            retrains.append({"after_visits": step + 1, "recommender": reports["learning"].recommender})
+        if ranker_loop is not None and (step + 1) % args.browse_ranker_every == 0:
+            home = ranker_loop.run_once().home
+            if home is not None:
+                trained = (
+                    engines["ranked"].stores.registry.get("home_ranker", home.version)
+                    if home.version
+                    else None
+                )
+                gains = trained.metrics.get("feature_importance", {}) if trained is not None else {}
+                total = sum(gains.values()) or 1.0
+                ranker_rounds.append(
+                    {
+                        "after_visits": step + 1,
+                        "version": home.version,
+                        "promoted": home.promoted,
+                        "reason": home.reason,
+                        "train_lists": home.train_lists,
+                        "gate": home.metrics,
+                        # what the candidate leaned on: each feature's share of the split gain
+                        "gain_share": {k: round(v / total, 4) for k, v in gains.items() if v > 0},
+                    }
+                )
+                if home.promoted and first_promoted is None:
+                    first_promoted = step + 1
         if (step + 1) % 1000 == 0:
             lo = max(0, step + 1 - 2000)
             say(
-                f"browse {step + 1}/{n}: clicks/view learning={clicks['learning'][lo : step + 1].mean():.4f} "
-                f"frozen={clicks['frozen'][lo : step + 1].mean():.4f}"
+                f"browse {step + 1}/{n}: clicks/view "
+                + " ".join(f"{arm}={clicks[arm][lo : step + 1].mean():.4f}" for arm in engines)
             )
     w = max(1, n // 10)
     windows = [
@@ -653,8 +729,54 @@ def run_browse(args: argparse.Namespace) -> dict[str, Any]:
         "interest_clicks": {arm: int(liked[arm].sum()) for arm in engines},
         "interest_size_mean": float(np.mean([len(v) for v in interests.values()])) if interests else 0.0,
         "retrains": retrains,
+        **(_ranked_summary(clicks, n, ranker_rounds, first_promoted, args) if ranked else {}),
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _ranked_summary(
+    clicks: dict[str, np.ndarray],
+    n: int,
+    rounds: list[dict[str, Any]],
+    first_promoted: int | None,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """The ranked arm against the learning feed it adds a learned ranker to: the second half's
+    clicks per view with a paired 95% CI (same shoppers and draws in both arms)."""
+    diff = clicks["ranked"][n // 2 :] - clicks["learning"][n // 2 :]
+    half = 1.96 * float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+    mean = float(diff.mean()) if len(diff) else float("nan")
+    return {
+        "ranked_minus_learning_second_half": {"mean": mean, "ci_low": mean - half, "ci_high": mean + half},
+        "home_ranker_rounds": rounds,
+        "home_ranker_every": args.browse_ranker_every,
+        "home_ranker_gate": args.browse_ranker_gate,
+        "home_ranker_first_promoted_after": first_promoted,
+    }
+
+
+def _fmt_diff(d: dict[str, float]) -> str:
+    return f"{d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
+
+
+def _ranked_lines(b: dict[str, Any]) -> list[str]:
+    """What the learned feed ranker (the ranked arm) added to the learning feed."""
+    if "ranked_minus_learning_second_half" not in b:
+        return []
+    half = b["second_half_clicks_per_view"]
+    rounds = b["home_ranker_rounds"]
+    promoted = [r["after_visits"] for r in rounds if r["promoted"]]
+    return [
+        f"With a learned feed ranker (`home_ranker`, retrained every {b['home_ranker_every']} visits "
+        + ("behind the gate" if b.get("home_ranker_gate", "on") == "on" else "with the gate off")
+        + f"; {len(promoted)} of {len(rounds)} rounds promoted, first after "
+        f"{promoted[0] if promoted else 'none'} visits): second half {half['ranked']:.4f} clicks/view "
+        f"vs the learning feed's {half['learning']:.4f}, difference "
+        f"{_fmt_diff(b['ranked_minus_learning_second_half'])} (paired 95% CI); wanted clicks "
+        f"{b['wanted_clicks']['ranked']}, interest clicks {b['interest_clicks']['ranked']}, all clicks "
+        f"{b['total_clicks']['ranked']}.",
+        "",
+    ]
 
 
 def linear_trend(y: np.ndarray) -> dict[str, float]:
@@ -863,11 +985,14 @@ def markdown(result: dict[str, Any]) -> str:
             f"{b['interest_clicks']['learning']}, non-learning {b['interest_clicks']['frozen']}; all clicks: "
             f"learning {b['total_clicks']['learning']}, non-learning {b['total_clicks']['frozen']}.",
             "",
-            "| visits up to | clicks/view learning | non-learning | wanted/view learning | non-learning |",
-            "|---:|---:|---:|---:|---:|",
+            *_ranked_lines(b),
+            "| visits up to | clicks/view learning | non-learning | wanted/view learning | non-learning |"
+            + (" clicks/view ranked | wanted/view ranked |" if "ranked" in f else ""),
+            "|---:|---:|---:|---:|---:|" + ("---:|---:|" if "ranked" in f else ""),
             *(
                 f"| {w['end']} | {w['learning']:.4f} | {w['frozen']:.4f} | "
                 f"{w['learning_wanted']:.4f} | {w['frozen_wanted']:.4f} |"
+                + (f" {w['ranked']:.4f} | {w['ranked_wanted']:.4f} |" if "ranked" in w else "")
                 for w in b["windows_clicks_per_view"]
             ),
             "",
@@ -890,6 +1015,17 @@ def markdown(result: dict[str, Any]) -> str:
             f"Mean second-half ratio {np.mean([r['second_half_ratio'] for r in seeds]):.2f}x.",
             "",
         ]
+        if all("ranked_minus_learning_second_half" in r for r in seeds):
+            lines += [
+                "The learned feed ranker (ranked - learning, second half, clicks/view, paired 95% CI): "
+                + "; ".join(
+                    f"seed {r['seed']} {_fmt_diff(r['ranked_minus_learning_second_half'])} "
+                    f"(first promoted after {r['home_ranker_first_promoted_after'] or 'never'})"
+                    for r in seeds
+                )
+                + ".",
+                "",
+            ]
     return "\n".join(lines)
 
 
@@ -981,9 +1117,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(argv)
     if args.pool:
         result = pool_results(args.pool)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2, default=float))
-        (args.md or args.out.with_suffix(".md")).write_text(pooled_markdown(result))
+        write_results(args.out, result, pooled_markdown(result), args.md)
         print(pooled_markdown(result))
         return result
     logging.basicConfig(level=logging.WARNING)
@@ -1026,15 +1160,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "wanted_clicks",
             "total_clicks",
             "interest_clicks",
+            "ranked_minus_learning_second_half",
+            "home_ranker_first_promoted_after",
         )
         result["browse"] = runs[0]
-        result["browse_seeds"] = [{key: run[key] for key in keep} for run in runs]
+        result["browse_seeds"] = [{key: run[key] for key in keep if key in run} for run in runs]
     if not args.no_plots:
         result["plots"] = plots(result, args.img_dir)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=float))
-    md = args.md or args.out.with_suffix(".md")
-    md.write_text(markdown(result))
+    write_results(args.out, result, markdown(result), args.md)
     print(markdown(result))
     return result
 

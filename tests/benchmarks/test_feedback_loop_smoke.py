@@ -79,6 +79,7 @@ def test_feedback_loop_benchmark_runs(tmp_path, monkeypatch):
             "--browse-visits", "60",
             "--browse-users", "20",
             "--browse-retrain-every", "30",
+            "--browse-ranker-every", "20",
             "--browse-seeds", "2",
             "--search-seeds", "2",
             "--jobs", "2",
@@ -110,6 +111,12 @@ def test_feedback_loop_benchmark_runs(tmp_path, monkeypatch):
     for trend in (browse["trend"]["learning"], browse["trend"]["frozen"], browse["lift_trend"]):
         assert trend["ci_low"] <= trend["change"] <= trend["ci_high"]
     assert "Across seeds" in out.with_suffix(".md").read_text()
+    # the ranked arm: the learning feed plus a learned feed ranker, every 20 visits behind the gate
+    assert all("ranked" in w for w in browse["windows_clicks_per_view"])
+    assert [r["after_visits"] for r in browse["home_ranker_rounds"]] == [20, 40, 60]
+    diff = browse["ranked_minus_learning_second_half"]
+    assert diff["ci_low"] <= diff["mean"] <= diff["ci_high"]
+    assert "learned feed ranker" in out.with_suffix(".md").read_text()
     assert out.with_suffix(".md").read_text().startswith("# Feedback loop benchmark")
     assert result["plots"] and all(Path(p).exists() for p in result["plots"])
     svg = Path(result["plots"][0]).read_text()
@@ -185,3 +192,31 @@ def test_pooling_result_files_by_hand(tmp_path):
     other = _result_file(tmp_path / "d.json", {5: (0.4, 0.5)}, window="1000")
     with pytest.raises(SystemExit, match=r"other settings.*window"):
         bench.main(["--data-dir", str(tmp_path), "--pool", str(a), str(other), "--out", str(out)])
+
+
+def test_adding_the_ranked_arm_leaves_the_other_feeds_exactly_as_they_were(tmp_path):
+    # Each arm reads its own simulated clock, so what one arm serves cannot depend on which
+    # other arms run beside it (with one shared clock, a third arm shifted the others' times).
+    bench = load_benchmark("feedback_loop")
+    write_scientific(tmp_path / "data" / "amazon-scientific")
+    runs = []
+    for every in ("0", "20"):
+        out = tmp_path / f"browse{every}.json"
+        bench.main(
+            [
+                "--data-dir", str(tmp_path / "data"), "--parts", "browse", "--no-plots",
+                "--browse-visits", "80", "--browse-users", "20", "--browse-retrain-every", "40",
+                "--browse-ranker-every", every, "--browse-ranker-gate", "off", "--browse-seeds", "1",
+                "--browse-ranker-min-lists", "5",
+                "--browse-burn-in", "20", "--browse-active", "5", "--browse-interest-size", "3",
+                "--browse-appeal-sigma", "0.5", "--out", str(out),
+            ]
+        )  # fmt: skip
+        runs.append(json.loads(out.read_text())["browse"])
+    without, with_ranked = runs
+    for arm in ("learning", "frozen"):
+        assert [w[arm] for w in without["windows_clicks_per_view"]] == [
+            w[arm] for w in with_ranked["windows_clicks_per_view"]
+        ]
+    assert "ranked_minus_learning_second_half" not in without
+    assert any(r["promoted"] for r in with_ranked["home_ranker_rounds"]), "gate off: candidates go live"

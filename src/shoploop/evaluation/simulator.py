@@ -252,6 +252,9 @@ class BrowsingShopperConfig:
     interest_click: float = 0.2  # ... of an examined item in the shopper's interest neighbourhood
     noise: float = 0.01  # click probability of any other examined item
     k: int = 10
+    # Items differ in appeal to everyone (as `CategoryShopperConfig.appeal_sigma`): each click
+    # probability is multiplied by the item's fixed log-normal factor; 0 = taste only.
+    appeal_sigma: float = 0.0
 
 
 @dataclass
@@ -299,7 +302,7 @@ class BrowsingShoppers:
             wanted = item in wants
             interesting = not wanted and item in liked and item not in clicked
             p = c.target_click if wanted else c.interest_click if interesting else c.noise
-            if u_click[n] < p:
+            if u_click[n] < min(1.0, p * item_appeal(item, c.appeal_sigma)):
                 clicks[n] = 1
                 clicked.add(item)
                 if wanted:
