@@ -319,3 +319,69 @@ def test_delete_before_reports_progress_and_refuses_naive_cutoffs(events, t0):
     assert events.delete_before(minutes(t0, -1), progress=chunks.append) == 0
     assert sum(chunks) == 6  # nothing erased, nothing reported
     assert ids(events.scan()) == ["e1"]
+
+
+# --------------------------------------------------------------------------- purge record
+
+
+def test_purge_record_starts_empty(events):
+    assert events.last_purge_seq() == 0
+    assert events.purged_since(0) == (0, set())
+
+
+def test_purge_record_hands_out_the_users_noted_after_a_seq(events, t0):
+    first = events.note_purged(["u1", "u2", "u1"], t0)  # a repeat within one call is noted once
+    assert first == events.last_purge_seq() > 0
+    assert events.purged_since(0) == (first, {"u1", "u2"})
+    assert events.purged_since(first) == (first, set())  # a follower at the newest seq sees nothing
+    second = events.note_purged(("u2", "u3"), minutes(t0, 1))  # noting a user twice is harmless
+    assert second > first and events.last_purge_seq() == second
+    assert events.purged_since(first) == (second, {"u2", "u3"})
+    assert events.purged_since(0) == (second, {"u1", "u2", "u3"})
+    assert events.note_purged([], minutes(t0, 2)) == second  # nothing to note: the seq stays
+    assert events.purged_since(second + 100) == (second, set())  # ahead of the record: its newest seq
+
+
+def test_purge_record_is_not_event_data(events, t0):
+    events.append([view("a", "u1", t0)])
+    last = events.last_seq()
+    events.note_purged(["u1", "u9"], t0)
+    assert len(events) == 1 and events.last_seq() == last and events.tail(last) == []
+    assert events.flagged_users() == {}
+
+
+def test_purge_record_forgets_ids_past_the_horizon_when_written(events, t0):
+    from shoploop.store.protocols import PURGE_RECORD_HORIZON
+
+    assert timedelta(hours=1) < PURGE_RECORD_HORIZON <= timedelta(days=7)
+    events.note_purged(["old"], t0)
+    events.note_purged(["mid"], t0 + PURGE_RECORD_HORIZON / 2)
+    latest = events.last_purge_seq()
+    # Reading prunes nothing: only writes do.
+    assert events.purged_since(0) == (latest, {"old", "mid"})
+    # Exactly at the horizon an entry stays (like the retention cutoffs, older goes, not as old).
+    assert events.note_purged([], t0 + PURGE_RECORD_HORIZON) == latest
+    assert events.purged_since(0) == (latest, {"old", "mid"})
+    assert events.note_purged([], t0 + PURGE_RECORD_HORIZON + timedelta(microseconds=1)) == latest
+    assert events.purged_since(0) == (latest, {"mid"})
+    newest = events.note_purged(["new"], t0 + 2 * PURGE_RECORD_HORIZON)
+    assert events.purged_since(0) == (newest, {"new"})  # "mid" is past the horizon now
+
+
+def test_purge_seqs_are_never_reused_after_pruning(events, t0):
+    from shoploop.store.protocols import PURGE_RECORD_HORIZON
+
+    seq = events.note_purged(["u1", "u2"], t0)
+    later = t0 + 3 * PURGE_RECORD_HORIZON
+    assert events.note_purged([], later) == seq  # everything pruned ...
+    assert events.purged_since(0) == (seq, set())
+    assert events.last_purge_seq() == seq  # ... the seq stays where it was
+    newer = events.note_purged(["u3"], later)
+    assert newer > seq
+    assert events.purged_since(seq) == (newer, {"u3"})  # a follower at `seq` sees the new entry
+
+
+def test_purge_record_refuses_naive_times_and_writes_nothing(events, t0):
+    with pytest.raises(ValueError, match="aware"):
+        events.note_purged(["u1"], t0.replace(tzinfo=None))
+    assert events.last_purge_seq() == 0 and events.purged_since(0) == (0, set())

@@ -20,7 +20,7 @@ from shoploop.store.sqlite import (
     SqliteDatabase,
     SqliteEventLog,
 )
-from shoploop.store.sqlite_db import _MIGRATIONS, _split_statements
+from shoploop.store.sqlite_db import _MIGRATIONS, _split_statements, event_key
 
 
 def batch(t0, n: int, prefix: str = "e"):
@@ -196,7 +196,7 @@ def test_a_version_1_home_is_upgraded_in_place_and_keeps_its_events(tmp_path, t0
     )
     conn.close()
     db = SqliteDatabase(path)  # a home written by schema v1, before the event-by-item index went
-    assert db.schema_version == SCHEMA_VERSION == 4
+    assert db.schema_version == SCHEMA_VERSION == 5
     indexes = {r[0] for r in db.reader().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "events_item" not in indexes and {"events_user_ts", "events_key"} <= indexes
     assert not any(name.startswith("sqlite_autoindex_events") for name in indexes)  # UNIQUE(text) gone
@@ -207,6 +207,47 @@ def test_a_version_1_home_is_upgraded_in_place_and_keeps_its_events(tmp_path, t0
     assert result.inserted == ["e2"] and result.duplicates == ["e1"]
     assert result.seqs == (2, 2) and log.last_seq() == 2  # v4 numbers on from the old rows
     db.close()
+
+
+def test_a_version_4_home_gains_an_empty_purge_record_and_keeps_its_seqs(tmp_path, t0):
+    path = tmp_path / "s.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.create_function("shoploop_event_key", 1, event_key)
+    for step in range(4):
+        for statement in _split_statements(_MIGRATIONS[step]):
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version=4")
+    conn.execute(
+        "INSERT INTO events (seq, event_key, event_id, type, user_id, ts, payload)"
+        " VALUES (7, ?, 'e1', 'view', 'u1', 1, ?)",
+        (event_key("e1"), view("e1", "u1", t0).model_dump_json()),
+    )
+    conn.execute("UPDATE event_seq_high_water SET seq = 9 WHERE id = 1")  # seqs 8 and 9 were erased
+    conn.close()
+
+    db = SqliteDatabase(path)  # a home written by schema v4, before the purge record
+    assert db.schema_version == SCHEMA_VERSION == 5
+    log = SqliteEventLog(db)
+    assert [e.event_id for e in log.scan()] == ["e1"] and log.last_seq() == 9
+    assert log.last_purge_seq() == 0 and log.purged_since(0) == (0, set())
+    assert log.note_purged(["u1"], t0) == 1 and log.purged_since(0) == (1, {"u1"})
+    assert log.append([view("e2", "u1", t0)]).seqs == (10, 10)  # the event log is untouched
+    db.close()
+
+
+def test_purge_record_is_seen_by_another_process_on_the_same_file(tmp_path, t0):
+    path = tmp_path / "s.sqlite"
+    server = SqliteEventLog(path)  # e.g. a running server's connections ...
+    cli = SqliteEventLog(path)  # ... and `shoploop retention apply`'s own
+    start = server.last_purge_seq()
+    seq = cli.note_purged(["u1", "u2"], t0)
+    assert server.purged_since(start) == (seq, {"u1", "u2"})
+    assert server.purged_since(seq) == (seq, set())
+    cli.close()
+    server.close()
+    reopened = SqliteEventLog(path)  # durable: the seq survives a restart
+    assert reopened.last_purge_seq() == seq
+    reopened.close()
 
 
 def test_hash_key_collisions_neither_lose_events_nor_let_duplicates_in(tmp_path, t0, monkeypatch):

@@ -97,9 +97,9 @@ class _EveryInterval:
 
 class StoreSync(_EveryInterval):
     """Every `interval_seconds`, `engine.sync_with_stores()` in a worker thread: catalog
-    changes, shopper events and model promotions/rollbacks written by another process (the
-    CLI, a retraining job) reach the running server within seconds instead of at its next
-    restart."""
+    changes, shopper events, retention purges and model promotions/rollbacks written by another
+    process (the CLI, a retraining job) reach the running server within seconds instead of at
+    its next restart."""
 
     what = "sync with the shop's stores"
 
@@ -120,8 +120,10 @@ class RetentionJob(_EveryInterval):
     every `interval_seconds`, so data older than the shop keeps it is erased without anyone
     remembering to run `shoploop retention apply`. Re-read each round: a policy edited from the
     CLI applies from the next round. The stores erase in short chunks, so serving and intake
-    carry on meanwhile; the shoppers who lost events have their in-memory state rebuilt from
-    what is left. (A purge run by the CLI instead reaches that state at the next restart.)"""
+    carry on meanwhile. The purge notes the shoppers who lost events in the log's purge record,
+    and `engine.sync_with_stores()` rebuilds their in-memory state from what is left: right
+    after this round, and at the next store sync for a purge the CLI (`shoploop retention
+    apply`) or another server on the home ran."""
 
     what = "applying the retention policy"
 
@@ -138,21 +140,18 @@ class RetentionJob(_EveryInterval):
         policy = load_policy(home) if home is not None else None
         if policy is None or policy.keeps_everything:
             return
-        erased: set[str] = set()
         report = apply_retention(
-            self.engine.stores,
-            policy,
-            now=self.engine.clock(),
-            erased_users=erased,
-            experiments=self.experiments,
+            self.engine.stores, policy, now=self.engine.clock(), experiments=self.experiments
         )
         self.last_report = report
         if report.total_rows:
             # What the server holds about those shoppers (profiles, recent items and queries)
-            # follows the log: rebuilt from the events they have left.
-            rebuilt = self.engine.refresh_shoppers(erased)
+            # follows the log: rebuilt at once from the events they have left, through the
+            # purge record the sync follows (so a concurrent `StoreSync` round cannot rebuild
+            # them a second time, and they are rebuilt even with the store sync switched off).
+            rebuilt = self.engine.sync_with_stores().get("purged_shoppers", 0)
             log.info(
-                "retention erased %d rows (events %d); %d shoppers' state rebuilt",
+                "retention erased %d rows (events %d); %d shoppers' state rebuilt in this round",
                 report.total_rows,
                 report.events_rows,
                 rebuilt,

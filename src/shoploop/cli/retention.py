@@ -10,7 +10,9 @@ would erase (a dry run); A/B exposures follow the impressions' limit. `apply` co
 before erasing (unless --yes), erases in short transactions a running server can write
 between, and prints what went. Schedule it (cron, a systemd timer) to keep the shop within
 its policy, or let the server do it (`RetentionJob`); a re-run after an interruption
-finishes the job.
+finishes the job. A server running on the same home rebuilds what it holds about the
+shoppers who lost events (profiles, recent items, autocomplete) at its next store sync,
+within seconds: the purge notes them in the event log's purge record, which servers follow.
 """
 
 from __future__ import annotations

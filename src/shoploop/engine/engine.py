@@ -169,6 +169,11 @@ class Engine:
         self.suggester.set_blocked(self.suggest_blocklist.value)
         self._events = EventFollower(own, self._observe)
         self._events.skip_to_end()
+        # Follows the log's purge record (`EventLog.purged_since`) like `_events` follows the
+        # log: shoppers whose events a purge erased, in any process, are rebuilt at the next
+        # sync. The lock makes reading and advancing the cursor one step for concurrent syncs.
+        self._purge_lock = threading.Lock()
+        self._purge_seq = own.last_purge_seq()
         self.started_at: float | None = None
         # Stamps served lists; a simulation swaps in a simulated clock to be reproducible.
         self.clock: Callable[[], datetime] = utcnow
@@ -199,6 +204,11 @@ class Engine:
             self._load_or_train("ranker", False, say)  # learned from feedback, never on start-up
             self._load_or_train("browse_ranker", False, say)
             self._load_or_train("home_ranker", False, say)
+        # Purges noted from here on are rebuilt at the next sync; older ones are already out of
+        # the log the replay reads. Taken before the replay, not after like the event cursor: a
+        # purge noted during the replay may have erased events the replay still saw.
+        with self._purge_lock:
+            self._purge_seq = self.stores.events.last_purge_seq()
         n = self.online.replay(self._also_to_suggester(self.stores.events.scan(exclude_flagged=True)))
         self.suggester.rebuild()
         # Follow the log from here (events another process appends during the replay itself
@@ -1330,12 +1340,20 @@ class Engine:
         """Pick up what another process wrote to this shop's home since the last look: catalog
         changes and shopper events (a `shoploop import` while the server runs, another server
         on the same home) and model promotions or rollbacks (the CLI, a retraining job).
-        Returns what changed: {"catalog": n items, "events": n applied, model: version (0 = rolled
-        back to none)}.
+        Shoppers whose events a retention purge erased (`shoploop retention apply`, or this
+        server's own `RetentionJob`) have their state rebuilt from what the log still holds.
+        Returns what changed: {"catalog": n items, "events": n applied, "purged_shoppers": n
+        rebuilt, model: version (0 = rolled back to none)}.
         Servers call this every few seconds, so nothing written elsewhere needs a restart."""
         changed: dict[str, int] = {}
         if applied := self._events.follow():
             changed["events"] = applied
+        # After the events: a rebuild reads the shopper's whole log, so an event followed later
+        # would count twice in their profile.
+        with self._purge_lock:
+            self._purge_seq, purged = self.stores.events.purged_since(self._purge_seq)
+        if purged and (rebuilt := self.refresh_shoppers(purged)):
+            changed["purged_shoppers"] = rebuilt
         self._forget_new_bots()  # another process's import may have flagged some
         with self._lock:
             changes = self.stores.catalog.changes_since(self._catalog_version)
@@ -1410,7 +1428,8 @@ class Engine:
         """Rebuild the online state of shoppers (by stored id) from the events the log still
         holds, after a retention purge took some of theirs, and take them out of autocomplete's
         distinct-shopper counts for queries they no longer searched; returns how many were
-        rebuilt. Counters over all shoppers are left alone: they name nobody."""
+        rebuilt. Counters over all shoppers are left alone: they name nobody. `sync_with_stores`
+        calls it for the shoppers in the log's purge record, whichever process purged."""
         n = 0
         for user in stored_user_ids:
             if user and user != ANONYMOUS_USER:

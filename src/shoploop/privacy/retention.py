@@ -14,15 +14,30 @@ Semantics, the same in every store:
 * `per_type` overrides `events_days` for the types it names, in either direction; `None`
   (or a missing setting) keeps that data forever.
 * What is erased is raw data only. Models retrained afterwards no longer see it; models
-  already trained, and the running server's online state, still reflect it until then.
+  already trained still reflect it until then.
+* What a running server holds about a shopper (profile, recent items and queries, affinities,
+  autocomplete's per-shopper counts) follows the log, whichever process purges: after each
+  committed chunk, `apply_retention` notes the stored ids of the shoppers who lost events in
+  the event log's purge record (`EventLog.note_purged`), and every server on the shop's home
+  rebuilds their state from what the log still holds at its next store sync (every few
+  seconds, `Engine.sync_with_stores`). A server started later replays the log as it is and
+  skips the older record.
+* The purge record keeps as little as it can: stored (pseudonymised, when the shop
+  pseudonymises) ids and when they were noted, nothing about the erased events. Entries
+  older than `store.protocols.PURGE_RECORD_HORIZON` (2 days) are pruned whenever a purge
+  writes to it, so it never becomes a second, longer-lived list of shoppers (a server whose
+  syncs failed for longer than that rebuilds those shoppers only at its next restart).
 
 `apply_retention` takes `now` explicitly, so a test (or a re-run after an interruption)
 gets exactly the same cutoffs. It counts first, then erases type by type in the stores'
 chunked transactions; applying the same policy twice erases nothing the second time.
+Shoppers are noted chunk by chunk, and an interrupted run notes those of the chunks it
+committed on the way out, so the servers catch up even when nothing is left for a re-run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -338,8 +353,10 @@ def apply_retention(
 ) -> RetentionReport:
     """Erase the events and quarantined rows that `policy` no longer keeps at `now`.
 
-    `erased_users`, when given, receives the ids of the shoppers who lost events (the
-    server rebuilds what it holds about them from what is left).
+    `erased_users`, when given, receives the ids of the shoppers who lost events. They are
+    also noted in the event log's purge record, chunk by chunk (`EventLog.note_purged` at
+    `now`), so every server on the shop rebuilds what it holds about them at its next store
+    sync; a run that erases nothing still prunes that record.
     With `experiments`, A/B exposures older than the impressions' limit are erased too.
 
     `stores` needs only `.events` (EventLog) and `.quarantine` (Quarantine). With `dry_run`
@@ -362,14 +379,39 @@ def apply_retention(
 
     if not dry_run:
         step = running_total(sum(counts.values()) + q_count + x_count, progress)
+        # Shoppers of the chunks erased since the last note: the store adds them inside a
+        # chunk's transaction, and calls `progress` once that chunk is committed.
+        pending: set[str] = set()
+
+        def note_pending() -> None:
+            stores.events.note_purged(pending, now)
+            if erased_users is not None:
+                erased_users.update(pending)
+            pending.clear()
+
+        def chunk_done(n: int) -> None:
+            # Noted per chunk, not once at the end: an interrupted purge leaves its erased
+            # chunks committed, and a re-run would find nothing left to name the shoppers by.
+            note_pending()
+            step(n)
 
         # Every type with a cutoff is purged, even one counted empty: an import may have added
         # old events since the count, and a purge that finds nothing costs one index probe.
-        for event_type, cutoff in cutoffs.items():
-            if cutoff is not None:
-                counts[event_type] = stores.events.delete_before(
-                    cutoff, types=[event_type], progress=step, erased_users=erased_users
-                )
+        try:
+            for event_type, cutoff in cutoffs.items():
+                if cutoff is not None:
+                    counts[event_type] = stores.events.delete_before(
+                        cutoff, types=[event_type], progress=chunk_done, erased_users=pending
+                    )
+        except BaseException:
+            # Interrupted (Ctrl-C, a locked database) after a chunk committed but before it was
+            # noted: note it now. `pending` may also hold a rolled-back chunk's shoppers, which
+            # costs a server one needless rebuild.
+            if pending:
+                with contextlib.suppress(Exception):
+                    note_pending()
+            raise
+        note_pending()  # normally nothing is pending here; the write prunes notes past the horizon
         if q_cutoff is not None:
             q_count = stores.quarantine.remove_before(q_cutoff, progress=step)
         if experiments is not None and x_cutoff is not None:

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from shoploop.domain import Event, ImpressionEvent, Product
 from shoploop.store.protocols import (
+    PURGE_RECORD_HORIZON,
     AppendResult,
     CatalogChange,
     ModelStatus,
@@ -192,6 +193,9 @@ class MemoryEventLog:
         self._last_seq = 0  # highest seq given out; erased events keep theirs
         self._impressions: dict[str, ImpressionEvent] = {}
         self._flags: dict[str, str] = {}
+        # The purge record (note_purged): (seq, user_id, noted at in micros), oldest first.
+        self._purged: list[tuple[int, str, int]] = []
+        self._purge_seq = 0  # highest purge seq given out; pruning never lowers it
 
     def append(self, events: Sequence[Event]) -> AppendResult:
         with self._lock:
@@ -354,6 +358,25 @@ class MemoryEventLog:
         if progress is not None:
             progress(len(doomed))
         return len(doomed)
+
+    def note_purged(self, user_ids: Iterable[str], at: datetime) -> int:
+        now = to_micros(at)  # refuses a naive time before any change
+        oldest_kept = to_micros(at - PURGE_RECORD_HORIZON)
+        with self._lock:
+            self._purged = [row for row in self._purged if row[2] >= oldest_kept]
+            for user_id in dict.fromkeys(user_ids):
+                self._purge_seq += 1
+                self._purged.append((self._purge_seq, user_id, now))
+            return self._purge_seq
+
+    def purged_since(self, seq: int) -> tuple[int, set[str]]:
+        with self._lock:
+            start = bisect.bisect_right(self._purged, seq, key=lambda row: row[0])
+            return self._purge_seq, {user_id for _, user_id, _ in self._purged[start:]}
+
+    def last_purge_seq(self) -> int:
+        with self._lock:
+            return self._purge_seq
 
     def __len__(self) -> int:
         return len(self._rows)

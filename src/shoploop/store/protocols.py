@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
@@ -18,6 +18,14 @@ ChangeOp = Literal["upsert", "delete"]
 ModelStatus = Literal["candidate", "active", "retired", "rejected"]
 DecisionAction = Literal["register", "promote", "reject", "rollback", "retire"]
 DECISION_ACTIONS: tuple[str, ...] = get_args(DecisionAction)
+
+# How long the purge record (`EventLog.note_purged`) keeps the ids of shoppers who lost events.
+# It exists only so that servers running on the same home rebuild those shoppers' in-memory
+# state at their next store sync, every few seconds; a server started later replays what the
+# log still holds and needs none of it. Two days covers a server whose syncs fail for a while
+# (a locked database, a weekend) without the record becoming a second, longer-lived list of
+# shoppers (data minimisation, GDPR art. 5(1)(c)).
+PURGE_RECORD_HORIZON = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,28 @@ class EventLog(Protocol):
         long; `progress` is called with the number erased by each committed chunk. An
         interrupted purge leaves whole chunks erased, and running it again finishes the job.
         """
+        ...
+
+    def note_purged(self, user_ids: Iterable[str], at: datetime) -> int:
+        """Record that these stored user ids lost events in a purge at `at`, so other processes
+        on the shop can rebuild what they derived from those events (`purged_since`); returns
+        the newest purge seq. One atomic write; each id noted takes the next seq (never reused,
+        not even after pruning), and noting an id twice is harmless. Records older than
+        `PURGE_RECORD_HORIZON` before `at` are pruned by the same write, even when `user_ids`
+        is empty, so the record never keeps ids of shoppers around for long.
+        """
+        ...
+
+    def purged_since(self, seq: int) -> tuple[int, set[str]]:
+        """(newest purge seq, the user ids noted with a seq > `seq` and not yet pruned).
+
+        A follower keeps the first value and passes it next time; it starts from
+        `last_purge_seq()`, since state built from the log after a purge needs no rebuild.
+        """
+        ...
+
+    def last_purge_seq(self) -> int:
+        """The newest purge seq (0 when no purge was ever noted); what `purged_since` returns first."""
         ...
 
     def __len__(self) -> int: ...

@@ -155,8 +155,22 @@ CREATE TABLE event_seq_high_water (
 INSERT INTO event_seq_high_water (id, seq) SELECT 1, COALESCE(MAX(seq), 0) FROM events;
 """
 
+# v5: the purge record (`EventLog.note_purged` / `purged_since`): the stored ids of shoppers
+# who lost events in a retention purge, so every server on the home rebuilds what it holds
+# about them at its next store sync, whichever process ran the purge. AUTOINCREMENT keeps seqs
+# from being reused after old rows are pruned (`PURGE_RECORD_HORIZON`), so a follower never
+# misses a later entry; the record is written once per purge chunk, so its cost does not matter.
+_SCHEMA_V5 = """
+CREATE TABLE purged_users (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,               -- the stored (possibly pseudonymised) id
+    noted_at INTEGER NOT NULL            -- microseconds since the epoch, UTC; pruned by age
+);
+CREATE INDEX purged_users_noted_at ON purged_users (noted_at);
+"""
+
 # _MIGRATIONS[i] takes the schema from user_version i to i + 1.
-_MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
+_MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5)
 
 
 def event_key(event_id: str) -> int:

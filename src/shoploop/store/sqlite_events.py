@@ -11,7 +11,7 @@ from pathlib import Path
 from shoploop.domain import Event, ImpressionEvent
 from shoploop.domain.events import EVENT_ADAPTER
 from shoploop.store.memory import to_micros, types_filter, utcnow
-from shoploop.store.protocols import AppendResult
+from shoploop.store.protocols import PURGE_RECORD_HORIZON, AppendResult
 from shoploop.store.sqlite_db import (
     PURGE_CHUNK_ROWS,
     PURGE_PAUSE_S,
@@ -29,6 +29,9 @@ _LAST_SEQ = (
     "SELECT MAX((SELECT COALESCE(MAX(seq), 0) FROM events), "
     "(SELECT seq FROM event_seq_high_water WHERE id = 1))"
 )
+# The highest purge seq ever given out (schema v5): AUTOINCREMENT keeps it in sqlite_sequence,
+# which has no row for the table until its first insert.
+_LAST_PURGE_SEQ = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'purged_users'), 0)"
 # Stored ids among candidate keys. One bound JSON array instead of thousands of `?`
 # placeholders (SQLite caps variables). Callers compare the returned ids, not just keys, so a
 # hash collision between different ids never makes a new event look like a duplicate.
@@ -315,6 +318,28 @@ class SqliteEventLog:
             pause_s=self.purge_pause_s,
             progress=progress,
         )
+
+    def note_purged(self, user_ids: Iterable[str], at: datetime) -> int:
+        noted_at = to_micros(at)  # refuses a naive time before any write
+        oldest_kept = to_micros(at - PURGE_RECORD_HORIZON)
+        rows = [(user_id, noted_at) for user_id in dict.fromkeys(user_ids)]
+        with self._db.write() as conn:
+            conn.execute("DELETE FROM purged_users WHERE noted_at < ?", (oldest_kept,))
+            conn.executemany("INSERT INTO purged_users (user_id, noted_at) VALUES (?, ?)", rows)
+            return int(conn.execute(_LAST_PURGE_SEQ).fetchone()[0])
+
+    def purged_since(self, seq: int) -> tuple[int, set[str]]:
+        conn = self._db.reader()
+        # The newest seq first, then only the ids up to it: a purge noted between the two reads
+        # is left for the next call instead of being reported under a seq that does not cover it.
+        latest = int(conn.execute(_LAST_PURGE_SEQ).fetchone()[0])
+        if latest <= seq:
+            return latest, set()
+        rows = conn.execute("SELECT user_id FROM purged_users WHERE seq > ? AND seq <= ?", (seq, latest))
+        return latest, {row[0] for row in rows.fetchall()}
+
+    def last_purge_seq(self) -> int:
+        return int(self._db.reader().execute(_LAST_PURGE_SEQ).fetchone()[0])
 
     def __len__(self) -> int:
         return self.count()
