@@ -181,6 +181,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "0: no ranked arm",
     )
     p.add_argument(
+        "--gate-metric",
+        choices=("ndcg", "ips_dcg"),
+        default=GateConfig.ranking_metric,
+        help="what the search loops' promotion gate judges a candidate's order on besides the click "
+        "estimate (GateConfig.ranking_metric)",
+    )
+    p.add_argument(
+        "--browse-explore",
+        type=float,
+        default=0.0,
+        help="exploration budget of the learning feeds (the non-learning feed never explores); the "
+        "engine's default is 0.1, and the feed ranker's examination curve comes from it",
+    )
+    p.add_argument(
         "--browse-dense",
         action="store_true",
         help="build the engines' dense (MiniLM) index too: the learned feed ranker's 'similar to "
@@ -406,7 +420,7 @@ def run_search(args: argparse.Namespace) -> dict[str, Any]:
         monotone=MONOTONE_SETS[args.ranker_monotone],
         bags=args.ranker_bags,
     )
-    gate = GateConfig(min_lists=30)
+    gate = GateConfig(min_lists=30, ranking_metric=args.gate_metric)
 
     def include(lst: Any) -> bool:
         return lst.query in train
@@ -598,6 +612,7 @@ def run_browse(args: argparse.Namespace) -> dict[str, Any]:
     # The non-learning feed ignores feedback of every kind: no clicks flow back, and it does
     # not discount items a shopper was shown and passed over (that is feedback too).
     frozen = replace(config, serving=replace(config.serving, fatigue_rank_step=0.0))
+    config = replace(config, exploration=ExplorationConfig(budget=args.browse_explore))
     engines = {}
     ranked = args.browse_ranker_every > 0
     arms = ("learning", "ranked", "frozen") if ranked else ("learning", "frozen")
@@ -628,9 +643,8 @@ def run_browse(args: argparse.Namespace) -> dict[str, Any]:
         surfaces=(), browse_ranker=False, home_ranker=True, min_train_lists=args.browse_ranker_min_lists
     )
     if args.browse_ranker_gate == "off":  # any loss allowed: every candidate with a clicked list goes live
-        ranker_only = replace(
-            ranker_only, gate=GateConfig(ndcg_tolerance=1.0, ctr_tolerance=1.0, min_lists=1)
-        )
+        anything = GateConfig(ranking_metric="ips_dcg", dcg_tolerance=1.0, ctr_tolerance=1.0, min_lists=1)
+        ranker_only = replace(ranker_only, surface_gate=anything)
     ranker_loop = RetrainLoop(engines["ranked"], ranker_only, say=say) if ranked else None
     learners = [arm for arm in engines if arm != "frozen"]
     n = args.browse_visits

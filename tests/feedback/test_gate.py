@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from shoploop.feedback.click_models import ExaminationCurve
-from shoploop.feedback.gate import GateConfig, PromotionGate, list_ndcg, pbm_clicks
+from shoploop.feedback.gate import GateConfig, PromotionGate, list_ips_dcg, list_ndcg, pbm_clicks
 from shoploop.feedback.training_data import FeaturizedList, LoggedList
 
 CURVE = ExaminationCurve.power_law(1.0, 10)
@@ -66,3 +66,61 @@ def test_better_candidate_promoted_worse_rejected():
 def test_too_little_evidence_is_a_rejection():
     decision = PromotionGate(GateConfig(min_lists=50)).evaluate(held_out(10), lambda X: X[:, 0], None, CURVE)
     assert not decision.promote and "not enough" in decision.reason
+
+
+def test_list_ips_dcg_by_hand():
+    labels = np.array([0, 1, 0])
+    w = np.array([1.0, 2.0, 3.0])  # the clicked item was logged where 1/theta = 2
+    assert list_ips_dcg(labels, np.array([3.0, 2.0, 1.0]), 10, w) == pytest.approx(2 / np.log2(3))
+    assert list_ips_dcg(labels, np.array([1.0, 2.0, 0.0]), 10, w) == pytest.approx(2.0)
+    assert list_ips_dcg(labels, np.array([3.0, 2.0, 1.0]), 1, w) == 0.0  # below the cut-off
+    # unlike NDCG, the weight is not normalised away on a list with one click
+    assert list_ndcg(labels, np.array([1.0, 2.0, 0.0]), 10, w) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="ranking_metric"):
+        GateConfig(ranking_metric="mrr")  # type: ignore[arg-type]
+
+
+def position_biased_logs(n: int, noise: float, seed: int = 0) -> list[FeaturizedList]:
+    """Lists of 8 shown in a noisy order of the true click probability (feature 0 is the truth,
+    feature 1 the logging policy's score); shoppers look at slot k with probability 1/k."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        relevance = rng.uniform(0.0, 0.6, size=8)
+        logged = relevance + rng.normal(0.0, noise, size=8)
+        order = np.argsort(-logged)
+        shown = relevance[order]
+        clicks = (rng.random(8) < 1.0 / np.arange(1, 9)) & (rng.random(8) < shown)
+        if clicks.any():
+            lst = LoggedList(
+                f"r{i}",
+                "home",
+                None,
+                "u",
+                float(i),
+                tuple("abcdefgh"),
+                np.arange(1, 9),
+                np.ones(8),
+                clicks.astype(int),
+            )
+            out.append(FeaturizedList(lst, np.stack([shown, logged[order]], axis=1)))
+    return out
+
+
+@pytest.mark.parametrize("noise", [0.1, 0.4])
+def test_ips_dcg_promotes_the_true_order_that_per_list_ndcg_refuses(noise):
+    """Why the browsing surfaces are gated on IPS-DCG: shoppers clicked where the logging order
+    put items and they looked, and on a one-click list NDCG's normalisation cancels the weight
+    that should correct for it, so even the true order looks worse than a noisy logging order."""
+    data = position_biased_logs(2000, noise)
+    truth = lambda X: X[:, 0]  # noqa: E731
+    by_dcg = PromotionGate(GateConfig(ranking_metric="ips_dcg", n_boot=50)).evaluate(data, truth, None, CURVE)
+    assert by_dcg.promote, by_dcg.reason
+    m = by_dcg.metrics
+    assert m["ips_dcg10_candidate"] > m["ips_dcg10_active"] and m["clicks_delta"] > 0
+    by_ndcg = PromotionGate(GateConfig(ranking_metric="ndcg", n_boot=50)).evaluate(data, truth, None, CURVE)
+    assert not by_ndcg.promote and m["ndcg10_candidate"] < m["ndcg10_active"]
+    worse = PromotionGate(GateConfig(ranking_metric="ips_dcg", n_boot=50)).evaluate(
+        data, lambda X: -X[:, 0], None, CURVE
+    )
+    assert not worse.promote and "IPS-DCG@10" in worse.reason

@@ -143,6 +143,9 @@ class RetrainConfig:
     ranker: RankerConfig = field(default_factory=RankerConfig)
     weighting: WeightingConfig = field(default_factory=WeightingConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    # The browsing surfaces' rankers (browse_ranker, home_ranker) are judged on the IPS-DCG:
+    # the per-list NDCG kept refusing a feed ranker that doubled clicks (feedback/gate.py).
+    surface_gate: GateConfig = field(default_factory=lambda: GateConfig(ranking_metric="ips_dcg"))
     pbm: PBMConfig = field(default_factory=PBMConfig)
     online: OnlineConfig = field(default_factory=OnlineConfig)
 
@@ -218,6 +221,7 @@ class RetrainLoop:
         self.include = include
         self.say = say or log.info
         self.gate = PromotionGate(config.gate)
+        self.surface_gate = PromotionGate(config.surface_gate)
         self.reports: list[RetrainReport] = []
         self.curve_: ExaminationCurve | None = None
         self._events_at_last = 0
@@ -356,14 +360,15 @@ class RetrainLoop:
                 metrics=metrics,
                 config={**asdict(cfg.ranker), "correction": cfg.correction},
             )
-        decision = self.gate.evaluate(
+        gate = self.gate if name == "ranker" else self.surface_gate
+        decision = gate.evaluate(
             held_f, model.predict, active.predict if active is not None else None, estimated
         )
 
         def promote(model_name: str, v: int, reason: str) -> ModelVersion:
             return engine.promote(model_name, v, reason=reason)
 
-        self.gate.record(engine.stores.registry, version, decision, promote=promote)
+        gate.record(engine.stores.registry, version, decision, promote=promote)
         found.version, found.promoted, found.reason = version.version, decision.promote, decision.reason
         found.metrics = {k: v for k, v in decision.metrics.items() if k not in ("gate", "examination_curve")}
         verdict = "promoted" if decision.promote else "rejected"
