@@ -825,6 +825,32 @@ def plots(result: dict[str, Any], img_dir: Path) -> list[str]:
             path = img_dir / "feedback_ndcg.svg"
             path.write_text(line_chart(xs, series, title="Held-out NDCG@10 of served lists"))
             written.append(str(path))
+        if browse:
+            wins = browse["windows_clicks_per_view"]
+            before = browse.get("burn_in_windows") or []
+            step = wins[0]["end"] if wins else 1
+            # visits since learning started; the burn-in's windows (both arms alike) end at 0
+            xs = [step * (i - len(before) + 1) for i in range(len(before))] + [w["end"] for w in wins]
+            names = {
+                "learning": "learning feed",
+                "ranked": "+ feed ranker",
+                "frozen": "non-learning feed",
+            }
+            series = {
+                label: [*before, *(w[arm] for w in wins)]
+                for arm, label in names.items()
+                if wins and arm in wins[0]
+            }
+            path = img_dir / "feedback_home_ctr.svg"
+            path.write_text(
+                line_chart(
+                    xs,
+                    series,
+                    title="Home feed clicks per view (burn-in, then learning)",
+                    y_label="clicks/view",
+                )
+            )
+            written.append(str(path))
         return written
     if search:
         wins = search["windows_heldout_ndcg10"]
@@ -877,9 +903,11 @@ def plots(result: dict[str, Any], img_dir: Path) -> list[str]:
         fig, ax = plt.subplots(figsize=(7, 4))
         for arm, style, label in (
             ("learning", "o-", "learning feed (clicks flow back)"),
+            ("ranked", "^-", "learning feed + learned feed ranker"),
             ("frozen", "s--", "non-learning feed"),
         ):
-            ax.plot(bx + xs, before + [w[arm] for w in wins], style, label=label)
+            if wins and arm in wins[0]:
+                ax.plot(bx + xs, before + [w[arm] for w in wins], style, label=label)
         if before:
             ax.axvline(0, color="grey", lw=1)
             ax.text(0, ax.get_ylim()[0], " learning starts", va="bottom", color="grey")

@@ -121,6 +121,8 @@ def test_feedback_loop_benchmark_runs(tmp_path, monkeypatch):
     assert result["plots"] and all(Path(p).exists() for p in result["plots"])
     svg = Path(result["plots"][0]).read_text()
     assert svg.startswith("<svg") and "<path " in svg
+    home = Path(result["plots"][-1])
+    assert home.name == "feedback_home_ctr.svg" and "+ feed ranker" in home.read_text()
 
 
 def test_feedback_loop_search_part_is_reproducible(tmp_path):
