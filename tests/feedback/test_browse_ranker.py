@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import replace
-from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,11 +11,11 @@ from shoploop.engine.variants import ServingOverride
 from shoploop.feedback.exploration import ExplorationConfig
 from shoploop.feedback.features import FEATURE_NAMES
 from shoploop.feedback.gate import GateConfig
-from shoploop.feedback.ltr import LambdaMARTRanker, LearnedRanker, RankerConfig
+from shoploop.feedback.ltr import LearnedRanker, RankerConfig
 from shoploop.feedback.retrain import RetrainConfig, RetrainLoop
-from shoploop.feedback.training_data import featurize, join_logs, training_set
+from shoploop.feedback.training_data import featurize, join_logs
 from tests.engine.conftest import FAST, make_engine
-from tests.feedback.conftest import liked
+from tests.feedback.conftest import liked_dcg, promote_ranker, ranker_from_logs, visit
 
 LOOP = RetrainConfig(min_train_lists=20, ranker=RankerConfig(n_estimators=60), gate=GateConfig(min_lists=10))
 FUSED = FEATURE_NAMES.index("fused")
@@ -26,29 +23,14 @@ PAGES = ("Clothing > Jackets", "Clothing", "Home", "Electronics", "Sports")
 
 
 def visit_pages(engine, n: int, seed: int = 0, *, k: int = 10) -> int:
-    """n category-page visits; shoppers examine slot r with prob 1/r and click liked items (5% noise)."""
-    rng = np.random.default_rng(seed)
+    """n category-page visits by 100 shoppers (clicks as `conftest.visit`)."""
     pages = [p for p in PAGES if p.split(" > ")[0] in engine.top_categories()]
-    clicks = 0
-    for s in range(n):
+
+    def serve(rng):
         user = f"browser-{rng.integers(100)}"
-        served = engine.browse(pages[rng.integers(len(pages))], user_id=user, k=k)
-        rows = [
-            {
-                "type": "click",
-                "event_id": f"visit-{seed}-{s}-{item.position}",
-                "user_id": user,
-                "item_id": item.item_id,
-                "request_id": served.request_id,
-                "position": item.position,
-                "timestamp": datetime.now(UTC).isoformat(),
-            }
-            for item in served.items
-            if rng.random() < 1 / item.position and rng.random() < (0.7 if liked(item.item_id) else 0.05)
-        ]
-        if rows:
-            clicks += sum(o.status == "accepted" for o in engine.ingest_events(rows))
-    return clicks
+        return engine.browse(pages[rng.integers(len(pages))], user_id=user, k=k), user
+
+    return visit(engine, n, seed, serve, prefix="visit")
 
 
 @pytest.fixture(scope="module")
@@ -112,30 +94,10 @@ def test_the_loop_trains_and_gates_a_category_page_ranker_apart_from_search(brow
     )
 
 
-def _ranker_from_logs(engine) -> LambdaMARTRanker:
-    events = list(engine.stores.events.scan())
-    lists = [lst for lst in join_logs(events, surfaces=("browse",)) if lst.clicked]
-    ts = training_set(featurize(events, lists, products=engine.products.get, explain=None), None)
-    return LambdaMARTRanker(RankerConfig(n_estimators=60, valid_fraction=0.0)).fit(ts.X, ts.y, ts.group)
-
-
-def _promote(engine, model: LambdaMARTRanker) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        LearnedRanker(model).save(Path(tmp))
-        version = engine.stores.registry.register("browse_ranker", Path(tmp), metrics={})
-    engine.promote("browse_ranker", version.version, reason="test")
-    return version.version
-
-
-def _liked_dcg(items) -> float:
-    """DCG@10 of the hidden preference the simulated shoppers clicked on."""
-    return sum(liked(i.item_id) / np.log2(rank + 2) for rank, i in enumerate(items[:10]))
-
-
 def test_the_learned_ranker_orders_pages_by_what_shoppers_clicked(browsed):
     engine, _, _ = browsed
     counted = engine.online.examination
-    v = _promote(engine, _ranker_from_logs(engine))
+    v = promote_ranker(engine, "browse_ranker", ranker_from_logs(engine, "browse"))
     assert engine.versions["browse_ranker"] == v and engine.online.examination == counted
     without = ServingOverride(label="t/featured", models={"browse_ranker": None}, policy="deterministic")
     learned_gain, featured_gain = [], []
@@ -150,8 +112,8 @@ def test_the_learned_ranker_orders_pages_by_what_shoppers_clicked(browsed):
         assert stock == sorted(stock, reverse=True), "in stock first, as in the featured order"
         scores = [i.score for i in learned.items]
         assert scores == sorted(scores, reverse=True)
-        learned_gain.append(_liked_dcg(learned.items))
-        featured_gain.append(_liked_dcg(featured.items))
+        learned_gain.append(liked_dcg(learned.items))
+        featured_gain.append(liked_dcg(featured.items))
         logged = engine.stores.events.get_impression(learned.request_id)
         # the input it learns from next time is the featured score, not its own output
         featured_scores = [i.explanation["featured_score"] for i in learned.items]
@@ -167,7 +129,7 @@ def test_rolling_back_the_first_category_ranker_returns_pages_to_the_featured_or
         if version.status in ("active", "retired"):
             engine.stores.registry.reject("browse_ranker", version.version, reason="test reset")
     engine.sync_with_stores()
-    v = _promote(engine, _ranker_from_logs(engine))
+    v = promote_ranker(engine, "browse_ranker", ranker_from_logs(engine, "browse"))
     assert "ltr" in engine.browse(PAGES[0], k=5).items[0].explanation
     off = engine.rollback("browse_ranker", reason="merchandiser prefers the featured order")
     assert (off.version, off.status) == (v, "rejected")
@@ -180,7 +142,7 @@ def test_rolling_back_the_first_category_ranker_returns_pages_to_the_featured_or
 
 def test_a_category_ranker_leaves_out_of_stock_products_last(browsed):
     engine, _, _ = browsed
-    _promote(engine, _ranker_from_logs(engine))
+    promote_ranker(engine, "browse_ranker", ranker_from_logs(engine, "browse"))
     top = next(p.category_path[0] for p in engine.products.values() if not p.in_stock)
     page = engine.browse(top, k=100, user_id="stock-check")
     stock = [engine.products[i.item_id].in_stock for i in page.items]

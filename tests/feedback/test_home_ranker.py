@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import replace
-from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,11 +11,11 @@ from shoploop.engine.variants import ServingOverride, parse_model_version
 from shoploop.feedback.exploration import ExplorationConfig
 from shoploop.feedback.features import FEATURE_NAMES
 from shoploop.feedback.gate import GateConfig
-from shoploop.feedback.ltr import LambdaMARTRanker, LearnedRanker, RankerConfig
+from shoploop.feedback.ltr import RankerConfig
 from shoploop.feedback.retrain import RetrainConfig, RetrainLoop
-from shoploop.feedback.training_data import featurize, join_logs, training_set
+from shoploop.feedback.training_data import featurize, join_logs
 from tests.engine.conftest import FAST, make_engine
-from tests.feedback.conftest import liked
+from tests.feedback.conftest import liked_dcg, promote_ranker, ranker_from_logs, visit
 
 LOOP = RetrainConfig(min_train_lists=20, ranker=RankerConfig(n_estimators=60), gate=GateConfig(min_lists=10))
 FUSED = FEATURE_NAMES.index("fused")
@@ -33,28 +30,13 @@ def shoppers_with_history(engine, n: int = 40) -> list[str]:
 
 
 def visit_feeds(engine, users: list[str], n: int, seed: int = 0, *, k: int = 10) -> int:
-    """n home-feed visits; shoppers examine slot r with prob 1/r and click liked items (5% noise)."""
-    rng = np.random.default_rng(seed)
-    clicks = 0
-    for s in range(n):
+    """n home-feed visits by `users` (clicks as `conftest.visit`)."""
+
+    def serve(rng):
         user = users[rng.integers(len(users))]
-        served = engine.recommend(user, k=k)
-        rows = [
-            {
-                "type": "click",
-                "event_id": f"feed-{seed}-{s}-{item.position}",
-                "user_id": user,
-                "item_id": item.item_id,
-                "request_id": served.request_id,
-                "position": item.position,
-                "timestamp": datetime.now(UTC).isoformat(),
-            }
-            for item in served.items
-            if rng.random() < 1 / item.position and rng.random() < (0.7 if liked(item.item_id) else 0.05)
-        ]
-        if rows:
-            clicks += sum(o.status == "accepted" for o in engine.ingest_events(rows))
-    return clicks
+        return engine.recommend(user, k=k), user
+
+    return visit(engine, n, seed, serve, prefix="feed")
 
 
 @pytest.fixture(scope="module")
@@ -113,31 +95,17 @@ def test_the_loop_trains_and_gates_a_feed_ranker_apart_from_search_and_pages(fed
     assert off.home is None
 
 
-def _ranker_from_logs(engine) -> LambdaMARTRanker:
+def test_the_feeds_features_carry_how_often_an_item_was_passed_over(fed):
+    engine, _, _ = fed
     events = list(engine.stores.events.scan())
-    lists = [
-        lst for lst in join_logs(events, surfaces=("home",)) if lst.clicked and lst.base_scores is not None
-    ]
-    ts = training_set(featurize(events, lists, products=engine.products.get, explain=None), None)
-    assert (ts.X[:, FATIGUE] > 0).any(), "feeds show items a shopper was shown before"
-    return LambdaMARTRanker(RankerConfig(n_estimators=60, valid_fraction=0.0)).fit(ts.X, ts.y, ts.group)
-
-
-def _promote(engine, model: LambdaMARTRanker) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        LearnedRanker(model).save(Path(tmp))
-        version = engine.stores.registry.register("home_ranker", Path(tmp), metrics={})
-    engine.promote("home_ranker", version.version, reason="test")
-    return version.version
-
-
-def _liked_dcg(items) -> float:
-    return sum(liked(i.item_id) / np.log2(rank + 2) for rank, i in enumerate(items[:10]))
+    lists = [lst for lst in join_logs(events, surfaces=("home",)) if lst.base_scores is not None]
+    feats = featurize(events, lists, products=engine.products.get, explain=None)
+    assert (np.concatenate([f.X for f in feats])[:, FATIGUE] > 0).any(), "feeds show items shown before"
 
 
 def test_the_learned_ranker_orders_feeds_by_what_shoppers_clicked(fed):
     engine, users, _ = fed
-    v = _promote(engine, _ranker_from_logs(engine))
+    v = promote_ranker(engine, "home_ranker", ranker_from_logs(engine, "home"))
     assert engine.versions["home_ranker"] == v
     without = ServingOverride(label="t/model", models={"home_ranker": None}, policy="deterministic")
     learned_gain, model_gain, discounted = [], [], []
@@ -148,8 +116,8 @@ def test_the_learned_ranker_orders_feeds_by_what_shoppers_clicked(fed):
         assert "home_ranker" in learned.model_version and "home_ranker" not in model.model_version
         scores = [i.score for i in learned.items]
         assert scores == sorted(scores, reverse=True)
-        learned_gain.append(_liked_dcg(learned.items))
-        model_gain.append(_liked_dcg(model.items))
+        learned_gain.append(liked_dcg(learned.items))
+        model_gain.append(liked_dcg(model.items))
         # the hand-set fatigue discount applies to the model's order only: the ranker weighs
         # being passed over itself (its "fatigue" input)
         discounted.append(any("fatigue" in i.explanation for i in model.items))
@@ -171,7 +139,7 @@ def test_rolling_back_the_first_feed_ranker_returns_feeds_to_the_model_order(fed
             engine.stores.registry.reject("home_ranker", version.version, reason="test reset")
     engine.sync_with_stores()
     assert engine.home_ranker is None
-    v = _promote(engine, _ranker_from_logs(engine))
+    v = promote_ranker(engine, "home_ranker", ranker_from_logs(engine, "home"))
     assert "ltr" in engine.recommend(users[0], k=5).items[0].explanation
     off = engine.rollback("home_ranker", reason="the plain model converts better")
     assert (off.version, off.status) == (v, "rejected")

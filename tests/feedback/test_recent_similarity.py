@@ -10,7 +10,8 @@ from shoploop.feedback.features import FEATURE_NAMES, FeatureAssembler
 from shoploop.feedback.training_data import featurize, join_logs
 from tests.engine.conftest import make_engine
 from tests.engine.test_bi_encoder_training import dense_config
-from tests.feedback.test_home_ranker import _promote, _ranker_from_logs, visit_feeds
+from tests.feedback.conftest import promote_ranker, ranker_from_logs
+from tests.feedback.test_home_ranker import visit_feeds
 from tests.text.test_finetune import tiny_sentence_transformer
 
 RECENT = FEATURE_NAMES.index("recent_similarity")
@@ -68,7 +69,7 @@ def test_serving_gives_the_ranker_the_same_vectors(dense_engine, monkeypatch):
     monkeypatch.setattr(FeatureAssembler, "transform", spy)
     user = _shopper_with_history(engine)
     visit_feeds(engine, [user], 60, seed=3)
-    _promote(engine, _ranker_from_logs(engine))
+    promote_ranker(engine, "home_ranker", ranker_from_logs(engine, "home"))
     seen.clear()
     engine.recommend(user, k=5)
     assert seen and seen[-1].item_vector == engine.item_vector and seen[-1].surface == "home"
