@@ -56,7 +56,7 @@ def test_better_candidate_promoted_worse_rejected():
     assert up.promote and up.metrics["ndcg10_candidate"] == pytest.approx(1.0)
     down = gate.evaluate(data, bad, good, CURVE)
     assert not down.promote
-    assert "NDCG@10" in down.reason and "clicks" in down.reason
+    assert "IPS-DCG@10" in down.reason and "clicks" in down.reason
     lo, hi = down.metrics["clicks_delta_ci"]
     assert lo <= down.metrics["clicks_delta"] <= hi < 0
     same = gate.evaluate(data, good, good, CURVE)
