@@ -395,23 +395,18 @@ class Engine:
         """A product's text vector from the search index (L2-normalised), None without one; the
         learned rankers' "similar to recently viewed" feature reads it, in training and serving."""
         searcher = self.searcher
-        if searcher is None or searcher.dense_ is None:
-            return None
-        key = searcher.key_of_.get(item_id)
-        vectors = searcher.dense_.vectors_
-        return vectors[key] if key is not None and key < len(vectors) else None
+        return _text_vector(searcher, item_id) if searcher is not None else None
 
     def _text_vectors(self, products: Sequence[Product]) -> np.ndarray | None:
         """Product text vectors aligned with `products` (row 0 = padding), from the search index."""
         searcher = self.searcher
         if searcher is None or searcher.dense_ is None:
             return None
-        dim = searcher.dense_.vectors_.shape[1]
-        out = np.zeros((len(products) + 1, dim), dtype=np.float32)
-        for row, p in enumerate(products, start=1):
-            key = searcher.key_of_.get(p.item_id)
-            if key is not None and key < len(searcher.dense_.vectors_):
-                out[row] = searcher.dense_.vectors_[key]
+        out = np.zeros((len(products) + 1, searcher.dense_.vectors_.shape[1]), dtype=np.float32)
+        for row, p in enumerate(products, start=1):  # one searcher for all, even if swapped meanwhile
+            vec = _text_vector(searcher, p.item_id)
+            if vec is not None:
+                out[row] = vec
         return out
 
     def load_searcher(self, version: ModelVersion) -> HybridSearcher:
@@ -1543,6 +1538,16 @@ class Engine:
             "online": self.online.stats(),
             "suggestions": self.suggester.stats(),
         }
+
+
+def _text_vector(searcher: HybridSearcher, item_id: str) -> np.ndarray | None:
+    """`item_id`'s row of the searcher's dense (L2-normalised) vectors; None without a dense
+    index or a vector for it."""
+    if searcher.dense_ is None:
+        return None
+    key = searcher.key_of_.get(item_id)
+    vectors = searcher.dense_.vectors_
+    return vectors[key] if key is not None and key < len(vectors) else None
 
 
 def _rounded(value: Any) -> float | None:
